@@ -1,0 +1,378 @@
+"""Scenarios: YAML files validated into typed, immutable objects.
+
+A scenario may ``extends:`` another (a path relative to itself); mappings are merged key by
+key, anything else (numbers, lists) is replaced. Events are a mapping by name, so a child can
+change one parameter of an inherited event or switch it off with ``enabled: false``.
+
+Every error names the file that set the offending key, the key path and what was expected;
+unknown keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from segur.errors import InputError
+
+PROFESSIONAL_SECTORS = ("hospital", "town_doctor", "lab", "imaging", "pharmacy", "other_professional", "medico_social")
+SECTORS = PROFESSIONAL_SECTORS + ("patient",)
+ProfessionalSector = Literal["hospital", "town_doctor", "lab", "imaging", "pharmacy", "other_professional", "medico_social"]
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_knots(knots: dict[dt.date, float]) -> dict[dt.date, float]:
+    if not knots:
+        raise ValueError("needs at least one date: value pair")
+    return dict(sorted(knots.items()))
+
+
+class Curve(_Strict):
+    """A value that moves over time: piecewise-linear between dated knots, flat outside them."""
+
+    knots: dict[dt.date, float]
+
+    _sorted = field_validator("knots")(_check_knots)
+
+
+class Profile24(_Strict):
+    """Relative activity for each hour of the day (any positive scale; normalised to mean 1)."""
+
+    hourly: Annotated[list[NonNegative], Field(min_length=24, max_length=24)]
+    weekday: Annotated[list[NonNegative], Field(min_length=7, max_length=7)] = Field(
+        description="Monday .. Sunday, relative (normalised to mean 1)")
+    holiday: NonNegative = Field(1.0, description="activity on a public holiday, relative to a Sunday")
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> "Profile24":
+        if sum(self.hourly) <= 0 or sum(self.weekday) <= 0:
+            raise ValueError("a profile needs some positive activity")
+        return self
+
+
+class DocumentSize(_Strict):
+    """Lognormal size of one document type, clipped to [min_kb, max_kb]."""
+
+    median_kb: Positive
+    sigma: Annotated[float, Field(ge=0.0, le=3.0)]
+    min_kb: Positive = 10.0
+    max_kb: Positive = 20_000.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DocumentSize":
+        if not self.min_kb <= self.median_kb <= self.max_kb:
+            raise ValueError("needs min_kb <= median_kb <= max_kb")
+        return self
+
+
+class DocumentType(_Strict):
+    code: str = Field(min_length=1, description="LOINC (http://loinc.org) or TRE_A05 code")
+    name: str
+    share: Positive = Field(description="relative share of the sector's documents")
+    size: DocumentSize
+
+
+class ProfessionalVisits(_Strict):
+    """Professionals consulting the DMP when they see a patient (reads caused by care, not by deposits)."""
+
+    per_producer_per_day: NonNegative = Field(description="patient contacts (visits, admissions) per producer per day")
+    dmp_search_share: Curve = Field(description="share of contacts that search the patient's DMP")
+    retrieves_per_search: NonNegative = Field(description="mean documents fetched after a search")
+
+
+class Sector(_Strict):
+    """One professional sector ("couloir" of the Ségur programme)."""
+
+    producers: Annotated[int, Field(gt=0)] = Field(description="national count of producing facilities or professionals")
+    producer_kind: Literal["facility", "professional"]
+    professionals_per_producer: Positive = 1.0
+    size_sigma: Annotated[float, Field(ge=0.0, le=4.0)] = Field(
+        description="lognormal spread of producer volume: a university hospital is not a local clinic")
+    documents_per_producer_per_day: Positive = Field(description="documents produced (sent or not), yearly mean")
+    dmp_share: Curve = Field(description="share of produced documents sent to the DMP")
+    seasonal_amplitude: NonNegative = Field(1.0, description="how strongly the sector follows the national seasonality")
+    activity: Profile24
+    document_types: Annotated[list[DocumentType], Field(min_length=1)]
+    visits: ProfessionalVisits
+
+
+class PatientUse(_Strict):
+    """What patients do in Mon espace santé."""
+
+    profiles: Annotated[int, Field(gt=0)]
+    opposition_rate: Annotated[float, Field(ge=0.0, lt=0.2)]
+    active_users: Curve = Field(description="activated profiles over time")
+    active_deposit_bias: Positive = Field(1.2, description="activated patients receive this many times the average share of deposits")
+    consultation_probability: Fraction = Field(description="share of deposits on an activated profile the patient opens")
+    consultation_delay_median_hours: Positive
+    consultation_delay_sigma: Annotated[float, Field(gt=0.0, le=4.0)]
+    consultation_delay_max_days: Annotated[int, Field(gt=0, le=60)] = 30
+    sessions_per_active_user_per_month: NonNegative = Field(description="app visits not caused by a notification")
+    retrieves_per_session: NonNegative
+    uploads_per_active_user_per_year: NonNegative
+    masks_per_active_user_per_year: NonNegative
+    deletes_per_active_user_per_year: NonNegative
+    blocks_per_active_user_per_year: NonNegative
+    upload_types: Annotated[list[DocumentType], Field(min_length=1)]
+    activity: Profile24
+
+
+class Seasonality(_Strict):
+    monthly: Annotated[list[Positive], Field(min_length=12, max_length=12)] = Field(
+        description="January .. December, relative (normalised to mean 1)")
+    christmas_week: Positive = Field(1.0, description="extra factor from 24 December to 1 January")
+
+
+class Growth(_Strict):
+    production_per_year: Annotated[float, Field(gt=-0.5, lt=1.0)] = Field(description="growth of documents produced (not of the share sent)")
+    reference_date: dt.date
+
+
+class RetryPolicy(_Strict):
+    """How a producer's connector retries after a failed deposit: exponential back-off with jitter."""
+
+    first_delay_s: Positive = 60.0
+    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
+    max_delay_s: Positive = 1800.0
+    jitter: Fraction = 0.3
+    drain_speedup: Annotated[float, Field(gt=1.0)] = Field(
+        20.0, description="a connector drains its backlog this many times faster than it normally sends")
+
+
+class _Event(_Strict):
+    enabled: bool = True
+
+
+class LabStrike(_Event):
+    """Producers withhold documents; part of them is delivered after the strike."""
+
+    kind: Literal["lab_strike"]
+    start: dt.date
+    end: dt.date
+    sectors: list[ProfessionalSector] = ["lab"]
+    withheld_share: Fraction = Field(description="share of documents not sent during the strike")
+    delivered_later_share: Fraction = Field(description="share of the withheld documents sent after it")
+    catch_up_days: Annotated[int, Field(gt=0, le=120)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LabStrike":
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class Outage(_Event):
+    """The platform refuses all requests; producers queue and retry, the backlog floods back."""
+
+    kind: Literal["outage"]
+    start: dt.datetime
+    duration_minutes: Annotated[int, Field(gt=0, le=14 * 24 * 60)]
+    retry: RetryPolicy = RetryPolicy()
+    retry_groups_per_sector: Annotated[int, Field(gt=0, le=5000)] = Field(
+        400, description="connectors simulated one by one (the largest producers each get their own)")
+
+
+class Obligation(_Event):
+    """The legal obligation to send: the share sent ramps up to a floor."""
+
+    kind: Literal["obligation"]
+    date: dt.date
+    dmp_share: Fraction = Field(description="share sent once the ramp is over (a floor: never lowers a share)")
+    ramp_days: Annotated[int, Field(ge=0, le=730)]
+    sectors: list[ProfessionalSector] = list(PROFESSIONAL_SECTORS)
+
+
+class Epidemic(_Event):
+    """A winter wave: more care, hence more documents and reads, in the sectors it touches."""
+
+    kind: Literal["epidemic"]
+    start: dt.date
+    peak: dt.date
+    end: dt.date
+    amplitude: Annotated[float, Field(ge=0.0, le=3.0)] = Field(description="extra activity at the peak (0.3 = +30 %)")
+    sectors: list[ProfessionalSector] = ["town_doctor", "lab", "pharmacy"]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Epidemic":
+        if not self.start <= self.peak <= self.end:
+            raise ValueError("needs start <= peak <= end")
+        return self
+
+
+Event = Annotated[Union[LabStrike, Outage, Obligation, Epidemic], Field(discriminator="kind")]
+
+
+class Period(_Strict):
+    start: dt.date
+    end: dt.date = Field(description="inclusive")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Period":
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        if (self.end - self.start).days > 6 * 366:
+            raise ValueError("a period is at most six years")
+        return self
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+class Replay(_Strict):
+    """The window replayed against the record service: the busiest hour, or a fixed start."""
+
+    start: dt.datetime | None = Field(None, description="fixed window start; default: the busiest clock hour")
+    minutes: Annotated[int, Field(gt=0, le=24 * 60)] = 60
+    history_documents_per_patient: Annotated[float, Field(ge=0.0, le=50.0)] = Field(
+        3.0, description="mean older documents in the corpus for each patient the window reads")
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    period: Period
+    seed: int = 2025
+    scale: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    sectors: dict[ProfessionalSector, Sector]
+    patients: PatientUse
+    seasonality: Seasonality
+    growth: Growth
+    events: dict[str, Event] = {}
+    replay: Replay = Replay()
+
+    @field_validator("sectors")
+    @classmethod
+    def _all_sectors(cls, sectors: dict[str, Sector]) -> dict[str, Sector]:
+        missing = [s for s in PROFESSIONAL_SECTORS if s not in sectors]
+        if missing:
+            raise ValueError(f"every professional sector must be described; missing: {', '.join(missing)}")
+        return {s: sectors[s] for s in PROFESSIONAL_SECTORS}
+
+    def active_events(self) -> dict[str, Event]:
+        return {name: event for name, event in self.events.items() if event.enabled}
+
+    def with_overrides(self, *, start: dt.date | None = None, end: dt.date | None = None,
+                       scale: float | None = None, seed: int | None = None) -> "Scenario":
+        """The same scenario with command-line overrides, validated again."""
+        data = self.model_dump()
+        if start is not None:
+            data["period"]["start"] = start
+        if end is not None:
+            data["period"]["end"] = end
+        if scale is not None:
+            data["scale"] = scale
+        if seed is not None:
+            data["seed"] = seed
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as error:
+            raise InputError(_describe(error, "command line", [])) from None
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such scenario file") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a scenario is a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The file and its ancestors, root first, each with its own raw keys."""
+    path = path.resolve()
+    if path in seen:
+        raise InputError(f"{path}: 'extends' loops back to itself")
+    raw = _read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return [(path, raw)]
+    if not isinstance(parent, str):
+        raise InputError(f"{path}: extends: expected a path to another scenario file")
+    return _chain(path.parent / parent, seen + (path,)) + [(path, raw)]
+
+
+def _origin(chain: list[tuple[Path, dict[str, Any]]], location: tuple) -> Path:
+    """The file of the chain that sets the deepest part of the key path (the latest on a tie)."""
+    best, best_depth = chain[-1][0], -1
+    for path, raw in chain:
+        node: Any = raw
+        depth = 0
+        for part in location:
+            if not (isinstance(node, dict) and part in node):
+                break
+            node, depth = node[part], depth + 1
+        if depth >= best_depth and depth > 0:
+            best, best_depth = path, depth
+    return best
+
+
+_EVENT_KINDS = ("lab_strike", "outage", "obligation", "epidemic")
+
+
+def _key_path(location: tuple) -> tuple:
+    """Pydantic puts a tagged union's tag in the path (events.x.outage.start): take it out."""
+    if len(location) > 2 and location[0] == "events" and location[2] in _EVENT_KINDS:
+        return location[:2] + location[3:]
+    return location
+
+
+def _describe(error: ValidationError, source: str, chain: list[tuple[Path, dict[str, Any]]]) -> str:
+    lines = []
+    for problem in error.errors():
+        location = _key_path(tuple(problem["loc"]))
+        key_path = ".".join(str(part) for part in location) or "(top level)"
+        where = str(_origin(chain, location)) if chain else source
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (not part of a scenario; check its spelling)"
+        elif problem["type"] == "missing":
+            message = "required key is missing"
+        given = problem.get("input")
+        shown = "" if problem["type"] in ("missing", "extra_forbidden") or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"{where}: {key_path}: {message}{shown}")
+    return "invalid scenario:\n  " + "\n  ".join(lines)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, merge (``extends``) and validate a scenario file."""
+    chain = _chain(Path(path))
+    merged: dict[str, Any] = {}
+    for _, raw in chain:
+        merged = _merge(merged, raw)
+    try:
+        return Scenario.model_validate(merged)
+    except ValidationError as error:
+        raise InputError(_describe(error, str(path), chain)) from None
