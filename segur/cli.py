@@ -36,9 +36,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from record_service.command import serve, token
     from simulator.command import simulate
 
     main.add_command(simulate)
+    main.add_command(serve)
+    main.add_command(token)
 
 
 _register()

@@ -1,9 +1,74 @@
-"""`segur simulate`: placeholder while the engine is written."""
+"""`segur simulate`: the command-line face of a simulation run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
 import click
+from tqdm import tqdm
+
+from simulator.run import STAGES, default_directory, run
+from simulator.scenario import load_scenario
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
 @click.command()
-@click.argument("scenario")
-def simulate(scenario: str) -> None:
-    """Simulate national document traffic from a scenario (work in progress)."""
-    raise click.ClickException("not implemented yet")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "start", callback=_date, metavar="YYYY-MM-DD", help="First simulated day (overrides the scenario).")
+@click.option("--to", "end", callback=_date, metavar="YYYY-MM-DD", help="Last simulated day, inclusive (overrides the scenario).")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=4), help="Multiplies every population; 1.0 = national.")
+@click.option("--seed", type=int, help="Random seed (same seed, same output).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Result directory (default: results/<scenario>-<timestamp>/). Must not exist or be empty.")
+@click.option("--bucket", type=click.Choice(["auto", "minute", "hour"]), default="auto", show_default=True,
+              help="Time bucket of counts.parquet; auto = minute up to 31 days, hour beyond.")
+@click.option("--schedule/--no-schedule", default=True, show_default=True,
+              help="Write the replay window's schedule.parquet and corpus.parquet.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the PNG plots.")
+def simulate(scenario: Path, start: dt.date | None, end: dt.date | None, scale: float | None, seed: int | None,
+             out: Path | None, bucket: str, schedule: bool, plots: bool) -> None:
+    """Simulate national document traffic from a SCENARIO file.
+
+    Writes monthly.csv, summary.json, counts.parquet, schedule.parquet (the replay window,
+    one row per request), corpus.parquet (the documents its reads need) and PNG plots, then
+    prints the result directory. Exit code 2 on bad input, with nothing written.
+
+    \b
+    Examples:
+      segur simulate scenarios/baseline-2025.yaml --from 2024-10-01 --to 2025-10-31
+      segur simulate scenarios/peak-day-2026.yaml --scale 0.01 --out results/peak-1pc
+    """
+    loaded = load_scenario(scenario).with_overrides(start=start, end=end, scale=scale, seed=seed)
+    directory = out or default_directory(loaded)
+    stages = [s for s in STAGES if (schedule or s != "replay schedule") and (plots or s != "plots")]
+    with tqdm(total=len(stages), desc=loaded.name, unit="stage", disable=not sys.stderr.isatty(),
+              bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed} {postfix}") as bar:
+        def advance(stage: str) -> None:
+            if bar.n or stage != stages[0]:
+                bar.update(1)
+            bar.set_postfix_str(stage)
+
+        result = run(loaded, directory, bucket=bucket, schedule=schedule, draw=plots, progress=advance)
+        bar.update(bar.total - bar.n)
+    summary = result.summary
+    peak = summary["peak_hour"]
+    click.echo(f"{loaded.name}: {loaded.period.start} .. {loaded.period.end}, scale {loaded.scale}, seed {loaded.seed}", err=True)
+    click.echo(f"  professional deposits {summary['professional_deposits']:,} "
+               f"(annualised {summary['annualised_deposit_rate'] / 1e6:,.1f} M/year)", err=True)
+    click.echo(f"  peak hour {peak['start']}: {peak['per_second']:.1f} requests/s "
+               f"({peak['deposits_per_second']:.1f} deposits/s, {peak['reads_per_second']:.1f} reads/s)", err=True)
+    if "replay_window" in summary:
+        window = summary["replay_window"]
+        click.echo(f"  replay window {window['start']} ({window['minutes']} min): {window['operations']:,} requests, "
+                   f"corpus {window['corpus_documents']:,} documents", err=True)
+    click.echo(str(result.directory))

@@ -55,6 +55,7 @@ class Traffic:
     ledger: DepositLedger
     platform_down: np.ndarray  # bool per minute
     refused_during_outage: dict[str, int]  # reads and patient actions that failed and were not retried
+    consultations: np.ndarray  # per minute: the patient searches caused by a deposit (part of patient searches)
 
     def series(self, operation: str, sector: str) -> np.ndarray:
         return self.counts[OPERATIONS.index(operation), SECTORS.index(sector)]
@@ -114,7 +115,7 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
 
     progress("patients")
     before = np.sum([extended_expected[s][:warmup] for s in PROFESSIONAL_SECTORS], axis=0)
-    _patients(scenario, extended, before, deposits, counts, rng)
+    consultations = _patients(scenario, extended, before, deposits, counts, rng)
     progress("professional consultations")
     _professional_reads(scenario, calendar, counts, rng["visits"])
 
@@ -126,11 +127,12 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
             rows = [SECTORS.index("patient")] if operation == "deposit" else list(range(len(SECTORS)))
             refused[operation] = int(counts[row][np.ix_(rows, down)].sum())
             counts[row][np.ix_(rows, down)] = 0
-    return Traffic(scenario, calendar, counts, ledger, platform_down, refused)
+        consultations[down] = 0
+    return Traffic(scenario, calendar, counts, ledger, platform_down, refused, consultations)
 
 
 def _patients(scenario: Scenario, extended: Calendar, before: np.ndarray, deposits: dict[str, np.ndarray],
-              counts: np.ndarray, rng: dict[str, np.random.Generator]) -> None:
+              counts: np.ndarray, rng: dict[str, np.random.Generator]) -> np.ndarray:
     """Patient traffic; ``extended`` starts ``before.size`` minutes (of expected deposits) before the period."""
     patients, scale = scenario.patients, scenario.scale
     patient = SECTORS.index("patient")
@@ -152,6 +154,7 @@ def _patients(scenario: Scenario, extended: Calendar, before: np.ndarray, deposi
     for operation, per_year in controls.items():
         counts[OPERATIONS.index(operation), patient] = rng["controls"].poisson(
             expected_activity(patients, per_year, scale, calendar))
+    return consultations
 
 
 def _professional_reads(scenario: Scenario, calendar: Calendar, counts: np.ndarray, rng: np.random.Generator) -> None:

@@ -1,0 +1,254 @@
+"""The files of a simulation run: monthly.csv, summary.json, counts.parquet, schedule.parquet, corpus.parquet.
+
+Parquet files are written in row groups so that a reader (the load driver) can stream them;
+the schedule is sorted by send time.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from simulator.calendar import MINUTES_PER_DAY
+from simulator.engine import OPERATIONS, READS, Traffic
+from simulator.published import PROFESSIONAL_DEPOSITS
+from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS
+from simulator.schedule import PATIENT, ReplayPlan
+
+ROW_GROUP = 65_536
+BUCKETS = {"minute": 1, "hour": 60}
+
+
+# --- aggregates ------------------------------------------------------------------------------
+
+
+def daily_counts(traffic: Traffic) -> np.ndarray:
+    """(operations, sectors, days)."""
+    ops, sectors, minutes = traffic.counts.shape
+    return traffic.counts.reshape(ops, sectors, minutes // MINUTES_PER_DAY, MINUTES_PER_DAY).sum(axis=3)
+
+
+def monthly_counts(traffic: Traffic) -> tuple[list[str], np.ndarray]:
+    """Month labels and (months, operations, sectors) counts."""
+    daily = daily_counts(traffic)
+    labels = traffic.calendar.month_labels
+    months = sorted(set(labels.tolist()))
+    table = np.stack([daily[:, :, labels == month].sum(axis=2) for month in months])
+    return months, table
+
+
+def professional_deposits_by_month(traffic: Traffic) -> dict[str, int]:
+    months, table = monthly_counts(traffic)
+    sectors = [SECTORS.index(s) for s in PROFESSIONAL_SECTORS]
+    return {month: int(table[i, OPERATIONS.index("deposit"), sectors].sum()) for i, month in enumerate(months)}
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def write_monthly_csv(traffic: Traffic, path: Path) -> None:
+    months, table = monthly_counts(traffic)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["month", "sector", "operation", "count"])
+        for i, month in enumerate(months):
+            for s, sector in enumerate(SECTORS):
+                for o, operation in enumerate(OPERATIONS):
+                    writer.writerow([month, sector, operation, int(table[i, o, s])])
+
+
+def _dictionary(indexes: np.ndarray, values: list[str] | tuple[str, ...]) -> pa.DictionaryArray:
+    mask = indexes < 0
+    return pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, indexes).astype(np.int32), mask=mask),
+                                          pa.array(list(values), pa.string()))
+
+
+def write_counts_parquet(traffic: Traffic, path: Path, bucket: str) -> int:
+    """Counts per bucket x sector x operation (non-zero cells only); returns the number of rows."""
+    width = BUCKETS[bucket]
+    ops, sectors, minutes = traffic.counts.shape
+    counts = traffic.counts.reshape(ops, sectors, minutes // width, width).sum(axis=3)
+    op_index, sector_index, bucket_index = np.nonzero(counts)
+    order = np.lexsort((op_index, sector_index, bucket_index))
+    op_index, sector_index, bucket_index = op_index[order], sector_index[order], bucket_index[order]
+    start = np.datetime64(traffic.calendar.start, "s")
+    table = pa.table({
+        "bucket_start": pa.array(start + bucket_index.astype("timedelta64[m]") * width, pa.timestamp("s")),
+        "sector": _dictionary(sector_index, SECTORS),
+        "operation": _dictionary(op_index, OPERATIONS),
+        "count": pa.array(counts[op_index, sector_index, bucket_index], pa.int64()),
+    })
+    pq.write_table(table, path, row_group_size=ROW_GROUP * 16, compression="zstd")
+    return table.num_rows
+
+
+def document_ids(plan: ReplayPlan, serials: np.ndarray) -> pa.Array:
+    """masterIdentifier of each document serial: an OID unique to the scenario, seed and window."""
+    scenario = plan.population.scenario
+    tag = zlib.crc32(f"{scenario.name}|{plan.window.start.isoformat()}|{scenario.scale}".encode())
+    prefix = f"urn:oid:1.2.250.1.999.{scenario.seed}.{tag}."
+    mask = serials < 0
+    text = pc.cast(pa.array(np.where(mask, 0, serials)), pa.string())
+    joined = pc.binary_join_element_wise(pa.scalar(prefix), text, "")
+    return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), joined)
+
+
+def _identifiers(plan: ReplayPlan, people: np.ndarray, is_patient: np.ndarray) -> pa.Array:
+    """INS for patients, RPPS for professionals, null where there is nobody (-1)."""
+    out = np.full(people.size, "", dtype="U15")
+    patient = is_patient & (people >= 0)
+    professional = ~is_patient & (people >= 0)
+    out[patient] = plan.population.ins(people[patient])
+    out[professional] = plan.population.rpps(people[professional])
+    return pa.array(out, pa.string(), mask=people < 0)
+
+
+def _facilities(plan: ReplayPlan, sectors: np.ndarray, producers: np.ndarray) -> pa.Array:
+    out = np.full(producers.size, "", dtype="U9")
+    known = np.zeros(producers.size, dtype=bool)
+    for index, name in enumerate(PROFESSIONAL_SECTORS):
+        mine = (sectors == index) & (producers >= 0)
+        finess = plan.population.finess(name, producers[mine])
+        if finess is not None:
+            out[mine], known[mine] = finess, True
+    return pa.array(out, pa.string(), mask=~known)
+
+
+def schedule_table(plan: ReplayPlan) -> pa.Table:
+    rows = plan.rows
+    is_patient = rows["sector"] == PATIENT
+    return pa.table({
+        "offset_s": pa.array(rows["offset_s"], pa.float64()),
+        "operation": _dictionary(rows["operation"], OPERATIONS),
+        "sector": _dictionary(rows["sector"], SECTORS),
+        "actor_kind": _dictionary(is_patient.astype(np.int8), ("professional", "patient")),
+        "actor_id": _identifiers(plan, rows["actor"], is_patient),
+        "facility_id": _facilities(plan, rows["sector"], rows["producer"]),
+        "patient_ins": _identifiers(plan, rows["patient"], np.ones(rows["patient"].size, dtype=bool)),
+        "document_id": document_ids(plan, rows["document"]),
+        "type_code": _dictionary(rows["type"], plan.type_codes),
+        "size_bytes": pa.array(rows["size"], pa.int64()),
+        "target_rpps": _identifiers(plan, rows["target_professional"], np.zeros(rows["actor"].size, dtype=bool)),
+    })
+
+
+def corpus_table(plan: ReplayPlan) -> pa.Table:
+    corpus = plan.corpus
+    by_patient = corpus["sector"] == PATIENT
+    opened = np.datetime64(plan.window.start, "ms")
+    dates = opened - (corpus["age_s"] * 1000).astype("timedelta64[ms]")
+    order = np.argsort(dates, kind="stable")
+    corpus = {name: column[order] for name, column in corpus.items()}
+    by_patient, dates = by_patient[order], dates[order]
+    return pa.table({
+        "document_id": document_ids(plan, corpus["document"]),
+        "patient_ins": _identifiers(plan, corpus["patient"], np.ones(by_patient.size, dtype=bool)),
+        "type_code": _dictionary(corpus["type"], plan.type_codes),
+        "size_bytes": pa.array(corpus["size"], pa.int64()),
+        "date": pa.array(dates, pa.timestamp("ms")),
+        "author_kind": _dictionary(by_patient.astype(np.int8), ("professional", "patient")),
+        "author_id": _identifiers(plan, np.where(by_patient, corpus["patient"], corpus["author"]), by_patient),
+        "author_sector": _dictionary(corpus["sector"], SECTORS),
+        "facility_id": _facilities(plan, corpus["sector"], corpus["producer"]),
+    })
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, row_group_size=ROW_GROUP, compression="zstd")
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+def _peaks(traffic: Traffic) -> dict:
+    total = traffic.counts.sum(axis=(0, 1))
+    reads = traffic.total(operations=READS)
+    deposits = traffic.total(operations=("deposit",))
+    hourly = total.reshape(-1, 60).sum(axis=1)
+    hour = int(np.argmax(hourly))
+    span = slice(hour * 60, hour * 60 + 60)
+    minute = int(np.argmax(total))
+    return {
+        "peak_hour": {
+            "start": traffic.calendar.moment(hour * 60).isoformat(),
+            "operations": int(hourly[hour]),
+            "per_second": round(hourly[hour] / 3600, 3),
+            "deposits_per_second": round(deposits[span].sum() / 3600, 3),
+            "reads_per_second": round(reads[span].sum() / 3600, 3),
+        },
+        "peak_minute": {
+            "time": traffic.calendar.moment(minute).isoformat(),
+            "operations": int(total[minute]),
+            "per_second": round(total[minute] / 60, 3),
+        },
+    }
+
+
+def _calibration(by_month: dict[str, int]) -> list[dict]:
+    checks = []
+    for figure in PROFESSIONAL_DEPOSITS:
+        if figure.month in by_month:
+            simulated = by_month[figure.month]
+            checks.append({"month": figure.month, "published": figure.documents, "bound": figure.bound,
+                           "simulated": simulated, "relative_difference": round(simulated / figure.documents - 1, 4),
+                           "source": figure.source})
+    return checks
+
+
+def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) -> dict:
+    scenario, ledger = traffic.scenario, traffic.ledger
+    totals = traffic.counts.sum(axis=2)
+    professional_rows = [SECTORS.index(s) for s in PROFESSIONAL_SECTORS]
+    professional_deposits = int(totals[OPERATIONS.index("deposit"), professional_rows].sum())
+    by_month = professional_deposits_by_month(traffic)
+    days = traffic.calendar.days
+    result = {
+        "scenario": scenario.name,
+        "description": scenario.description.strip(),
+        "seed": scenario.seed,
+        "scale": scenario.scale,
+        "period": {"start": traffic.calendar.start.isoformat(), "end": traffic.calendar.end.isoformat(), "days": days},
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "totals": {op: {sector: int(totals[o, s]) for s, sector in enumerate(SECTORS)} for o, op in enumerate(OPERATIONS)},
+        "totals_by_operation": {op: int(totals[o].sum()) for o, op in enumerate(OPERATIONS)},
+        "totals_by_sector": {sector: int(totals[:, s].sum()) for s, sector in enumerate(SECTORS)},
+        "professional_deposits": professional_deposits,
+        "annualised_deposit_rate": round(professional_deposits / days * 365.25),
+        **_peaks(traffic),
+        "monthly_professional_deposits": by_month,
+        "calibration": _calibration(by_month),
+        "deposit_ledger": {
+            "produced": ledger.produced, "delivered": ledger.delivered, "never_sent": ledger.never_sent,
+            "pending_at_end": ledger.pending_at_end, "balanced": ledger.balanced,
+            "strikes": {name: vars(outcome) for name, outcome in ledger.strikes.items()},
+            "outages": {name: vars(outcome) for name, outcome in ledger.outages.items()},
+        },
+        "refused_during_outage": traffic.refused_during_outage,
+        "events": sorted(scenario.active_events()),
+        "files": files,
+    }
+    if plan is not None:
+        ops = plan.rows["operation"]
+        result["replay_window"] = {
+            "start": plan.window.start.isoformat(),
+            "minutes": plan.window.minutes,
+            "operations": int(ops.size),
+            "per_second": round(ops.size / (plan.window.minutes * 60), 3),
+            "by_operation": {op: int((ops == o).sum()) for o, op in enumerate(OPERATIONS)},
+            "corpus_documents": int(plan.corpus["document"].size),
+            "corpus_bytes": int(plan.corpus["size"].sum()),
+            "deposited_bytes": int(plan.rows["size"][ops == OPERATIONS.index("deposit")].sum()),
+        }
+    return result
+
+
+def write_summary(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,110 @@
+"""One simulation run from a scenario to its result directory, written all or nothing.
+
+Files are written in a hidden sibling directory and renamed into place at the end, so a run
+that fails (or is interrupted) leaves no half-written result behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from segur.errors import InputError
+from simulator import outputs, plots
+from simulator.engine import Traffic, simulate
+from simulator.scenario import Scenario
+from simulator.schedule import ReplayPlan, build_replay, busiest_window, fixed_window
+
+STAGES = ("professional deposits", "strikes and outages", "patients", "professional consultations",
+          "replay schedule", "writing files", "plots")
+
+
+@dataclass
+class RunResult:
+    directory: Path
+    traffic: Traffic
+    plan: ReplayPlan | None
+    summary: dict
+    timings: dict[str, float]
+
+
+def default_directory(scenario: Scenario, results: Path = Path("results")) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return results / f"{scenario.name}-{stamp}"
+
+
+def _bucket(choice: str, days: int) -> str:
+    if choice == "auto":
+        return "minute" if days <= 31 else "hour"
+    return choice
+
+
+def _prepare(directory: Path) -> Path:
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"{directory} already exists and is not empty: choose another --out or remove it")
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create {directory.parent}: {error.strerror}") from None
+    staging = directory.parent / f".{directory.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: bool = True, draw: bool = True,
+        progress: Callable[[str], None] = lambda stage: None) -> RunResult:
+    """Simulate ``scenario`` and write every output into ``directory`` (created; must not hold files)."""
+    staging = _prepare(directory)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    try:
+        traffic = simulate(scenario, progress)
+        timings["simulate_s"] = time.perf_counter() - clock
+
+        plan = None
+        if schedule:
+            progress("replay schedule")
+            step = time.perf_counter()
+            replay = scenario.replay
+            window = (fixed_window(traffic, replay.start, replay.minutes) if replay.start
+                      else busiest_window(traffic, replay.minutes))
+            plan = build_replay(traffic, window)
+            timings["schedule_build_s"] = time.perf_counter() - step
+
+        progress("writing files")
+        step = time.perf_counter()
+        files = {}
+        outputs.write_monthly_csv(traffic, staging / "monthly.csv")
+        files["counts.parquet"] = outputs.write_counts_parquet(traffic, staging / "counts.parquet",
+                                                               _bucket(bucket, traffic.calendar.days))
+        if plan is not None:
+            schedule_table = outputs.schedule_table(plan)
+            outputs.write_parquet(schedule_table, staging / "schedule.parquet")
+            files["schedule.parquet"] = schedule_table.num_rows
+            corpus_table = outputs.corpus_table(plan)
+            outputs.write_parquet(corpus_table, staging / "corpus.parquet")
+            files["corpus.parquet"] = corpus_table.num_rows
+            timings["schedule_write_s"] = time.perf_counter() - step
+        summary = outputs.summary(traffic, plan, files)
+        timings["files_s"] = time.perf_counter() - step
+
+        if draw:
+            progress("plots")
+            step = time.perf_counter()
+            summary["plots"] = plots.draw_all(traffic, plan, staging)
+            timings["plots_s"] = time.perf_counter() - step
+        summary["timings_s"] = {name: round(value, 3) for name, value in timings.items()}
+        outputs.write_summary(summary, staging / "summary.json")
+        if directory.exists():
+            directory.rmdir()
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return RunResult(directory, traffic, plan, summary, timings)
