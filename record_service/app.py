@@ -1,0 +1,97 @@
+"""The ASGI app factory: routes, error handling, overload control, metrics, and the store's lifetime.
+
+No module-level state: every worker process builds its own app (store connections, writer thread,
+metrics registry) from :class:`~record_service.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from record_service.admission import AdmissionMiddleware
+from record_service.auth import TokenVerifier, load_or_create_key
+from record_service.capability import capability_statement
+from record_service.endpoints import Endpoints, fhir
+from record_service.metrics import Metrics, MetricsMiddleware
+from record_service.outcomes import ServiceError, operation_outcome
+from record_service.settings import Settings
+from record_service.storage import open_store
+
+_log = logging.getLogger("record_service")
+_HEALTHY = b'{"status":"ok"}'
+
+
+def create_app(settings: Settings):
+    """The record service as an ASGI app (Starlette inside admission and metrics middleware)."""
+    metrics = Metrics()
+    store = open_store(settings, on_commit=metrics.observe_commit)
+    blob_threads = ThreadPoolExecutor(settings.blob_threads, thread_name_prefix="blob-writer")
+    endpoints = Endpoints(settings, store, TokenVerifier(load_or_create_key(settings.key_file)), metrics, blob_threads)
+    capability = capability_statement()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await store.open()
+        try:
+            yield
+        finally:
+            await store.close()
+            blob_threads.shutdown(wait=True)
+
+    async def metadata(request: Request) -> Response:
+        return fhir(capability)
+
+    async def health(request: Request) -> Response:
+        return Response(_HEALTHY, media_type="application/json")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    async def refused(request: Request, error: ServiceError) -> Response:
+        metrics.reject(error.reason)
+        return fhir(error.outcome(), error.status, error.headers)
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        metrics.reject("not-found" if error.status_code == 404 else "method")
+        code = "not-found" if error.status_code == 404 else "not-supported"
+        return fhir(operation_outcome(code, f"{request.method} {request.url.path}: {error.detail}"),
+                    error.status_code, dict(error.headers or {}))
+
+    async def crashed(request: Request, error: Exception) -> Response:
+        _log.exception("unexpected error on %s %s", request.method, request.url.path)
+        metrics.reject("internal")
+        return fhir(operation_outcome("exception", "internal error"), 500)
+
+    e = endpoints
+    routes = [
+        Route("/", e.deposit, methods=["POST"]),
+        Route("/DocumentReference", e.find_documents, methods=["GET"]),
+        Route("/DocumentReference/{id}", e.read_document, methods=["GET"]),
+        Route("/DocumentReference/{id}", e.delete, methods=["DELETE"]),
+        Route("/DocumentReference/{id}/$mask", e.mask, methods=["POST"]),
+        Route("/DocumentReference/{id}/$unmask", e.unmask, methods=["POST"]),
+        Route("/Binary/{id}", e.retrieve, methods=["GET"]),
+        Route("/Patient/$block", e.block, methods=["POST"]),
+        Route("/Patient/$unblock", e.unblock, methods=["POST"]),
+        Route("/Patient/$opt-out", e.opt_out, methods=["POST"]),
+        Route("/AuditEvent", e.audit_events, methods=["GET"]),
+        Route("/metadata", metadata, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ServiceError: refused, HTTPException: http_error, Exception: crashed})
+    return MetricsMiddleware(AdmissionMiddleware(app, settings.max_in_flight, metrics.reject), metrics)
+
+
+def app_from_environment():
+    """Granian's factory target: the app for the settings ``segur serve`` put in the environment."""
+    return create_app(Settings.from_environment())

@@ -1,0 +1,62 @@
+"""Document bytes, stored once per content in files named by their SHA-256.
+
+A file is written under a temporary name, fsynced, renamed into place and its directory fsynced,
+so a file under its final name is always complete: a crash leaves at most an orphan temporary file,
+never a truncated document. Identical documents share one file (deduplication for free).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+
+class BlobStore:
+    """Content-addressed files under ``root/<2 hex>/<sha256>``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def put(self, data: bytes, sha256: str | None = None) -> str:
+        """Store ``data`` durably (fsynced before returning) and return its SHA-256 in hex."""
+        sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        final = self.path(sha256)
+        if final.exists():  # complete by construction: only ever renamed into place after fsync
+            return sha256
+        directory = final.parent
+        directory.mkdir(exist_ok=True)
+        temporary = directory / f".{sha256}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+        self._fsync_directory(directory)
+        return sha256
+
+    def get(self, sha256: str) -> bytes:
+        with open(self.path(sha256), "rb") as f:
+            return f.read()
+
+    def count(self) -> int:
+        """How many documents are stored (temporary files excluded)."""
+        return sum(1 for p in self.root.glob("??/*") if not p.name.startswith("."))
+
+    @staticmethod
+    def _fsync_directory(directory: Path) -> None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,237 @@
+"""The HTTP handlers: each checks who calls, what is asked, applies the rules, then reads or writes.
+
+Every refusal is a :class:`~record_service.outcomes.ServiceError` raised *before* anything is written
+(or inside the write's own savepoint), so a refused request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from record_service import registry, rules, searches
+from record_service.audit_events import audit_event
+from record_service.auth import Actor, TokenVerifier
+from record_service.bundles import parse_deposit, searchset, transaction_response
+from record_service.metrics import Metrics
+from record_service.outcomes import ServiceError, invalid, operation_outcome, required
+from record_service.settings import Settings
+from record_service.storage import Store
+from segur.identifiers import RPPS_SYSTEM, is_valid_rpps
+
+FHIR_JSON = "application/fhir+json"
+_JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+def fhir(body: bytes | dict, status: int = 200, headers: dict | None = None) -> Response:
+    if isinstance(body, dict):
+        body = orjson.dumps(body)
+    return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _information(message: str) -> Response:
+    return fhir(operation_outcome("informational", message, severity="information"))
+
+
+class Endpoints:
+    """The handlers of one app instance, sharing its store, token verifier, metrics and file-writing threads."""
+
+    def __init__(self, settings: Settings, store: Store, verifier: TokenVerifier, metrics: Metrics,
+                 blob_threads: ThreadPoolExecutor):
+        self.settings = settings
+        self.store = store
+        self.verifier = verifier
+        self.metrics = metrics
+        self.blob_threads = blob_threads
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _actor(self, request: Request) -> Actor:
+        return self.verifier.actor(request.headers.get("authorization"))
+
+    async def _json_body(self, request: Request) -> object:
+        """The request body parsed as JSON, reading at most the configured limit."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in _JSON_TYPES:
+            raise ServiceError(415, "not-supported", f"send the body as {FHIR_JSON}, not {content_type[:60]!r}",
+                               "Content-Type", reason="wrong-content-type")
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+        try:
+            return orjson.loads(b"".join(chunks))
+        except orjson.JSONDecodeError as error:
+            raise invalid(f"the body is not valid JSON: {error}", reason="malformed-json") from None
+
+    def _too_large(self, limit: int) -> ServiceError:
+        return ServiceError(413, "too-costly", f"the request body is larger than {limit} bytes "
+                            f"(documents are limited to {self.settings.max_document_bytes} bytes)", reason="oversized")
+
+    async def _audit(self, actor: Actor, patient_ins: str, action: str, document_id: str | None, outcome: str,
+                     detail: str | None = None) -> None:
+        """Record a professional's read (or attempt); returns once committed."""
+        if actor.is_professional:
+            await self.store.audit(registry.audit_row(actor, patient_ins, action, document_id, outcome, detail))
+
+    # --- ITI-65 -----------------------------------------------------------------------------
+
+    async def deposit(self, request: Request) -> Response:
+        actor = self._actor(request)
+        deposit = parse_deposit(await self._json_body(request), self.settings.max_document_bytes)
+        state = await registry.patient_state(self.store, deposit.patient_ins, actor)
+        rules.check_can_deposit(actor, deposit.patient_ins, state)
+        existing = await registry.existing_masters(self.store, [d.master_id for d in deposit.documents])
+        for doc in deposit.documents:  # early answer for retries and reused ids, before any bytes are written
+            found = existing.get(doc.master_id)
+            if found and (found[1] != deposit.patient_ins or found[2] != doc.sha256 or found[3] == "deleted"):
+                raise ServiceError(409, "conflict", f"masterIdentifier {doc.master_id[:80]!r} is already used by a "
+                                   "different document", "DocumentReference.masterIdentifier", reason="conflict")
+        new = [doc for doc in deposit.documents if doc.master_id not in existing]
+        if new:  # bytes first, fsynced, then the metadata that points at them
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self.blob_threads, self.store.blobs.put, doc.data, doc.sha256)
+                                   for doc in new))
+        outcomes = await self.store.write(registry.deposit(deposit, actor))
+        created = [deposit.documents[i] for i, (_, was_created) in enumerate(outcomes) if was_created]
+        if created:
+            self.metrics.documents.inc(len(created))
+            self.metrics.document_bytes.inc(sum(len(doc.data) for doc in created))
+        return fhir(transaction_response(deposit, outcomes), 201 if created else 200)
+
+    # --- ITI-67 -----------------------------------------------------------------------------
+
+    async def find_documents(self, request: Request) -> Response:
+        actor = self._actor(request)
+        query = searches.document_query(request.query_params)
+        rules.check_record_access(actor, query.patient_ins)
+        state = await registry.patient_state(self.store, query.patient_ins, actor)
+        base = str(request.base_url)
+        self_link = f"{base}DocumentReference?{request.url.query}"
+        if state.opted_out or state.blocked:
+            await self._audit(actor, query.patient_ins, "search", None, "refused",
+                              "blocked by the patient" if state.blocked else "record closed")
+            return fhir(searchset([], "DocumentReference", self_link, None))
+        rows = await registry.search(self.store, query, actor)
+        next_link = None
+        if len(rows) > query.count:
+            rows = rows[:query.count]
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
+            params.append(("_cursor", searches.cursor_token(rows[-1][1], rows[-1][0])))
+            next_link = f"{base}DocumentReference?{urlencode(params)}"
+        await self._audit(actor, query.patient_ins, "search", None, "success", f"{len(rows)} documents")
+        return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link))
+
+    async def _readable(self, actor: Actor, document_id: str) -> tuple:
+        """The row of a document ``actor`` may read (audited for professionals), else the refusal."""
+        row = await registry.document(self.store, document_id)
+        if row is None:
+            raise ServiceError(404, "not-found", "no such document", reason="not-found")
+        facts = registry.facts(row)
+        state = await registry.patient_state(self.store, facts.patient_ins, actor)
+        try:
+            rules.check_can_read(actor, facts, state)
+        except ServiceError as refusal:
+            if actor.is_professional and refusal.status == 403:
+                await self._audit(actor, facts.patient_ins, "read", document_id, "refused", refusal.message)
+            raise
+        await self._audit(actor, facts.patient_ins, "read", document_id, "success")
+        return row
+
+    async def read_document(self, request: Request) -> Response:
+        row = await self._readable(self._actor(request), request.path_params["id"])
+        return fhir(bytes(row[10]))
+
+    # --- ITI-68 -----------------------------------------------------------------------------
+
+    async def retrieve(self, request: Request) -> Response:
+        document_id = request.path_params["id"]
+        row = await self._readable(self._actor(request), document_id)
+        content_type, sha256 = row[7], row[8]
+        data = self.store.blobs.get(sha256)  # page-cached file read: cheaper inline than via a thread
+        if FHIR_JSON in request.headers.get("accept", ""):
+            return fhir({"resourceType": "Binary", "id": document_id, "contentType": content_type,
+                         "data": base64.b64encode(data).decode()})
+        return Response(data, media_type=content_type)
+
+    # --- patient controls -------------------------------------------------------------------
+
+    async def mask(self, request: Request) -> Response:
+        resource = await self.store.write(registry.set_masked(request.path_params["id"], self._actor(request), True))
+        return fhir(resource)
+
+    async def unmask(self, request: Request) -> Response:
+        resource = await self.store.write(registry.set_masked(request.path_params["id"], self._actor(request), False))
+        return fhir(resource)
+
+    async def delete(self, request: Request) -> Response:
+        await self.store.write(registry.delete(request.path_params["id"], self._actor(request)))
+        return Response(status_code=204)
+
+    async def _blocking(self, request: Request, blocked: bool) -> Response:
+        actor = self._actor(request)
+        rules.check_patient_only(actor, None, "block or unblock a professional")
+        rpps = _professional_parameter(await self._json_body(request))
+        await self.store.write(registry.set_blocked(actor.ins, rpps, blocked))
+        return _information(f"professional {rpps} {'blocked' if blocked else 'unblocked'}")
+
+    async def block(self, request: Request) -> Response:
+        return await self._blocking(request, True)
+
+    async def unblock(self, request: Request) -> Response:
+        return await self._blocking(request, False)
+
+    async def opt_out(self, request: Request) -> Response:
+        actor = self._actor(request)
+        rules.check_patient_only(actor, None, "close their record")
+        await self.store.write(registry.opt_out(actor.ins))
+        return _information("the record is closed: no document can be found or deposited any more")
+
+    async def audit_events(self, request: Request) -> Response:
+        actor = self._actor(request)
+        patient = searches.patient_ins(request.query_params)
+        rules.check_patient_only(actor, patient, "read the access history")
+        count = searches.count(request.query_params)
+        before = request.query_params.get("_cursor")
+        if before is not None and not before.isdigit():
+            raise invalid("_cursor is not one this service issued", "_cursor")
+        rows = await registry.audit_events(self.store, patient, count, int(before) if before else None)
+        base = str(request.base_url)
+        next_link = None
+        if len(rows) > count:
+            rows = rows[:count]
+            params = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
+            next_link = f"{base}AuditEvent?{urlencode(params + [('_cursor', str(rows[-1][0]))])}"
+        return fhir(searchset([audit_event(row) for row in rows], "AuditEvent",
+                              f"{base}AuditEvent?{request.url.query}", next_link))
+
+
+def _professional_parameter(body: object) -> str:
+    """The RPPS named by ``Parameters.parameter[name=professional].valueIdentifier``."""
+    where = "Parameters.parameter[professional].valueIdentifier.value"
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise invalid("the body must be a Parameters resource", "resourceType", reason="wrong-resource")
+    for parameter in body.get("parameter") or []:
+        if isinstance(parameter, dict) and parameter.get("name") == "professional":
+            identifier = parameter.get("valueIdentifier")
+            if not isinstance(identifier, dict) or not isinstance(identifier.get("value"), str):
+                raise required(where)
+            value = identifier["value"]
+            rpps = value[1:] if identifier.get("system") == RPPS_SYSTEM and len(value) == 12 else value
+            if not is_valid_rpps(rpps):
+                raise invalid(f"{value[:40]!r} is not an RPPS (or '8' + RPPS)", where)
+            return rpps
+    raise required("Parameters.parameter[professional]")

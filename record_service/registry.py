@@ -1,0 +1,244 @@
+"""The document registry's reads and writes, in SQL common to both back ends.
+
+Writes are functions of an open transaction, run by the group committer; each re-checks, inside the
+transaction, whatever could have changed since the request was checked (idempotency, the replaced
+document's state, the patient's opt-out), so concurrent requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from record_service import rules
+from record_service.auth import Actor
+from record_service.bundles import Deposit, format_instant, stored_resource
+from record_service.codes import MASKED_FROM_PROFESSIONALS, VISIBILITY_SYSTEM
+from record_service.committer import WriteTransaction
+from record_service.outcomes import ServiceError, conflict, not_found
+from record_service.rules import DocumentFacts, PatientState
+from record_service.storage import Store
+
+_FACTS = "patient_ins, status, masked, authors, depositor_rpps, depositor_finess, depositor_ins"
+_SEARCH_COLUMNS = "id, date_us, resource"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _authors_column(authors: Sequence[str]) -> str:
+    """Authors as '|rpps|rpps|', so one LIKE finds a professional among them."""
+    return "|" + "|".join(authors) + "|" if authors else "|"
+
+
+def facts(row: Sequence) -> DocumentFacts:
+    """DocumentFacts from the first seven columns of a row selected with ``_FACTS``."""
+    return DocumentFacts(patient_ins=row[0], status=row[1], masked=bool(row[2]),
+                         authors=tuple(a for a in row[3].split("|") if a), depositor_rpps=row[4],
+                         depositor_finess=row[5], depositor_ins=row[6])
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+async def patient_state(store: Store, patient_ins: str, actor: Actor) -> PatientState:
+    rows = await store.fetch(
+        "SELECT (SELECT 1 FROM opt_outs WHERE patient_ins = ?),"
+        " (SELECT 1 FROM blocks WHERE patient_ins = ? AND rpps = ?)",
+        (patient_ins, patient_ins, actor.rpps or ""))
+    opted_out, blocked = rows[0]
+    return PatientState(opted_out=bool(opted_out), blocked=bool(blocked) and actor.is_professional)
+
+
+async def existing_masters(store: Store, master_ids: Sequence[str]) -> dict[str, tuple]:
+    """masterIdentifier -> (id, patient_ins, sha256, status) for those already stored."""
+    marks = ",".join("?" * len(master_ids))
+    rows = await store.fetch(f"SELECT master_id, id, patient_ins, sha256, status FROM documents"
+                             f" WHERE master_id IN ({marks})", tuple(master_ids))
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+async def document(store: Store, document_id: str) -> tuple | None:
+    """(facts..., content_type, sha256, size, resource) of one document, or None."""
+    rows = await store.fetch(f"SELECT {_FACTS}, content_type, sha256, size, resource FROM documents WHERE id = ?",
+                             (document_id,))
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentQuery:
+    """An ITI-67 search, already checked."""
+
+    patient_ins: str
+    statuses: tuple[str, ...]
+    type_codes: tuple[str, ...] = ()
+    date_from_us: int | None = None
+    date_to_us: int | None = None  # inclusive
+    author_rpps: str | None = None
+    count: int = 20
+    after: tuple[int, str] | None = None  # keyset cursor: (date_us, id) of the last one sent
+
+
+async def search(store: Store, query: DocumentQuery, actor: Actor) -> list[tuple]:
+    """Up to ``count + 1`` rows (id, date_us, resource), newest first, that ``actor`` may see."""
+    where = ["patient_ins = ?"]
+    params: list = [query.patient_ins]
+    where.append(f"status IN ({','.join('?' * len(query.statuses))})")
+    params.extend(query.statuses)
+    if query.type_codes:
+        where.append(f"type_code IN ({','.join('?' * len(query.type_codes))})")
+        params.extend(query.type_codes)
+    if query.date_from_us is not None:
+        where.append("date_us >= ?")
+        params.append(query.date_from_us)
+    if query.date_to_us is not None:
+        where.append("date_us <= ?")
+        params.append(query.date_to_us)
+    if query.author_rpps:
+        where.append("authors LIKE ?")
+        params.append(f"%|{query.author_rpps}|%")
+    if actor.is_professional:  # masked documents: only their author or depositor sees them
+        where.append("(masked = 0 OR authors LIKE ? OR depositor_rpps = ? OR depositor_finess = ?)")
+        params.extend((f"%|{actor.rpps}|%", actor.rpps, actor.finess or "\x00"))
+    if query.after is not None:
+        where.append("(date_us < ? OR (date_us = ? AND id < ?))")
+        params.extend((query.after[0], query.after[0], query.after[1]))
+    params.append(query.count + 1)
+    return await store.fetch(f"SELECT {_SEARCH_COLUMNS} FROM documents WHERE {' AND '.join(where)}"
+                             " ORDER BY date_us DESC, id DESC LIMIT ?", params)
+
+
+async def audit_events(store: Store, patient_ins: str, count: int, before_id: int | None) -> list[tuple]:
+    params: list = [patient_ins]
+    extra = ""
+    if before_id is not None:
+        extra = " AND id < ?"
+        params.append(before_id)
+    params.append(count + 1)
+    return await store.fetch("SELECT id, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome,"
+                             f" detail, patient_ins FROM audit_events WHERE patient_ins = ?{extra} ORDER BY id DESC LIMIT ?",
+                             params)
+
+
+def audit_row(actor: Actor, patient_ins: str, action: str, document_id: str | None, outcome: str,
+              detail: str | None = None) -> tuple:
+    return (patient_ins, now_us(), actor.rpps, actor.sector, actor.finess, action, document_id, outcome, detail)
+
+
+# --- writes (run by the group committer) -----------------------------------------------------
+
+_INSERT = ("INSERT INTO documents (id, master_id, patient_ins, status, type_code, date_us, authors, depositor_rpps,"
+           " depositor_finess, depositor_ins, content_type, size, sha256, masked, version, created_us, resource)"
+           " VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)")
+
+
+def _rewrite(resource: bytes, version: int, **changes) -> bytes:
+    """The stored JSON with new fields and a new meta.versionId (each metadata change is a version)."""
+    parsed = orjson.loads(resource)
+    parsed.update(changes)
+    parsed["meta"] = {"versionId": str(version), "lastUpdated": format_instant(now_us())}
+    return orjson.dumps(parsed)
+
+
+def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list[tuple[str, bool]]]:
+    """Store a checked deposit; per document (id, created). 409 on a masterIdentifier reused for other content."""
+
+    def write(tx: WriteTransaction) -> list[tuple[str, bool]]:
+        if tx.execute("SELECT 1 FROM opt_outs WHERE patient_ins = ?", (request.patient_ins,)):
+            rules.check_can_deposit(actor, request.patient_ins, PatientState(opted_out=True, blocked=False))
+        masters = [d.master_id for d in request.documents]
+        existing = {row[0]: row[1:] for row in tx.execute(
+            f"SELECT master_id, id, patient_ins, sha256, status FROM documents WHERE master_id IN"
+            f" ({','.join('?' * len(masters))})", masters)}
+        outcomes: list[tuple[str, bool]] = []
+        stamp = now_us()
+        for doc in request.documents:
+            found = existing.get(doc.master_id)
+            if found is not None:
+                found_id, found_patient, found_sha, found_status = found
+                if found_patient != request.patient_ins or found_sha != doc.sha256 or found_status == "deleted":
+                    raise conflict(f"masterIdentifier {doc.master_id[:80]!r} is already used by a different document",
+                                   "DocumentReference.masterIdentifier")
+                outcomes.append((found_id, False))
+                continue
+            if doc.replaces is not None:
+                _supersede(tx, doc.replaces, actor, request.patient_ins)
+            tx.execute(_INSERT, (
+                doc.id, doc.master_id, request.patient_ins, doc.type_code, doc.date_us, _authors_column(doc.authors),
+                actor.rpps, actor.finess, actor.ins, doc.content_type, len(doc.data), doc.sha256, int(doc.masked),
+                stamp, stored_resource(doc, stamp)))
+            outcomes.append((doc.id, True))
+        return outcomes
+
+    return write
+
+
+def _supersede(tx: WriteTransaction, target_id: str, actor: Actor, patient_ins: str) -> None:
+    rows = tx.execute(f"SELECT {_FACTS}, version, resource FROM documents WHERE id = ?", (target_id,))
+    if not rows:
+        raise ServiceError(404, "not-found", f"the replaced document DocumentReference/{target_id[:80]} does not exist",
+                           "DocumentReference.relatesTo.target", reason="not-found")
+    target = facts(rows[0])
+    rules.check_can_replace(actor, target, patient_ins)
+    version = rows[0][7] + 1
+    tx.execute("UPDATE documents SET status = 'superseded', version = ?, resource = ? WHERE id = ?",
+               (version, _rewrite(rows[0][8], version, status="superseded"), target_id))
+
+
+def set_masked(document_id: str, actor: Actor, masked: bool) -> Callable[[WriteTransaction], bytes]:
+    """Mask or unmask a document from professionals; the new DocumentReference JSON."""
+
+    def write(tx: WriteTransaction) -> bytes:
+        rows = tx.execute(f"SELECT {_FACTS}, version, resource FROM documents WHERE id = ?", (document_id,))
+        if not rows or rows[0][1] == "deleted":
+            raise not_found("no such document")
+        rules.check_patient_only(actor, rows[0][0], "mask or unmask a document")
+        version = rows[0][7] + 1
+        parsed = orjson.loads(rows[0][8])
+        labels = [label for label in parsed.get("securityLabel") or []
+                  if not any(c.get("code") == MASKED_FROM_PROFESSIONALS for c in label.get("coding") or [])]
+        if masked:
+            labels.append({"coding": [{"system": VISIBILITY_SYSTEM, "code": MASKED_FROM_PROFESSIONALS,
+                                       "display": "Masqué aux professionnels de santé"}]})
+        resource = _rewrite(rows[0][8], version, securityLabel=labels) if labels else \
+            _rewrite(orjson.dumps({k: v for k, v in parsed.items() if k != "securityLabel"}), version)
+        tx.execute("UPDATE documents SET masked = ?, version = ?, resource = ? WHERE id = ?",
+                   (int(masked), version, resource, document_id))
+        return resource
+
+    return write
+
+
+def delete(document_id: str, actor: Actor) -> Callable[[WriteTransaction], None]:
+    """Remove a document from the record (kept as a tombstone so its masterIdentifier stays taken)."""
+
+    def write(tx: WriteTransaction) -> None:
+        rows = tx.execute(f"SELECT {_FACTS} FROM documents WHERE id = ?", (document_id,))
+        if not rows:
+            raise not_found("no such document")
+        rules.check_can_delete(actor, facts(rows[0]))
+        tx.execute("UPDATE documents SET status = 'deleted', version = version + 1 WHERE id = ?", (document_id,))
+
+    return write
+
+
+def set_blocked(patient_ins: str, rpps: str, blocked: bool) -> Callable[[WriteTransaction], None]:
+    def write(tx: WriteTransaction) -> None:
+        if blocked:
+            tx.execute("INSERT INTO blocks (patient_ins, rpps, at_us) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                       (patient_ins, rpps, now_us()))
+        else:
+            tx.execute("DELETE FROM blocks WHERE patient_ins = ? AND rpps = ?", (patient_ins, rpps))
+
+    return write
+
+
+def opt_out(patient_ins: str) -> Callable[[WriteTransaction], None]:
+    def write(tx: WriteTransaction) -> None:
+        tx.execute("INSERT INTO opt_outs (patient_ins, at_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   (patient_ins, now_us()))
+
+    return write

@@ -1,0 +1,106 @@
+"""The DMP's access rules as pure decisions: who may do what to which document.
+
+Kept apart from HTTP and SQL so that the rule matrix reads in one place (CSP L1111-17 ff.):
+- a patient sees only their own record, masked documents included;
+- a professional the patient blocked sees nothing of that patient;
+- a document masked by the patient is invisible to professionals other than its author or the
+  professional / facility that deposited it;
+- only the author (or the patient) may delete a document;
+- only the patient manages masking, blocking and opting out, and reads the access history;
+- a patient who opted out has no record: nothing to find, nothing to deposit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from record_service.auth import Actor
+from record_service.outcomes import ServiceError, forbidden, not_found
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFacts:
+    """What the rules need to know about one stored document."""
+
+    patient_ins: str
+    status: str
+    masked: bool
+    authors: tuple[str, ...]
+    depositor_rpps: str | None
+    depositor_finess: str | None
+    depositor_ins: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientState:
+    opted_out: bool
+    blocked: bool  # the calling professional is blocked by this patient
+
+
+def is_author(actor: Actor, document: DocumentFacts) -> bool:
+    """The professional wrote or deposited the document, or works at the facility that deposited it."""
+    if not actor.is_professional:
+        return False
+    return (actor.rpps in document.authors or actor.rpps == document.depositor_rpps
+            or (actor.finess is not None and actor.finess == document.depositor_finess))
+
+
+def check_record_access(actor: Actor, patient_ins: str) -> None:
+    """A patient may only look at their own record (professionals are checked per patient state)."""
+    if actor.is_patient and actor.ins != patient_ins:
+        raise forbidden("a patient may only access their own record", reason="other-patient")
+
+
+def check_patient_only(actor: Actor, patient_ins: str | None, what: str) -> None:
+    """Masking, blocking, opting out and the access history belong to the patient alone."""
+    if not actor.is_patient:
+        raise forbidden(f"only the patient may {what}", reason="patient-only")
+    if patient_ins is not None and actor.ins != patient_ins:
+        raise forbidden("a patient may only act on their own record", reason="other-patient")
+
+
+def check_can_deposit(actor: Actor, patient_ins: str, state: PatientState) -> None:
+    if actor.is_patient and actor.ins != patient_ins:
+        raise forbidden("a patient may only deposit into their own record", reason="other-patient")
+    if state.opted_out:
+        raise ServiceError(403, "forbidden", "the patient has opted out of the shared record: "
+                           "deposits are refused", "subject", reason="opted-out")
+
+
+def check_can_read(actor: Actor, document: DocumentFacts, state: PatientState) -> None:
+    """Raises unless ``actor`` may see this document (a 404 where its very existence must not show)."""
+    if document.status == "deleted" or state.opted_out:
+        raise not_found("no such document")
+    if actor.is_patient:
+        check_record_access(actor, document.patient_ins)
+        return
+    if state.blocked:
+        raise forbidden("the patient has blocked this professional's access to their record", reason="blocked")
+    if document.masked and not is_author(actor, document):
+        raise not_found("no such document")  # masked: invisible, not merely forbidden
+
+
+def check_can_delete(actor: Actor, document: DocumentFacts) -> None:
+    if document.status == "deleted":
+        raise not_found("no such document")
+    if actor.is_patient:
+        check_record_access(actor, document.patient_ins)
+        return
+    if not is_author(actor, document):
+        raise forbidden("only the document's author may delete it", reason="not-author")
+
+
+def check_can_replace(actor: Actor, document: DocumentFacts, patient_ins: str) -> None:
+    if document.status == "deleted":
+        raise not_found("the replaced document does not exist")
+    if document.patient_ins != patient_ins:
+        raise ServiceError(422, "invalid", "the replaced document belongs to another patient",
+                           "DocumentReference.relatesTo", reason="invalid")
+    if actor.is_patient:
+        if actor.ins != document.depositor_ins:
+            raise forbidden("a patient may only replace documents they deposited", reason="not-author")
+    elif not is_author(actor, document):
+        raise forbidden("only the document's author may replace it", reason="not-author")
+    if document.status != "current":
+        raise ServiceError(409, "conflict", f"the replaced document is already {document.status}",
+                           "DocumentReference.relatesTo", reason="conflict")

@@ -1,0 +1,66 @@
+"""The tables and indexes, the same on SQLite and PostgreSQL but for two type names.
+
+Hot queries and the indexes that serve them:
+- a patient's documents by status, newest first (every find): ``documents_by_patient_status``;
+- the same narrowed by type (``type=`` searches): ``documents_by_patient_type``;
+- idempotency by masterIdentifier: the UNIQUE constraint's index;
+- a patient's access history, newest first: ``audit_by_patient``.
+The document's FHIR JSON is kept ready to send (``resource``), rewritten on each metadata change, so
+a search splices stored bytes instead of rebuilding resources.
+"""
+
+from __future__ import annotations
+
+
+def statements(dialect: str) -> list[str]:
+    """CREATE statements for ``dialect`` ('sqlite' or 'postgresql'), safe to run again."""
+    blob = "BLOB" if dialect == "sqlite" else "BYTEA"
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS documents (
+            id TEXT PRIMARY KEY,
+            master_id TEXT NOT NULL UNIQUE,
+            patient_ins TEXT NOT NULL,
+            status TEXT NOT NULL,
+            type_code TEXT NOT NULL,
+            date_us BIGINT NOT NULL,
+            authors TEXT NOT NULL,
+            depositor_rpps TEXT,
+            depositor_finess TEXT,
+            depositor_ins TEXT,
+            content_type TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            masked INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            created_us BIGINT NOT NULL,
+            resource {blob} NOT NULL)""",
+        """CREATE INDEX IF NOT EXISTS documents_by_patient_status
+            ON documents (patient_ins, status, date_us DESC, id DESC)""",
+        """CREATE INDEX IF NOT EXISTS documents_by_patient_type
+            ON documents (patient_ins, type_code, date_us DESC, id DESC)""",
+        """CREATE TABLE IF NOT EXISTS blocks (
+            patient_ins TEXT NOT NULL,
+            rpps TEXT NOT NULL,
+            at_us BIGINT NOT NULL,
+            PRIMARY KEY (patient_ins, rpps))""",
+        """CREATE TABLE IF NOT EXISTS opt_outs (
+            patient_ins TEXT PRIMARY KEY,
+            at_us BIGINT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS audit_events (
+            id {serial},
+            patient_ins TEXT NOT NULL,
+            at_us BIGINT NOT NULL,
+            actor_rpps TEXT NOT NULL,
+            actor_sector TEXT,
+            actor_finess TEXT,
+            action TEXT NOT NULL,
+            document_id TEXT,
+            outcome TEXT NOT NULL,
+            detail TEXT)""",
+        """CREATE INDEX IF NOT EXISTS audit_by_patient ON audit_events (patient_ins, id DESC)""",
+    ]
+
+
+AUDIT_INSERT = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
+                " document_id, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")

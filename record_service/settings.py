@@ -1,0 +1,53 @@
+"""The service's settings: one immutable object, passed to every worker process through the environment.
+
+Granian starts workers as separate processes that import the app factory by name, so the settings
+travel as one JSON environment variable rather than as module globals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+_ENVIRONMENT_VARIABLE = "SEGUR_RECORD_SERVICE_SETTINGS"
+
+DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # the DMP's documented ceiling for one document
+DEFAULT_MAX_IN_FLIGHT = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one service instance needs to know."""
+
+    db_url: str
+    data_dir: str
+    key_file: str
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_batch: int = 256  # operations committed together by the group committer
+    blob_threads: int = 16  # parallel file writes + fsyncs
+
+    @property
+    def blob_dir(self) -> Path:
+        return Path(self.data_dir) / "blobs"
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body read: base64 inflates by 4/3, plus room for the metadata."""
+        return self.max_document_bytes * 4 // 3 + 1024 * 1024
+
+    def to_environment(self) -> None:
+        os.environ[_ENVIRONMENT_VARIABLE] = json.dumps(asdict(self))
+
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        raw = os.environ.get(_ENVIRONMENT_VARIABLE)
+        if not raw:
+            raise RuntimeError(f"{_ENVIRONMENT_VARIABLE} is not set: start the service with `segur serve`")
+        return cls(**json.loads(raw))
+
+
+def default_sqlite_url(data_dir: str | Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'records.sqlite3'}"
