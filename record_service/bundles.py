@@ -190,14 +190,14 @@ def _replaces(document: dict, where: str) -> str | None:
 def _decode(binary: dict, where: str, max_bytes: int) -> bytes:
     data = _text(binary.get("data"), f"{where}.data")
     if len(data) * 3 // 4 > max_bytes + 3:
-        raise ServiceError(413, "too-costly", f"the document is larger than the limit of {max_bytes} bytes",
+        raise ServiceError(413, "too-costly", f"the document (Binary) is larger than the limit of {max_bytes} bytes",
                            f"{where}.data", reason="oversized")
     try:
         decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise invalid(f"{where}.data is not valid base64", f"{where}.data") from None
     if len(decoded) > max_bytes:
-        raise ServiceError(413, "too-costly", f"the document is {len(decoded)} bytes, over the limit of "
+        raise ServiceError(413, "too-costly", f"the document (Binary) is {len(decoded)} bytes, over the limit of "
                            f"{max_bytes}", f"{where}.data", reason="oversized")
     return decoded
 

@@ -29,6 +29,8 @@ from record_service.auth import Actor, issue_token, load_or_create_key
 
 SEGUR = str(Path(sys.executable).parent / "segur")
 BACKENDS = ("sqlite", "postgresql")
+MAX_DOCUMENT_BYTES = 1_000_000  # the shared services' limit, small so that oversize tests stay cheap
+SHARED_OPTIONS = ("--max-document-bytes", str(MAX_DOCUMENT_BYTES))
 
 
 def free_port() -> int:
@@ -196,9 +198,9 @@ def services(postgres, tmp_path_factory) -> Iterator[dict[str, Service]]:
     """One running service per back end, shared by the session."""
     running: dict[str, Service] = {}
     try:
-        running["sqlite"] = Service(tmp_path_factory.mktemp("svc-sqlite"), None).start()
-        running["postgresql"] = Service(tmp_path_factory.mktemp("svc-pg"),
-                                        postgres.create_database("shared_suite")).start()
+        running["sqlite"] = Service(tmp_path_factory.mktemp("svc-sqlite"), None, *SHARED_OPTIONS).start()
+        running["postgresql"] = Service(tmp_path_factory.mktemp("svc-pg"), postgres.create_database("shared_suite"),
+                                        *SHARED_OPTIONS).start()
         yield running
     finally:
         for service in running.values():
