@@ -1,0 +1,112 @@
+"""Scenario files: every shipped one loads; bad ones fail naming the file, the key path and what was expected."""
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from segur.errors import InputError
+from simulator.scenario import PROFESSIONAL_SECTORS, LabStrike, load_scenario
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["baseline-2025", "peak-day-2026", "lab-strike", "outage-recovery", "smoke"])
+def test_shipped_scenarios_load(scenarios_dir, name):
+    scenario = load_scenario(scenarios_dir / f"{name}.yaml")
+    assert scenario.name == name
+    assert list(scenario.sectors) == list(PROFESSIONAL_SECTORS)
+
+
+def test_baseline_history_starts_by_2023_and_runs_to_end_of_2026(baseline):
+    assert baseline.period.start <= dt.date(2023, 1, 1)
+    extended = baseline.with_overrides(end=dt.date(2026, 12, 31))
+    assert extended.period.end == dt.date(2026, 12, 31)
+    for sector in baseline.sectors.values():
+        assert max(sector.dmp_share.knots) >= dt.date(2026, 12, 31)
+
+
+def test_extends_merges_and_overrides_one_event_parameter(scenarios_dir):
+    strike = load_scenario(scenarios_dir / "lab-strike.yaml")
+    base = load_scenario(scenarios_dir / "baseline-2025.yaml")
+    event, base_event = strike.events["lab-strike-2024"], base.events["lab-strike-2024"]
+    assert isinstance(event, LabStrike)
+    assert event.withheld_share == 0.7 and base_event.withheld_share == 0.25
+    assert event.start == base_event.start  # inherited, not repeated
+    assert strike.sectors == base.sectors
+
+
+def test_unknown_key_names_file_and_path(tmp_path, scenarios_dir):
+    child = _write(tmp_path, "child.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
+                   "patients:\n  consultation_probabilty: 0.9\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(child)
+    message = str(error.value)
+    assert "child.yaml" in message and "patients.consultation_probabilty" in message and "unknown key" in message
+
+
+def test_wrong_type_names_path_and_expectation(tmp_path, scenarios_dir):
+    child = _write(tmp_path, "bad.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
+                   "sectors:\n  lab:\n    producers: lots\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(child)
+    message = str(error.value)
+    assert "bad.yaml: sectors.lab.producers" in message and "integer" in message and "'lots'" in message
+
+
+def test_error_in_an_inherited_key_names_the_parent(tmp_path):
+    parent = _write(tmp_path, "parent.yaml", "name: p\nseasonality:\n  monthly: [1, 2]\n")
+    child = _write(tmp_path, "child.yaml", "extends: parent.yaml\nname: c\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(child)
+    assert "parent.yaml: seasonality.monthly" in str(error.value)
+    assert "child.yaml: description: required key is missing" in str(error.value)
+
+
+def test_event_errors_hide_the_union_tag(tmp_path, scenarios_dir):
+    child = _write(tmp_path, "ev.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
+                   "events:\n  cut:\n    kind: outage\n    start: 2025-01-01T09:00:00\n    duration_minutes: -5\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(child)
+    assert "events.cut.duration_minutes" in str(error.value)
+
+
+def test_unknown_event_kind(tmp_path, scenarios_dir):
+    child = _write(tmp_path, "ev.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
+                   "events:\n  x:\n    kind: meteor\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(child)
+    assert "events.x" in str(error.value) and "lab_strike" in str(error.value)
+
+
+def test_missing_sector_is_named(tmp_path, scenarios_dir):
+    base = (scenarios_dir / "baseline-2025.yaml").read_text()
+    start = base.index("  imaging:\n")
+    end = base.index("  pharmacy:\n")
+    path = _write(tmp_path, "no-imaging.yaml", base[:start] + base[end:])
+    with pytest.raises(InputError) as error:
+        load_scenario(path)
+    assert "missing: imaging" in str(error.value)
+
+
+def test_extends_loop_bad_yaml_and_missing_file(tmp_path):
+    _write(tmp_path, "a.yaml", "extends: b.yaml\n")
+    _write(tmp_path, "b.yaml", "extends: a.yaml\n")
+    with pytest.raises(InputError, match="loops"):
+        load_scenario(tmp_path / "a.yaml")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_scenario(_write(tmp_path, "c.yaml", "name: [unclosed\n"))
+    with pytest.raises(InputError, match="no such scenario file"):
+        load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(InputError, match="mapping"):
+        load_scenario(_write(tmp_path, "d.yaml", "- a list\n"))
+
+
+def test_overrides_are_validated(baseline):
+    with pytest.raises(InputError, match="end is before start"):
+        baseline.with_overrides(start=dt.date(2025, 2, 1), end=dt.date(2025, 1, 1))
+    assert baseline.with_overrides(scale=0.5, seed=3).scale == 0.5
