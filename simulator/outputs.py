@@ -66,25 +66,28 @@ def write_monthly_csv(traffic: Traffic, path: Path) -> None:
 
 
 def _dictionary(indexes: np.ndarray, values: list[str] | tuple[str, ...]) -> pa.DictionaryArray:
+    """Strings stored once each; a negative index is a null."""
+    dictionary = pa.array(list(values), pa.string())
     mask = indexes < 0
-    return pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, indexes).astype(np.int32), mask=mask),
-                                          pa.array(list(values), pa.string()))
+    if not mask.any():
+        return pa.DictionaryArray.from_arrays(pa.array(indexes.astype(np.int16)), dictionary)
+    return pa.DictionaryArray.from_arrays(pa.array(np.where(mask, 0, indexes).astype(np.int16), mask=mask), dictionary)
 
 
 def write_counts_parquet(traffic: Traffic, path: Path, bucket: str) -> int:
-    """Counts per bucket x sector x operation (non-zero cells only); returns the number of rows."""
+    """Counts per bucket x sector x operation (non-zero cells only, in time order); returns the row count."""
     width = BUCKETS[bucket]
     ops, sectors, minutes = traffic.counts.shape
-    counts = traffic.counts.reshape(ops, sectors, minutes // width, width).sum(axis=3)
-    op_index, sector_index, bucket_index = np.nonzero(counts)
-    order = np.lexsort((op_index, sector_index, bucket_index))
-    op_index, sector_index, bucket_index = op_index[order], sector_index[order], bucket_index[order]
-    start = np.datetime64(traffic.calendar.start, "s")
+    # (bucket, sector, operation) layout: the non-zero cells then come out already in time order
+    counts = traffic.counts if width == 1 else traffic.counts.reshape(ops, sectors, minutes // width, width).sum(axis=3)
+    flat = np.ascontiguousarray(counts.transpose(2, 1, 0)).ravel()
+    cells = np.flatnonzero(flat)
+    start_s = np.datetime64(traffic.calendar.start, "s").astype(np.int64)
     table = pa.table({
-        "bucket_start": pa.array(start + bucket_index.astype("timedelta64[m]") * width, pa.timestamp("s")),
-        "sector": _dictionary(sector_index, SECTORS),
-        "operation": _dictionary(op_index, OPERATIONS),
-        "count": pa.array(counts[op_index, sector_index, bucket_index], pa.int64()),
+        "bucket_start": pa.array(start_s + cells // (sectors * ops) * (width * 60), pa.timestamp("s")),
+        "sector": _dictionary((cells // ops) % sectors, SECTORS),
+        "operation": _dictionary(cells % ops, OPERATIONS),
+        "count": pa.array(flat[cells], pa.int64()),
     })
     pq.write_table(table, path, row_group_size=ROW_GROUP * 16, compression="zstd")
     return table.num_rows

@@ -83,16 +83,15 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
         outputs.write_monthly_csv(traffic, staging / "monthly.csv")
         files["counts.parquet"] = outputs.write_counts_parquet(traffic, staging / "counts.parquet",
                                                                _bucket(bucket, traffic.calendar.days))
+        timings["counts_write_s"] = time.perf_counter() - step
         if plan is not None:
-            schedule_table = outputs.schedule_table(plan)
-            outputs.write_parquet(schedule_table, staging / "schedule.parquet")
-            files["schedule.parquet"] = schedule_table.num_rows
-            corpus_table = outputs.corpus_table(plan)
-            outputs.write_parquet(corpus_table, staging / "corpus.parquet")
-            files["corpus.parquet"] = corpus_table.num_rows
+            step = time.perf_counter()
+            for name, table in (("schedule.parquet", outputs.schedule_table(plan)),
+                                ("corpus.parquet", outputs.corpus_table(plan))):
+                outputs.write_parquet(table, staging / name)
+                files[name] = table.num_rows
             timings["schedule_write_s"] = time.perf_counter() - step
         summary = outputs.summary(traffic, plan, files)
-        timings["files_s"] = time.perf_counter() - step
 
         if draw:
             progress("plots")
