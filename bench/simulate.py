@@ -33,7 +33,7 @@ from simulator.run import run  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 
 
-def naive_documents_per_second(scenario, day: dt.date, scale: float) -> tuple[int, float]:
+def naive_documents_and_seconds(scenario, day: dt.date, scale: float) -> tuple[int, float]:
     """One SimPy process per sector, one timeout event per document, rate read at each minute."""
     sample = scenario.with_overrides(start=day, end=day, scale=scale)
     rates = expected_deposits(sample, Calendar(day, day))
@@ -59,7 +59,7 @@ def naive_documents_per_second(scenario, day: dt.date, scale: float) -> tuple[in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--year", type=int, default=2026, help="calendar year simulated from the baseline")
-    parser.add_argument("--naive-scale", type=float, default=0.1, help="scale of the naive model's sampled day")
+    parser.add_argument("--naive-scale", type=float, default=0.3, help="scale of the naive model's sampled day")
     args = parser.parse_args()
 
     baseline = load_scenario(ROOT / "scenarios" / "baseline-2025.yaml")
@@ -76,7 +76,9 @@ def main() -> None:
     peak_memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     sample_day = dt.date(args.year, 3, 3)  # a Tuesday: busier than the yearly mean, so per-document cost is fair
-    naive_documents, naive_s = naive_documents_per_second(baseline, sample_day, args.naive_scale)
+    # the naive model's best of three runs: the comparison is as kind to it as can be
+    naive_documents, naive_s = min((naive_documents_and_seconds(baseline, sample_day, args.naive_scale) for _ in range(3)),
+                                   key=lambda run_: run_[1])
     naive_extrapolated_s = naive_s / naive_documents * documents
 
     print(f"national year {args.year}: {documents / 1e6:,.0f} M documents, {operations / 1e6:,.0f} M operations "
