@@ -63,7 +63,10 @@ def parse_instant(value: object, where: str) -> int:
         raise invalid(f"{where} is not an ISO 8601 date-time: {value[:40]!r}", where) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1_000_000)
+    try:
+        return int(moment.timestamp() * 1_000_000)
+    except (OverflowError, ValueError):
+        raise invalid(f"{where} is out of range: {value[:40]!r}", where) from None
 
 
 def format_instant(microseconds: int) -> str:
@@ -154,9 +157,15 @@ def _authors(document: dict, where: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _masked(document: dict) -> bool:
-    for label in document.get("securityLabel") or []:
-        for coding in (label.get("coding") or []) if isinstance(label, dict) else []:
+def _masked(document: dict, where: str) -> bool:
+    labels = document.get("securityLabel")
+    if labels is None:
+        return False
+    for i, label in enumerate(_list(labels, f"{where}.securityLabel")):
+        codings = _object(label, f"{where}.securityLabel[{i}]").get("coding") or []
+        if not isinstance(codings, list):
+            raise invalid(f"{where}.securityLabel[{i}].coding must be an array", f"{where}.securityLabel[{i}].coding")
+        for coding in codings:
             if isinstance(coding, dict) and coding.get("system") == VISIBILITY_SYSTEM \
                     and coding.get("code") == MASKED_FROM_PROFESSIONALS:
                 return True
@@ -244,7 +253,7 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
         raise required("Bundle.entry (DocumentReference)")
     submission = entries[lists[0]]["resource"]
     list_where = f"Bundle.entry[{lists[0]}].resource"
-    codings = (_object(submission.get("code"), f"{list_where}.code").get("coding") or [])
+    codings = _list(_object(submission.get("code"), f"{list_where}.code").get("coding"), f"{list_where}.code.coding")
     if not any(isinstance(c, dict) and c.get("system") == SUBMISSION_SET_SYSTEM and c.get("code") == "submissionset"
                for c in codings):
         raise invalid(f"{list_where}.code must be {SUBMISSION_SET_SYSTEM}#submissionset", f"{list_where}.code")
@@ -258,8 +267,8 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
         resource = entries[i]["resource"]
         master = _object(resource.get("masterIdentifier"), f"{where}.masterIdentifier")
         master_id = _text(master.get("value"), f"{where}.masterIdentifier.value")
-        if len(master_id) > _MAX_MASTER_ID:
-            raise invalid(f"{where}.masterIdentifier.value is longer than {_MAX_MASTER_ID}",
+        if len(master_id) > _MAX_MASTER_ID or not master_id.isprintable():
+            raise invalid(f"{where}.masterIdentifier.value must be printable and at most {_MAX_MASTER_ID} characters",
                           f"{where}.masterIdentifier.value")
         if master_id in master_ids:
             raise invalid(f"masterIdentifier {master_id[:60]!r} appears twice in the Bundle",
@@ -316,7 +325,7 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
         parsed.append(NewDocument(
             id=uuid.uuid4().hex, master_id=master_id, type_code=type_code, date_us=date_us, authors=authors,
             content_type=content_type, data=data, sha256=hashlib.sha256(data).hexdigest(),
-            masked=_masked(resource), replaces=replaces, resource=resource, entry_index=i))
+            masked=_masked(resource, where), replaces=replaces, resource=resource, entry_index=i))
 
     unused = [i for i in binaries if i not in used_binaries]
     if unused:

@@ -52,6 +52,14 @@ class Endpoints:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _document_id(request: Request) -> str:
+        """The ``{id}`` of the path: ids this service issues are 32 hex digits, anything else names nothing."""
+        document_id = request.path_params["id"]
+        if len(document_id) != 32 or not all(c in "0123456789abcdef" for c in document_id):
+            raise ServiceError(404, "not-found", "no such document", reason="not-found")
+        return document_id
+
     def _actor(self, request: Request) -> Actor:
         return self.verifier.actor(request.headers.get("authorization"))
 
@@ -152,14 +160,16 @@ class Endpoints:
         return row
 
     async def read_document(self, request: Request) -> Response:
-        row = await self._readable(self._actor(request), request.path_params["id"])
+        actor = self._actor(request)
+        row = await self._readable(actor, self._document_id(request))
         return fhir(bytes(row[10]))
 
     # --- ITI-68 -----------------------------------------------------------------------------
 
     async def retrieve(self, request: Request) -> Response:
-        document_id = request.path_params["id"]
-        row = await self._readable(self._actor(request), document_id)
+        actor = self._actor(request)
+        document_id = self._document_id(request)
+        row = await self._readable(actor, document_id)
         content_type, sha256 = row[7], row[8]
         data = self.store.blobs.get(sha256)  # page-cached file read: cheaper inline than via a thread
         if FHIR_JSON in request.headers.get("accept", ""):
@@ -170,15 +180,18 @@ class Endpoints:
     # --- patient controls -------------------------------------------------------------------
 
     async def mask(self, request: Request) -> Response:
-        resource = await self.store.write(registry.set_masked(request.path_params["id"], self._actor(request), True))
+        actor = self._actor(request)
+        resource = await self.store.write(registry.set_masked(self._document_id(request), actor, True))
         return fhir(resource)
 
     async def unmask(self, request: Request) -> Response:
-        resource = await self.store.write(registry.set_masked(request.path_params["id"], self._actor(request), False))
+        actor = self._actor(request)
+        resource = await self.store.write(registry.set_masked(self._document_id(request), actor, False))
         return fhir(resource)
 
     async def delete(self, request: Request) -> Response:
-        await self.store.write(registry.delete(request.path_params["id"], self._actor(request)))
+        actor = self._actor(request)
+        await self.store.write(registry.delete(self._document_id(request), actor))
         return Response(status_code=204)
 
     async def _blocking(self, request: Request, blocked: bool) -> Response:

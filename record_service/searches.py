@@ -54,11 +54,11 @@ def _instant_bounds(raw: str) -> tuple[int, int]:
             start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             return int(start.timestamp() * 1e6), int((start + timedelta(days=1)).timestamp() * 1e6) - 1
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        instant = int(moment.timestamp() * 1e6)
+    except (ValueError, OverflowError):
         raise invalid(f"date {raw[:40]!r} is not YYYY-MM-DD or an ISO 8601 date-time", "date") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    instant = int(moment.timestamp() * 1e6)
     return instant, instant
 
 

@@ -71,7 +71,8 @@ def deposit_bundle(ins: str, author_rpps: str, data: bytes, **document_fields) -
         "resourceType": "Bundle", "type": "transaction",
         "entry": [
             {"fullUrl": "urn:uuid:submission-set", "request": {"method": "POST", "url": "List"},
-             "resource": {"resourceType": "List", "status": "current", "mode": "working", "code": SUBMISSION_SET,
+             "resource": {"resourceType": "List", "status": "current", "mode": "working",
+                          "code": copy.deepcopy(SUBMISSION_SET),
                           "subject": {"identifier": {"system": INS_NIR_SYSTEM, "value": ins}},
                           "entry": [{"item": {"reference": "urn:uuid:document-1"}}]}},
             {"fullUrl": "urn:uuid:document-1", "request": {"method": "POST", "url": "DocumentReference"},
