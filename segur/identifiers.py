@@ -1,7 +1,7 @@
 """French health identifiers: INS (NIR form), RPPS and FINESS.
 
 Validators take one string and say whether it is well formed. Generators are vectorised
-(numpy in, numpy bytes out) because the simulator mints millions of them per replay window,
+(numpy in, numpy strings out; bytes on request, for writers that want no conversion) because the simulator mints millions of them per replay window,
 and they are *deterministic*: patient number ``i`` of a pool always gets the same INS, so a
 corpus and a schedule written separately agree on who is who.
 
@@ -101,17 +101,22 @@ def luhn_complete(body: str) -> str:
 
 def _digits(numbers: np.ndarray, width: int) -> np.ndarray:
     """Decimal digits of non-negative int64s as a (n, width) uint8 matrix, most significant first."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((numbers[:, None] // powers) % 10).astype(np.uint8)
+    remaining = np.array(numbers, dtype=np.int64)
+    digits = np.empty((remaining.size, width), dtype=np.uint8)
+    for position in range(width - 1, -1, -1):
+        # a scalar divisor takes numpy's fast integer-division path
+        remaining, digits[:, position] = np.divmod(remaining, 10)
+    return digits
 
 
-def _as_strings(ascii_matrix: np.ndarray) -> np.ndarray:
-    """(n, width) ASCII codes to a numpy array of str (one fixed-width string per row)."""
+def _as_strings(ascii_matrix: np.ndarray, as_bytes: bool) -> np.ndarray:
+    """(n, width) ASCII codes to one fixed-width string per row: numpy bytes (S) or str (U)."""
     width = ascii_matrix.shape[1]
-    return np.ascontiguousarray(ascii_matrix).view(f"S{width}").ravel().astype(f"U{width}")
+    packed = np.ascontiguousarray(ascii_matrix).view(f"S{width}").ravel()
+    return packed if as_bytes else packed.astype(f"U{width}")
 
 
-def ins_for_patients(patient_numbers: np.ndarray, pool_size: int) -> np.ndarray:
+def ins_for_patients(patient_numbers: np.ndarray, pool_size: int, as_bytes: bool = False) -> np.ndarray:
     """The INS of patients ``0 .. pool_size-1``: distinct within the pool, stable for a given pool size.
 
     Patient numbers are scrambled (a multiplicative permutation modulo the pool size), then
@@ -141,37 +146,41 @@ def ins_for_patients(patient_numbers: np.ndarray, pool_size: int) -> np.ndarray:
     chars[:, 5:7] = _DEPARTMENT_CHARS[department]
     chars[:, 7:13] = _digits(commune * 1000 + order, 6) + ord("0")
     chars[:, 13:15] = _digits(key, 2) + ord("0")
-    return _as_strings(chars)
+    return _as_strings(chars, as_bytes)
 
 
-def _luhn_numbers(bodies: np.ndarray, body_width: int) -> np.ndarray:
+_LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)  # 2d, minus 9 when above 9
+
+
+def _luhn_numbers(bodies: np.ndarray, body_width: int, as_bytes: bool) -> np.ndarray:
     """Append a Luhn check digit to each body (given as int64) and return them as strings."""
-    digits = _digits(bodies, body_width).astype(np.int64)
-    # weights from the right of the *full* number: the check digit is position 0, so the body's
-    # last digit is doubled
+    digits = _digits(bodies, body_width)
+    # counted from the right of the *full* number the check digit is position 0: the body's last digit is doubled
     doubled = (np.arange(body_width)[::-1] % 2) == 0
-    contribution = np.where(doubled, digits * 2, digits)
-    contribution = np.where(contribution > 9, contribution - 9, contribution)
-    check = (10 - contribution.sum(axis=1) % 10) % 10
-    chars = np.concatenate([digits, check[:, None]], axis=1).astype(np.uint8) + ord("0")
-    return _as_strings(chars)
+    contribution = digits.copy()
+    contribution[:, doubled] = _LUHN_DOUBLED[digits[:, doubled]]
+    check = (10 - contribution.sum(axis=1, dtype=np.int32) % 10) % 10
+    chars = np.empty((digits.shape[0], body_width + 1), dtype=np.uint8)
+    chars[:, :body_width] = digits + ord("0")
+    chars[:, body_width] = check + ord("0")
+    return _as_strings(chars, as_bytes)
 
 
-def rpps_for_professionals(professional_numbers: np.ndarray) -> np.ndarray:
+def rpps_for_professionals(professional_numbers: np.ndarray, as_bytes: bool = False) -> np.ndarray:
     """Well-formed, distinct RPPS numbers (``10`` + 8 digits + Luhn) for professional numbers < 10**8."""
     numbers = np.asarray(professional_numbers, dtype=np.int64)
     if numbers.size and (numbers.min() < 0 or numbers.max() >= 10**8):
         raise ValueError("professional numbers must lie in 0 .. 10**8-1")
     # 48_271 is odd and not a multiple of 5, hence coprime with 10**8: a permutation of the range
     bodies = 10 * 10**8 + numbers * 48_271 % 10**8
-    return _luhn_numbers(bodies, 10)
+    return _luhn_numbers(bodies, 10, as_bytes)
 
 
-def finess_for_facilities(facility_numbers: np.ndarray) -> np.ndarray:
+def finess_for_facilities(facility_numbers: np.ndarray, as_bytes: bool = False) -> np.ndarray:
     """Well-formed, distinct FINESS numbers (department + 6 digits + Luhn) for facility numbers < 95 * 10**6."""
     numbers = np.asarray(facility_numbers, dtype=np.int64)
     if numbers.size and (numbers.min() < 0 or numbers.max() >= 95 * 10**6):
         raise ValueError("facility numbers must lie in 0 .. 95*10**6-1")
     department = numbers % 95 + 1
     serial = numbers // 95
-    return _luhn_numbers(department * 10**6 + serial, 8)
+    return _luhn_numbers(department * 10**6 + serial, 8, as_bytes)

@@ -104,25 +104,30 @@ def document_ids(plan: ReplayPlan, serials: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), joined)
 
 
+def _strings(fixed_width: np.ndarray, missing: np.ndarray) -> pa.Array:
+    """Fixed-width ASCII bytes to an Arrow string column, null where ``missing``."""
+    return pa.array(fixed_width, pa.binary(), mask=missing).cast(pa.string())
+
+
 def _identifiers(plan: ReplayPlan, people: np.ndarray, is_patient: np.ndarray) -> pa.Array:
     """INS for patients, RPPS for professionals, null where there is nobody (-1)."""
-    out = np.full(people.size, "", dtype="U15")
+    out = np.zeros(people.size, dtype="S15")
     patient = is_patient & (people >= 0)
     professional = ~is_patient & (people >= 0)
-    out[patient] = plan.population.ins(people[patient])
-    out[professional] = plan.population.rpps(people[professional])
-    return pa.array(out, pa.string(), mask=people < 0)
+    out[patient] = plan.population.ins(people[patient], as_bytes=True)
+    out[professional] = plan.population.rpps(people[professional], as_bytes=True)
+    return _strings(out, people < 0)
 
 
 def _facilities(plan: ReplayPlan, sectors: np.ndarray, producers: np.ndarray) -> pa.Array:
-    out = np.full(producers.size, "", dtype="U9")
+    out = np.zeros(producers.size, dtype="S9")
     known = np.zeros(producers.size, dtype=bool)
     for index, name in enumerate(PROFESSIONAL_SECTORS):
         mine = (sectors == index) & (producers >= 0)
-        finess = plan.population.finess(name, producers[mine])
+        finess = plan.population.finess(name, producers[mine], as_bytes=True)
         if finess is not None:
             out[mine], known[mine] = finess, True
-    return pa.array(out, pa.string(), mask=~known)
+    return _strings(out, ~known)
 
 
 def schedule_table(plan: ReplayPlan) -> pa.Table:

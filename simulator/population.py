@@ -64,14 +64,14 @@ class Population:
 
     # --- identifiers -----------------------------------------------------------------------
 
-    def ins(self, patients: np.ndarray) -> np.ndarray:
-        return ins_for_patients(patients, self.patient_pool)
+    def ins(self, patients: np.ndarray, as_bytes: bool = False) -> np.ndarray:
+        return ins_for_patients(patients, self.patient_pool, as_bytes)
 
-    def rpps(self, professionals: np.ndarray) -> np.ndarray:
-        return rpps_for_professionals(professionals)
+    def rpps(self, professionals: np.ndarray, as_bytes: bool = False) -> np.ndarray:
+        return rpps_for_professionals(professionals, as_bytes)
 
-    def finess(self, sector: str, producers: np.ndarray) -> np.ndarray | None:
+    def finess(self, sector: str, producers: np.ndarray, as_bytes: bool = False) -> np.ndarray | None:
         """FINESS of the producers when they are facilities, else None."""
         if self.scenario.sectors[sector].producer_kind != "facility":
             return None
-        return finess_for_facilities(self._facility_offset[sector] + producers)
+        return finess_for_facilities(self._facility_offset[sector] + producers, as_bytes)
