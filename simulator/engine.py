@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from simulator.batching import send_in_batches
 from simulator.calendar import MINUTES_PER_DAY, Calendar
 from simulator.outage import OutageOutcome, apply_outage
 from simulator.patients import expected_activity, expected_consultations
@@ -26,7 +27,7 @@ from simulator.strike import StrikeOutcome, apply_strike
 OPERATIONS = ("deposit", "search", "retrieve", "mask", "delete", "block")
 READS = ("search", "retrieve")
 
-_STREAMS = ("deposits", "strikes", "outages", "consultations", "sessions", "controls", "visits")
+_STREAMS = ("deposits", "strikes", "outages", "consultations", "sessions", "controls", "visits", "batches")
 
 
 @dataclass
@@ -89,6 +90,12 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
     expected = {sector: rate[warmup:] for sector, rate in extended_expected.items()}
     deposits = {sector: rng["deposits"].poisson(rate) for sector, rate in expected.items()}
     ledger = DepositLedger(produced=int(sum(d.sum() for d in deposits.values())))
+    for sector, series in deposits.items():
+        batching = scenario.sectors[sector].batching
+        if batching is not None and batching.share > 0:
+            deposits[sector], waiting = send_in_batches(series, batching.share, batching.interval_minutes,
+                                                        rng["batches"])
+            ledger.pending_at_end += waiting
 
     progress("strikes and outages")
     for name, event in events.items():

@@ -91,6 +91,20 @@ class ProfessionalVisits(_Strict):
     retrieves_per_search: NonNegative = Field(description="mean documents fetched after a search")
 
 
+class Batching(_Strict):
+    """Part of a sector's documents sent in batches at clock boundaries (see simulator.batching)."""
+
+    share: Fraction = Field(description="share of the documents that wait for the next batch")
+    interval_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(description="batches leave at multiples of this")
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _divides_a_day(cls, minutes: int) -> int:
+        if 1440 % minutes:
+            raise ValueError("must divide a day (1440 minutes): 5, 10, 15, 30, 60…")
+        return minutes
+
+
 class Sector(_Strict):
     """One professional sector ("couloir" of the Ségur programme)."""
 
@@ -105,6 +119,7 @@ class Sector(_Strict):
     activity: Profile24
     document_types: Annotated[list[DocumentType], Field(min_length=1)]
     visits: ProfessionalVisits
+    batching: Batching | None = None
 
 
 class PatientUse(_Strict):
