@@ -52,11 +52,11 @@ def simulate(scenario: Path, start: dt.date | None, end: dt.date | None, scale: 
     directory = out or default_directory(loaded)
     stages = [s for s in STAGES if (schedule or s != "replay schedule") and (plots or s != "plots")]
     with tqdm(total=len(stages), desc=loaded.name, unit="stage", disable=not sys.stderr.isatty(),
-              bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed} {postfix}") as bar:
+              bar_format="{desc:<50} {bar} {n_fmt}/{total_fmt} stages, {elapsed}") as bar:
         def advance(stage: str) -> None:
             if bar.n or stage != stages[0]:
                 bar.update(1)
-            bar.set_postfix_str(stage)
+            bar.set_description_str(f"{loaded.name}: {stage}")
 
         result = run(loaded, directory, bucket=bucket, schedule=schedule, draw=plots, progress=advance)
         bar.update(bar.total - bar.n)

@@ -15,6 +15,17 @@ def _write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+def _error(path: Path) -> str:
+    """The message of the InputError that loading ``path`` must raise."""
+    with pytest.raises(InputError) as error:
+        load_scenario(path)
+    return str(error.value)
+
+
+def _baseline_child(directory: Path, name: str, text: str, scenarios_dir: Path) -> Path:
+    return _write(directory, name, f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n{text}")
+
+
 @pytest.mark.parametrize("name", ["baseline-2025", "peak-day-2026", "lab-strike", "outage-recovery", "smoke"])
 def test_shipped_scenarios_load(scenarios_dir, name):
     scenario = load_scenario(scenarios_dir / f"{name}.yaml")
@@ -41,56 +52,37 @@ def test_extends_merges_and_overrides_one_event_parameter(scenarios_dir):
 
 
 def test_unknown_key_names_file_and_path(tmp_path, scenarios_dir):
-    child = _write(tmp_path, "child.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
-                   "patients:\n  consultation_probabilty: 0.9\n")
-    with pytest.raises(InputError) as error:
-        load_scenario(child)
-    message = str(error.value)
+    message = _error(_baseline_child(tmp_path, "child.yaml", "patients:\n  consultation_probabilty: 0.9\n", scenarios_dir))
     assert "child.yaml" in message and "patients.consultation_probabilty" in message and "unknown key" in message
 
 
 def test_wrong_type_names_path_and_expectation(tmp_path, scenarios_dir):
-    child = _write(tmp_path, "bad.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
-                   "sectors:\n  lab:\n    producers: lots\n")
-    with pytest.raises(InputError) as error:
-        load_scenario(child)
-    message = str(error.value)
+    message = _error(_baseline_child(tmp_path, "bad.yaml", "sectors:\n  lab:\n    producers: lots\n", scenarios_dir))
     assert "bad.yaml: sectors.lab.producers" in message and "integer" in message and "'lots'" in message
 
 
 def test_error_in_an_inherited_key_names_the_parent(tmp_path):
     parent = _write(tmp_path, "parent.yaml", "name: p\nseasonality:\n  monthly: [1, 2]\n")
-    child = _write(tmp_path, "child.yaml", "extends: parent.yaml\nname: c\n")
-    with pytest.raises(InputError) as error:
-        load_scenario(child)
-    assert "parent.yaml: seasonality.monthly" in str(error.value)
-    assert "child.yaml: description: required key is missing" in str(error.value)
+    message = _error(_write(tmp_path, "child.yaml", "extends: parent.yaml\nname: c\n"))
+    assert "parent.yaml: seasonality.monthly" in message
+    assert "child.yaml: description: required key is missing" in message
 
 
 def test_event_errors_hide_the_union_tag(tmp_path, scenarios_dir):
-    child = _write(tmp_path, "ev.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
-                   "events:\n  cut:\n    kind: outage\n    start: 2025-01-01T09:00:00\n    duration_minutes: -5\n")
-    with pytest.raises(InputError) as error:
-        load_scenario(child)
-    assert "events.cut.duration_minutes" in str(error.value)
+    text = "events:\n  cut:\n    kind: outage\n    start: 2025-01-01T09:00:00\n    duration_minutes: -5\n"
+    assert "events.cut.duration_minutes" in _error(_baseline_child(tmp_path, "ev.yaml", text, scenarios_dir))
 
 
 def test_unknown_event_kind(tmp_path, scenarios_dir):
-    child = _write(tmp_path, "ev.yaml", f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n"
-                   "events:\n  x:\n    kind: meteor\n")
-    with pytest.raises(InputError) as error:
-        load_scenario(child)
-    assert "events.x" in str(error.value) and "lab_strike" in str(error.value)
+    message = _error(_baseline_child(tmp_path, "ev.yaml", "events:\n  x:\n    kind: meteor\n", scenarios_dir))
+    assert "events.x" in message and "lab_strike" in message
 
 
 def test_missing_sector_is_named(tmp_path, scenarios_dir):
     base = (scenarios_dir / "baseline-2025.yaml").read_text()
     start = base.index("  imaging:\n")
     end = base.index("  pharmacy:\n")
-    path = _write(tmp_path, "no-imaging.yaml", base[:start] + base[end:])
-    with pytest.raises(InputError) as error:
-        load_scenario(path)
-    assert "missing: imaging" in str(error.value)
+    assert "missing: imaging" in _error(_write(tmp_path, "no-imaging.yaml", base[:start] + base[end:]))
 
 
 def test_extends_loop_bad_yaml_and_missing_file(tmp_path):
