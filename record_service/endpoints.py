@@ -49,6 +49,7 @@ class Endpoints:
         self.verifier = verifier
         self.metrics = metrics
         self.blob_threads = blob_threads
+        self._bases: dict[str, str] = {}
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -126,14 +127,15 @@ class Endpoints:
         actor = self._actor(request)
         query = searches.document_query(request.query_params)
         rules.check_record_access(actor, query.patient_ins)
-        state = await registry.patient_state(self.store, query.patient_ins, actor)
-        base = str(request.base_url)
+        base = self._base_url(request)
         self_link = f"{base}DocumentReference?{request.url.query}"
-        if state.opted_out or state.blocked:
-            await self._audit(actor, query.patient_ins, "search", None, "refused",
-                              "blocked by the patient" if state.blocked else "record closed")
-            return fhir(searchset([], "DocumentReference", self_link, None))
         rows = await registry.search(self.store, query, actor)
+        if not rows:  # nothing found: say why in the access history
+            state = await registry.patient_state(self.store, query.patient_ins, actor)
+            if state.opted_out or state.blocked:
+                await self._audit(actor, query.patient_ins, "search", None, "refused",
+                                  "blocked by the patient" if state.blocked else "record closed")
+                return fhir(searchset([], "DocumentReference", self_link, None))
         next_link = None
         if len(rows) > query.count:
             rows = rows[:query.count]
@@ -143,13 +145,23 @@ class Endpoints:
         await self._audit(actor, query.patient_ins, "search", None, "success", f"{len(rows)} documents")
         return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link))
 
+    def _base_url(self, request: Request) -> str:
+        """The service's base URL as the client addressed it (cached per Host: it is built on every search)."""
+        host = request.headers.get("host", "")
+        base = self._bases.get(host)
+        if base is None:
+            base = str(request.base_url)
+            if len(self._bases) < 64:
+                self._bases[host] = base
+        return base
+
     async def _readable(self, actor: Actor, document_id: str) -> tuple:
         """The row of a document ``actor`` may read (audited for professionals), else the refusal."""
-        row = await registry.document(self.store, document_id)
+        row = await registry.document(self.store, document_id, actor)
         if row is None:
             raise ServiceError(404, "not-found", "no such document", reason="not-found")
         facts = registry.facts(row)
-        state = await registry.patient_state(self.store, facts.patient_ins, actor)
+        state = registry.state_of(row, actor)
         try:
             rules.check_can_read(actor, facts, state)
         except ServiceError as refusal:
@@ -222,7 +234,7 @@ class Endpoints:
         if before is not None and not before.isdigit():
             raise invalid("_cursor is not one this service issued", "_cursor")
         rows = await registry.audit_events(self.store, patient, count, int(before) if before else None)
-        base = str(request.base_url)
+        base = self._base_url(request)
         next_link = None
         if len(rows) > count:
             rows = rows[:count]

@@ -61,11 +61,22 @@ async def existing_masters(store: Store, master_ids: Sequence[str]) -> dict[str,
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-async def document(store: Store, document_id: str) -> tuple | None:
-    """(facts..., content_type, sha256, size, resource) of one document, or None."""
-    rows = await store.fetch(f"SELECT {_FACTS}, content_type, sha256, size, resource FROM documents WHERE id = ?",
-                             (document_id,))
+async def document(store: Store, document_id: str, actor: Actor) -> tuple | None:
+    """(facts..., content_type, sha256, size, resource, opted_out, blocked) of one document, or None.
+
+    The patient's state comes in the same query: one round trip per read instead of two.
+    """
+    rows = await store.fetch(
+        f"SELECT {_FACTS}, content_type, sha256, size, resource,"
+        " (SELECT 1 FROM opt_outs o WHERE o.patient_ins = d.patient_ins),"
+        " (SELECT 1 FROM blocks b WHERE b.patient_ins = d.patient_ins AND b.rpps = ?)"
+        " FROM documents d WHERE id = ?", (actor.rpps or "", document_id))
     return rows[0] if rows else None
+
+
+def state_of(row: Sequence, actor: Actor) -> PatientState:
+    """The PatientState carried by the last two columns of a :func:`document` row."""
+    return PatientState(opted_out=bool(row[11]), blocked=bool(row[12]) and actor.is_professional)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +94,15 @@ class DocumentQuery:
 
 
 async def search(store: Store, query: DocumentQuery, actor: Actor) -> list[tuple]:
-    """Up to ``count + 1`` rows (id, date_us, resource), newest first, that ``actor`` may see."""
-    where = ["patient_ins = ?"]
-    params: list = [query.patient_ins]
+    """Up to ``count + 1`` rows (id, date_us, resource), newest first, that ``actor`` may see.
+
+    A closed record, or a professional the patient blocked, finds nothing: checked in the same query
+    so that the common case costs one round trip (callers ask :func:`patient_state` only when empty).
+    """
+    where = ["patient_ins = ?",
+             "NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.patient_ins = ?)",
+             "NOT EXISTS (SELECT 1 FROM blocks b WHERE b.patient_ins = ? AND b.rpps = ?)"]
+    params: list = [query.patient_ins, query.patient_ins, query.patient_ins, actor.rpps or ""]
     where.append(f"status IN ({','.join('?' * len(query.statuses))})")
     params.extend(query.statuses)
     if query.type_codes:

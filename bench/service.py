@@ -1,0 +1,417 @@
+"""Benchmark of the record service over HTTP on 127.0.0.1, on SQLite and PostgreSQL, with this machine's ceilings.
+
+For each back end, in one run and bounded in time:
+- deposits/s of 100 KB documents (ITI-65), finds/s (ITI-67) and retrieves/s (ITI-68, 100 KB back), with
+  p50/p99 latency; every professional read also writes its access-history row, as in production;
+- the ceilings: the same server stack answering a bare "hello" (no storage, no token), and raw storage:
+  the same rows and bytes written straight into the same database and file store (fsynced files, batched
+  transactions, no HTTP, no JSON, no checks).
+The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
+bare rate) and deposits_vs_raw_storage, with every figure behind them.
+
+    uv run python bench/service.py [--seconds 4] [--connections 32] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from record_service.auth import Actor, issue_token, load_or_create_key  # noqa: E402
+from record_service.blobs import BlobStore  # noqa: E402
+from record_service.settings import Settings  # noqa: E402
+from segur.identifiers import INS_NIR_SYSTEM, RPPS_SYSTEM, ins_key, luhn_complete  # noqa: E402
+
+DOCUMENT_BYTES = 100 * 1024
+SEGUR = str(Path(sys.executable).parent / "segur")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the load client: raw HTTP/1.1 keep-alive over asyncio, in its own process --------------------
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+            break
+    if length:
+        await reader.readexactly(length)
+    return status, length
+
+
+async def _drive(port: int, requests: list[bytes], connections: int, seconds: float, unique) -> dict:
+    deadline = time.perf_counter() + seconds
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    counter = iter(range(10**12))
+
+    async def one_connection(offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        i = offset
+        while time.perf_counter() < deadline:
+            request = unique(requests, next(counter)) if unique else requests[i % len(requests)]
+            i += connections
+            started = time.perf_counter()
+            writer.write(request)
+            status, _ = await _read_response(reader)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] = statuses.get(status, 0) + 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_connection(k) for k in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {"per_s": round(ok / elapsed, 1), "requests": len(latencies), "statuses": statuses,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+
+
+def _client_process(port, requests, connections, seconds, unique, out) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    out.put(asyncio.run(_drive(port, requests, connections, seconds, unique)))
+
+
+def drive(port: int, requests: list[bytes], connections: int, seconds: float, unique=None) -> dict:
+    """Run the load from a separate process (so the bench's own bookkeeping does not slow it)."""
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    process = context.Process(target=_client_process, args=(port, requests, connections, seconds, unique, out))
+    process.start()
+    result = out.get(timeout=seconds + 120)
+    process.join(30)
+    return result
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+def make_ins(rng: random.Random) -> str:
+    body = (rng.choice("12") + f"{rng.randint(0, 99):02d}{rng.randint(1, 12):02d}{rng.randint(1, 95):02d}"
+            f"{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}")
+    return body + f"{ins_key(body):02d}"
+
+
+def http_request(method: str, path: str, token: str | None, body: bytes = b"", accept: str | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    if accept:
+        lines.append(f"Accept: {accept}")
+    if body:
+        lines += ["Content-Type: application/fhir+json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class DepositTemplate:
+    """ITI-65 requests for 100 KB documents, each unique (its first 12 bytes are a counter) and cheap to make."""
+
+    def __init__(self, token: str, patients: list[str], author_rpps: str, run_id: str):
+        rest = os.urandom(DOCUMENT_BYTES - 12)
+        self.token = token
+        self.patients = patients
+        self.run_id = run_id
+        self.rest_b64 = base64.b64encode(rest)
+        self.author = author_rpps
+
+    def body(self, n: int) -> bytes:
+        ins = self.patients[n % len(self.patients)]
+        unique = base64.b64encode(n.to_bytes(12, "big"))
+        subject = {"identifier": {"system": INS_NIR_SYSTEM, "value": ins}}
+        doc = {"resourceType": "DocumentReference",
+               "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{self.run_id}-{n}"},
+               "status": "current", "type": {"coding": [{"system": "http://loinc.org", "code": "11502-2"}]},
+               "subject": subject, "date": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T10:00:00+01:00",
+               "author": [{"identifier": {"system": RPPS_SYSTEM, "value": "8" + self.author}}],
+               "content": [{"attachment": {"contentType": "application/pdf", "url": "urn:uuid:bin",
+                                           "size": DOCUMENT_BYTES}}]}
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:ss", "request": {"method": "POST", "url": "List"}, "resource": {
+                "resourceType": "List", "status": "current", "mode": "working", "subject": subject,
+                "code": {"coding": [{"system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes",
+                                     "code": "submissionset"}]}}},
+            {"fullUrl": "urn:uuid:doc", "request": {"method": "POST", "url": "DocumentReference"}, "resource": doc},
+            {"fullUrl": "urn:uuid:bin", "request": {"method": "POST", "url": "Binary"},
+             "resource": {"resourceType": "Binary", "contentType": "application/pdf", "data": "@DATA@"}}]}
+        head, tail = json.dumps(bundle, separators=(",", ":")).encode().split(b"@DATA@")
+        return head + unique + self.rest_b64 + tail
+
+    def unique_data(self, n: int) -> bytes:
+        return n.to_bytes(12, "big") + base64.b64decode(self.rest_b64)
+
+
+_TEMPLATE: DepositTemplate | None = None
+
+
+def _unique_deposit(_requests, n: int) -> bytes:
+    return http_request("POST", "/", _TEMPLATE.token, _TEMPLATE.body(n))
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, args: list[str], port: int, health: str, log: Path):
+        self.port = port
+        self.proc = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+                                     cwd=ROOT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{args[:3]} exited: {log.read_text()[-800:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {log.read_text()[-800:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+
+
+def start_service(work: Path, db_url: str | None, workers: int) -> Server:
+    port = free_port()
+    args = [SEGUR, "serve", "--data-dir", str(work / "data"), "--port", str(port), "--key", str(work / "key"),
+            "--workers", str(workers)]
+    if db_url:
+        args += ["--db", db_url]
+    return Server(args, port, "/health", work / "serve.log")
+
+
+def start_bare(work: Path, workers: int) -> Server:
+    port = free_port()
+    code = ("import sys; from record_service.server import serve; from record_service.settings import Settings;"
+            f"serve(Settings(db_url='sqlite:///unused', data_dir={str(work)!r}, key_file='unused'), '127.0.0.1', "
+            f"{port}, {workers}, target='record_service.ceiling:hello_app_from_environment')")
+    return Server([sys.executable, "-c", code], port, "/hello", work / "bare.log")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+class Postgres:
+    """A throw-away cluster (run as the 'postgres' account when the bench runs as root)."""
+
+    def __init__(self, work: Path):
+        missing = [t for t in ("initdb", "pg_ctl", "postgres") if shutil.which(t) is None]
+        if missing:
+            raise SystemExit(f"PostgreSQL binaries missing from PATH: {', '.join(missing)}")
+        self.dir = work / "pg"
+        self.dir.mkdir()
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.prefix:
+            os.chmod(work, 0o777)
+            os.chmod(self.dir, 0o777)
+        self.port = free_port()
+        subprocess.run([*self.prefix, "initdb", "-D", str(self.dir / "data"), "-U", "segur", "-A", "trust",
+                        "--no-instructions"], check=True, capture_output=True)
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c shared_buffers=512MB"
+                   " -c max_connections=200 -c fsync=on -c synchronous_commit=on")
+        subprocess.run([*self.prefix, "pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o",
+                        options, "-w", "start"], check=True, capture_output=True)
+
+    def database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://segur@127.0.0.1:{self.port}/postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://segur@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        subprocess.run([*self.prefix, "pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+
+
+# --- raw storage: the same rows and bytes, straight into the same stores ------------------------------
+
+def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: DepositTemplate, batch: int = 64) -> dict:
+    """Documents/s written the cheapest durable way: fsynced files in parallel, rows in batched transactions."""
+    from record_service import schema
+    from record_service.bundles import NewDocument, stored_resource
+    from record_service.registry import _INSERT, _authors_column
+    from record_service.storage import open_store, prepare
+    import hashlib
+
+    settings = Settings(db_url=db_url, data_dir=str(data_dir), key_file="unused")
+    prepare(settings)
+    blobs = BlobStore(settings.blob_dir)
+    if db_url.startswith("sqlite"):
+        from record_service.sqlite_store import _SqliteWriteTransaction
+        tx = _SqliteWriteTransaction(db_url.removeprefix("sqlite:///"))
+    else:
+        from record_service.postgres_store import _PostgresWriteTransaction
+        tx = _PostgresWriteTransaction(db_url)
+    pool = ThreadPoolExecutor(16)
+    sample = json.loads(template.body(0))["entry"][1]["resource"]
+    done = 0
+    n = 10**9  # ids apart from the HTTP run's
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        datas = [template.unique_data(n + i) for i in range(batch)]
+        hashes = [hashlib.sha256(d).hexdigest() for d in datas]
+        list(pool.map(blobs.put, datas, hashes))
+        tx.begin()
+        rows = []
+        for i, (data, sha) in enumerate(zip(datas, hashes)):
+            doc = NewDocument(id=uuid.uuid4().hex, master_id=f"raw-{template.run_id}-{n + i}", type_code="11502-2",
+                              date_us=time.time_ns() // 1000, authors=(template.author,),
+                              content_type="application/pdf", data=data, sha256=sha, masked=False, replaces=None,
+                              resource=sample, entry_index=1)
+            rows.append((doc.id, doc.master_id, template.patients[i % len(template.patients)], doc.type_code,
+                         doc.date_us, _authors_column(doc.authors), template.author, None, None, doc.content_type,
+                         len(data), sha, 0, doc.date_us, stored_resource(doc, doc.date_us)))
+        tx.executemany(_INSERT, rows)
+        tx.commit()
+        done += batch
+        n += batch
+    elapsed = time.perf_counter() - started
+    tx.close()
+    pool.shutdown()
+    del schema, open_store
+    return {"per_s": round(done / elapsed, 1), "documents": done}
+
+
+# --- one back end ---------------------------------------------------------------------------------
+
+def bench_backend(name: str, db_url: str | None, work: Path, seconds: float, connections: int, workers: int,
+                  bare_rate: float) -> dict:
+    global _TEMPLATE
+    work.mkdir(parents=True, exist_ok=True)
+    service = start_service(work, db_url, workers)
+    key = load_or_create_key(work / "key")
+    rng = random.Random(42)
+    patients = [make_ins(rng) for _ in range(500)]
+    author = luhn_complete("1" + "".join(str(rng.randint(0, 9)) for _ in range(9)))
+    reader = luhn_complete("1" + "".join(str(rng.randint(0, 9)) for _ in range(9)))
+    depositor = issue_token(key, Actor(rpps=author, sector="lab"), 3600)
+    professional = issue_token(key, Actor(rpps=reader, sector="town_doctor"), 3600)
+    _TEMPLATE = DepositTemplate(depositor, patients, author, uuid.uuid4().hex[:8])
+    try:
+        deposits = drive(service.port, [], connections, seconds, unique=_unique_deposit)
+        ids = _document_ids(service.port, professional, patients[:200])
+        finds = drive(service.port, [http_request(
+            "GET", f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&status=current&_count=20",
+            professional) for ins in patients], connections, seconds)
+        retrieves = drive(service.port, [http_request("GET", f"/Binary/{doc_id}", professional) for doc_id in ids],
+                          connections, seconds)
+    finally:
+        service.stop()
+    raw_url = db_url.rsplit("/", 1)[0] + "/raw_" + name if db_url else f"sqlite:///{work / 'raw' / 'raw.sqlite3'}"
+    if db_url:
+        raw_url = _POSTGRES.database("raw_" + name)
+    (work / "raw").mkdir(exist_ok=True)
+    raw = raw_storage_rate(raw_url, work / "raw", seconds, _TEMPLATE)
+    reads = min(finds["per_s"], retrieves["per_s"])
+    return {"deposits": deposits, "finds": finds, "retrieves": retrieves, "raw_storage": raw,
+            "reads_vs_bare": round(reads / bare_rate, 3) if bare_rate else None,
+            "deposits_vs_raw_storage": round(deposits["per_s"] / raw["per_s"], 3) if raw["per_s"] else None}
+
+
+def _document_ids(port: int, token: str, patients: list[str]) -> list[str]:
+    ids: list[str] = []
+    for ins in patients:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&_count=100",
+            headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            ids += [e["resource"]["id"] for e in json.loads(response.read())["entry"]]
+    if not ids:
+        raise SystemExit("no document was deposited: nothing to retrieve")
+    return ids
+
+
+_POSTGRES: Postgres | None = None
+
+
+def main() -> None:
+    global _POSTGRES
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each measured phase")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="segur-bench-"))
+    results: dict[str, dict] = {}
+    try:
+        bare_server = start_bare(work, args.workers)
+        try:
+            bare = drive(bare_server.port, [http_request("GET", "/hello", None)], args.connections, args.seconds)
+        finally:
+            bare_server.stop()
+        print(f"bare hello (same stack): {bare['per_s']:.0f}/s p50 {bare['p50_ms']} ms p99 {bare['p99_ms']} ms",
+              flush=True)
+        for backend in args.backends.split(","):
+            db_url = None
+            if backend == "postgresql":
+                _POSTGRES = _POSTGRES or Postgres(work)
+                db_url = _POSTGRES.database("bench")
+            figures = bench_backend(backend, db_url, work / backend, args.seconds, args.connections, args.workers,
+                                    bare["per_s"])
+            results[backend] = figures
+            for phase in ("deposits", "finds", "retrieves"):
+                f = figures[phase]
+                print(f"{backend:10s} {phase:9s} {f['per_s']:8.0f}/s  p50 {f['p50_ms']:7.2f} ms  p99 {f['p99_ms']:7.2f} ms"
+                      f"  statuses {f['statuses']}", flush=True)
+            print(f"{backend:10s} raw storage {figures['raw_storage']['per_s']:.0f} documents/s; reads_vs_bare "
+                  f"{figures['reads_vs_bare']}, deposits_vs_raw_storage {figures['deposits_vs_raw_storage']}",
+                  flush=True)
+    finally:
+        if _POSTGRES is not None:
+            _POSTGRES.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    summary = {backend: {"reads_vs_bare": f["reads_vs_bare"], "deposits_vs_raw_storage": f["deposits_vs_raw_storage"],
+                         "deposits_per_s": f["deposits"]["per_s"], "finds_per_s": f["finds"]["per_s"],
+                         "retrieves_per_s": f["retrieves"]["per_s"], "raw_storage_per_s": f["raw_storage"]["per_s"],
+                         "deposit_p50_ms": f["deposits"]["p50_ms"], "deposit_p99_ms": f["deposits"]["p99_ms"],
+                         "find_p50_ms": f["finds"]["p50_ms"], "find_p99_ms": f["finds"]["p99_ms"],
+                         "retrieve_p50_ms": f["retrieves"]["p50_ms"], "retrieve_p99_ms": f["retrieves"]["p99_ms"]}
+               for backend, f in results.items()}
+    summary["bare_per_s"] = bare["per_s"]
+    summary["document_bytes"] = DOCUMENT_BYTES
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
