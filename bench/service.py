@@ -334,6 +334,9 @@ def bench_backend(name: str, db_url: str | None, work: Path, seconds: float, con
             professional) for ins in patients], connections, seconds)
         retrieves = drive(service.port, [http_request("GET", f"/Binary/{doc_id}", professional) for doc_id in ids],
                           connections, seconds)
+    except Exception:
+        print((work / "serve.log").read_text()[-3000:], file=sys.stderr)
+        raise
     finally:
         service.stop()
     raw_url = db_url.rsplit("/", 1)[0] + "/raw_" + name if db_url else f"sqlite:///{work / 'raw' / 'raw.sqlite3'}"

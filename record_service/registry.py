@@ -118,8 +118,12 @@ async def search(store: Store, query: DocumentQuery, actor: Actor) -> list[tuple
         where.append("authors LIKE ?")
         params.append(f"%|{query.author_rpps}|%")
     if actor.is_professional:  # masked documents: only their author or depositor sees them
-        where.append("(masked = 0 OR authors LIKE ? OR depositor_rpps = ? OR depositor_finess = ?)")
-        params.extend((f"%|{actor.rpps}|%", actor.rpps, actor.finess or "\x00"))
+        if actor.finess:
+            where.append("(masked = 0 OR authors LIKE ? OR depositor_rpps = ? OR depositor_finess = ?)")
+            params.extend((f"%|{actor.rpps}|%", actor.rpps, actor.finess))
+        else:
+            where.append("(masked = 0 OR authors LIKE ? OR depositor_rpps = ?)")
+            params.extend((f"%|{actor.rpps}|%", actor.rpps))
     if query.after is not None:
         where.append("(date_us < ? OR (date_us = ? AND id < ?))")
         params.extend((query.after[0], query.after[0], query.after[1]))

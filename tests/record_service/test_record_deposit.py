@@ -153,3 +153,13 @@ def test_metadata_health_and_metrics(service):
                  "segur_document_bytes_stored_total", "segur_in_flight_requests", "segur_rejections_total"):
         assert f"# TYPE {name.removesuffix('_total')}" in metrics, name
     assert 'route="/"' in metrics and 'status="201"' in metrics
+
+
+def test_a_professional_without_facility_finds_and_reads(service, rng):
+    ins, author = make_ins(rng), professional(rng, "town_doctor", facility=False)
+    reply, [doc_id] = _deposit(service, service.token(author), deposit_bundle(ins, author.rpps, b"no facility"))
+    assert reply.status == 201
+    found = service.call("GET", search_path(ins), service.token(author))
+    assert found.status == 200 and [e["resource"]["id"] for e in found.json()["entry"]] == [doc_id]
+    reader = professional(rng, "pharmacy", facility=False)
+    assert service.call("GET", f"/Binary/{doc_id}", service.token(reader)).body == b"no facility"
