@@ -9,7 +9,7 @@ For each back end, in one run and bounded in time:
 The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
 bare rate) and deposits_vs_raw_storage, with every figure behind them.
 
-    uv run python bench/service.py [--seconds 4] [--connections 32] [--workers 1]
+    uv run python bench/service.py [--seconds 4] [--connections 32] [--workers 2]
 """
 
 from __future__ import annotations
@@ -371,7 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="duration of each measured phase")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
-    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of the service and of the bare server")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
 
