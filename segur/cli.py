@@ -37,9 +37,12 @@ def main() -> None:
 
 def _register() -> None:
     from record_service.command import serve, token
+    from load.command import load, seed
     from simulator.command import simulate
 
     main.add_command(simulate)
+    main.add_command(seed)
+    main.add_command(load)
     main.add_command(serve)
     main.add_command(token)
 

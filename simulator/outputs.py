@@ -130,7 +130,14 @@ def _facilities(plan: ReplayPlan, sectors: np.ndarray, producers: np.ndarray) ->
     return _strings(out, ~known)
 
 
+def _window_metadata(plan: ReplayPlan) -> dict[str, str]:
+    scenario = plan.population.scenario
+    return {"scenario": scenario.name, "seed": str(scenario.seed), "scale": str(scenario.scale),
+            "window_start": plan.window.start.isoformat(), "window_minutes": str(plan.window.minutes)}
+
+
 def schedule_table(plan: ReplayPlan) -> pa.Table:
+    """One row per request of the window, in send order; the window is described in the metadata."""
     rows = plan.rows
     is_patient = rows["sector"] == PATIENT
     return pa.table({
@@ -145,7 +152,7 @@ def schedule_table(plan: ReplayPlan) -> pa.Table:
         "type_code": _dictionary(rows["type"], plan.type_codes),
         "size_bytes": pa.array(rows["size"], pa.int64()),
         "target_rpps": _identifiers(plan, rows["target_professional"], np.zeros(rows["actor"].size, dtype=bool)),
-    })
+    }, metadata=_window_metadata(plan))
 
 
 def corpus_table(plan: ReplayPlan) -> pa.Table:
@@ -166,7 +173,7 @@ def corpus_table(plan: ReplayPlan) -> pa.Table:
         "author_id": _identifiers(plan, np.where(by_patient, corpus["patient"], corpus["author"]), by_patient),
         "author_sector": _dictionary(corpus["sector"], SECTORS),
         "facility_id": _facilities(plan, corpus["sector"], corpus["producer"]),
-    })
+    }, metadata=_window_metadata(plan))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

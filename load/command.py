@@ -1,0 +1,96 @@
+"""`segur seed` and `segur load`: put a run's corpus into a service, then replay its window with Locust."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from load.schedule import describe
+from load.seed import seed as seed_corpus
+
+
+@click.command()
+@click.argument("result_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", required=True, help="The record service's base URL, e.g. http://127.0.0.1:8080.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=Path(".segur/signing.key"),
+              show_default=True, help="Token signing key shared with the service.")
+@click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True, help="Concurrent deposits.")
+def seed(result_dir: Path, target: str, key: Path, threads: int) -> None:
+    """Load a simulation's corpus.parquet into a record service, before a replay.
+
+    Every document is deposited by its author, concurrently, with a progress bar; the
+    service's ids go to RESULT_DIR/locations.parquet, which `segur load` reads. Exit code 1
+    when some documents were refused.
+
+    \b
+    Example:
+      segur seed results/smoke-20251014 --target http://127.0.0.1:8080
+    """
+    outcome, _ = seed_corpus(result_dir, target, key, threads=threads)
+    if outcome.failures:
+        sys.exit(1)
+
+
+# the path only: importing the locustfile would import Locust, which monkey-patches this whole process
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+
+
+def locust_command(schedule: Path, target: str, out: Path, *, speedup: float, key: Path, processes: int,
+                   headless: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+    """The `locust` command line that replays ``schedule`` into ``out``."""
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target,
+               "--schedule", str(schedule), "--speedup", str(speedup), "--key", str(key),
+               "--acks", str(out / "acks.csv"), "--replay-report", str(out / "replay.json"),
+               "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--loglevel", "WARNING",
+               "--only-summary"]
+    if headless:
+        command += ["--headless"]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    return command + list(extra)
+
+
+@click.command()
+@click.argument("result_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", required=True, help="The record service's base URL.")
+@click.option("--speedup", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Replay N times faster than the scenario's clock.")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local Locust worker processes, each sending its share of the schedule.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=Path(".segur/signing.key"),
+              show_default=True, help="Token signing key shared with the service.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where Locust's CSV/HTML, acks.csv and replay.json go (default: RESULT_DIR/load-<speedup>x).")
+def load(result_dir: Path, target: str, speedup: float, processes: int, key: Path, out: Path | None) -> None:
+    """Replay a simulation's schedule against a record service as an open workload (Locust, headless).
+
+    Every request leaves at its planned time divided by --speedup; lateness is measured, not
+    hidden. Writes Locust's CSV and HTML reports, the acknowledged deposits (acks.csv) and the
+    replay's figures (replay.json). Exit code 0 when every request was sent and answered OK.
+    For Locust's web UI instead: locust -f load/locustfile.py --schedule RESULT_DIR --host URL
+
+    \b
+    Example:
+      segur seed results/smoke-20251014 --target http://127.0.0.1:8080
+      segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 10
+    """
+    facts = describe(result_dir)
+    out = out or result_dir / f"load-{speedup:g}x"
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"replaying {facts.rows:,} requests ({facts.window_s / 60:.0f} min of scenario) at {speedup:g}x "
+               f"into {target}", err=True)
+    proc = subprocess.run(locust_command(result_dir, target, out, speedup=speedup, key=key, processes=processes),
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    report_path = out / "replay.json"
+    if not report_path.exists():
+        raise click.ClickException(f"locust exited {proc.returncode} without a replay report")
+    report = json.loads(report_path.read_text())
+    click.echo(f"sent {report['sent']:,}/{report['planned']:,}, failed {report['failed']:,}, lateness p99 "
+               f"{report['lateness_p99_ms']} ms", err=True)
+    click.echo(str(out))
+    sys.exit(0 if proc.returncode == 0 and report["sent"] == report["planned"] and not report["failed"] else 1)

@@ -1,0 +1,114 @@
+"""What the replay measures beside Locust's own statistics: lateness, and planned against achieved rate.
+
+Everything is counts in fixed bins, so the master merges workers' snapshots by adding them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+
+# lateness bins in milliseconds: 0.1 ms steps to 10 ms, then log-spaced to 10 minutes
+_EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
+
+
+class LatenessHistogram:
+    """Lateness (actual send time - planned time) of requests, in milliseconds."""
+
+    def __init__(self, counts: list[int] | None = None):
+        self.counts = list(counts) if counts else [0] * (len(_EDGES_MS) + 1)
+
+    def add(self, lateness_ms: float) -> None:
+        self.counts[bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))] += 1
+
+    def merge(self, other: "LatenessHistogram") -> None:
+        self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def percentile(self, q: float) -> float:
+        """The upper edge of the bin holding the q-th percentile (0 when empty)."""
+        total = self.total
+        if total == 0:
+            return 0.0
+        rank, seen = q / 100 * total, 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank and count:
+                return _EDGES_MS[min(index, len(_EDGES_MS) - 1)]
+        return _EDGES_MS[-1]
+
+    def share_within(self, limit_ms: float) -> float:
+        total = self.total
+        if total == 0:
+            return 1.0
+        return sum(self.counts[:bisect.bisect_left(_EDGES_MS, limit_ms) + 1]) / total
+
+
+class ReplayStats:
+    """One process's (or, merged, the whole run's) replay figures."""
+
+    def __init__(self) -> None:
+        self.lateness = LatenessHistogram()
+        self.sent: dict[str, int] = defaultdict(int)
+        self.succeeded: dict[str, int] = defaultdict(int)
+        self.failed: dict[str, int] = defaultdict(int)
+        # per second since the replay's start: planned sends, actual sends, completions
+        self.timeline: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        self.late_max_ms = 0.0
+
+    def planned(self, second: int) -> None:
+        self.timeline[second][0] += 1
+
+    def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
+        self.sent[operation] += 1
+        self.lateness.add(lateness_ms)
+        self.late_max_ms = max(self.late_max_ms, lateness_ms)
+        self.timeline[second][1] += 1
+
+    def record_outcome(self, operation: str, ok: bool, second: int) -> None:
+        (self.succeeded if ok else self.failed)[operation] += 1
+        self.timeline[second][2 if ok else 3] += 1
+
+    # --- across processes ---------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
+                "failed": dict(self.failed), "timeline": {str(k): v for k, v in self.timeline.items()},
+                "late_max_ms": self.late_max_ms}
+
+    @classmethod
+    def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
+        merged = cls()
+        for snapshot in snapshots:
+            merged.lateness.merge(LatenessHistogram(snapshot["lateness"]))
+            for name in ("sent", "succeeded", "failed"):
+                for operation, count in snapshot[name].items():
+                    getattr(merged, name)[operation] += count
+            for second, values in snapshot["timeline"].items():
+                row = merged.timeline[int(second)]
+                for i, value in enumerate(values):
+                    row[i] += value
+            merged.late_max_ms = max(merged.late_max_ms, snapshot["late_max_ms"])
+        return merged
+
+    def summary(self, on_time_ms: float = 20.0) -> dict:
+        sent = sum(self.sent.values())
+        return {
+            "sent": sent,
+            "sent_by_operation": dict(sorted(self.sent.items())),
+            "succeeded": sum(self.succeeded.values()),
+            "failed": sum(self.failed.values()),
+            "failed_by_operation": dict(sorted(self.failed.items())),
+            "lateness_p50_ms": self.lateness.percentile(50),
+            "lateness_p99_ms": self.lateness.percentile(99),
+            "lateness_max_ms": round(self.late_max_ms, 3),
+            f"share_within_{on_time_ms:g}ms": round(self.lateness.share_within(on_time_ms), 5),
+        }
+
+    def rates(self) -> list[dict]:
+        """Per second: planned and actual sends, completions (what the web UI and the plan draw)."""
+        return [{"second": second, "planned": row[0], "sent": row[1], "succeeded": row[2], "failed": row[3]}
+                for second, row in sorted(self.timeline.items())]
