@@ -107,9 +107,16 @@ class RecordClient:
     """Sends rows through an HTTP session with Locust's interface (``FastHttpSession``)."""
 
     def __init__(self, http: Any, tokens: Tokens, locations: Locations, acks: AckLog,
-                 documents: requests.DocumentBytes, request_event: Any):
+                 documents: requests.DocumentBytes, request_event: Any, run_tag: str = ""):
         self.http, self.tokens, self.locations, self.acks = http, tokens, locations, acks
         self.documents, self.request_event = documents, request_event
+        self.run_tag = run_tag
+
+    def master_id(self, row: dict) -> str:
+        """The masterIdentifier sent: the schedule's, made unique to this run and loop of the window,
+        so that a replayed deposit is a new document, not an idempotent repeat."""
+        suffix = ".".join(part for part in (self.run_tag, str(row.get("cycle", 0) or "")) if part)
+        return f"{row['document_id']}.{suffix}" if suffix else row["document_id"]
 
     def send(self, row: dict) -> bool:
         return getattr(self, f"_{row['operation']}")(row)
@@ -133,15 +140,16 @@ class RecordClient:
         return False
 
     def _deposit(self, row: dict) -> bool:
-        data = self.documents.content(row["document_id"], row["size_bytes"])
+        master_id = self.master_id(row)
+        data = self.documents.content(master_id, row["size_bytes"])
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        bundle = requests.deposit(row, data, when)
+        bundle = requests.deposit({**row, "document_id": master_id}, data, when)
         ok, response = self._call("POST", "/", row, ok=(200, 201), body=bundle.body)
         if ok:
             document, binary = requests.locations(response.content)
-            if document and binary:
+            if document and binary:  # later reads in this window name the schedule's id
                 self.locations.add(row["document_id"], document, binary)
-            self.acks.append(row["document_id"], bundle.sha256, bundle.size, binary or "")
+            self.acks.append(master_id, bundle.sha256, bundle.size, binary or "")
         return ok
 
     def _search(self, row: dict) -> bool:
@@ -163,7 +171,8 @@ class RecordClient:
         known = self.locations.get(row["document_id"])
         if known is None:
             return self._unknown(row)
-        return self._call("DELETE", f"/DocumentReference/{known[0]}", row, ok=(200, 204))[0]
+        # DELETE is idempotent: a document already gone (an earlier loop of the window deleted it) is no error
+        return self._call("DELETE", f"/DocumentReference/{known[0]}", row, ok=(200, 204, 404, 410))[0]
 
     def _block(self, row: dict) -> bool:
         return self._call("POST", "/Patient/$block", row, ok=(200, 204), body=requests.block_body(row["target_rpps"]))[0]

@@ -26,7 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from load.client import AckLog, Locations, RecordClient, Tokens
 from load.replay import OpenLoopReplay
 from load.requests import DocumentBytes
-from load.schedule import Shard, describe, read_rows
+from load.schedule import Shard, describe, planned_rows, replay_rows
 from load.stats import ReplayStats
 from load.webpage import add_replay_page
 
@@ -45,6 +45,10 @@ def _options(parser) -> None:
     group.add_argument("--acks", default="", help="file to append every acknowledged deposit to", include_in_web_ui=False)
     group.add_argument("--replay-report", default="", help="JSON file for the replay's own figures", include_in_web_ui=False)
     group.add_argument("--replay-concurrency", type=int, default=4000, help="most requests in flight per process")
+    group.add_argument("--replay-seconds", type=float, default=0.0,
+                       help="play the window again and again for this many wall-clock seconds (0: once)")
+    group.add_argument("--run-tag", default="", help="suffix making this run's masterIdentifiers unique",
+                       include_in_web_ui=False)
 
 
 class ReplayRun:
@@ -71,6 +75,14 @@ class ReplayRun:
             self.facts = describe(self.options.schedule)
         return self.facts
 
+    def limit_s(self) -> float | None:
+        """Scenario seconds to replay, None for one pass over the window."""
+        seconds = self.options.replay_seconds
+        return seconds * self.options.speedup if seconds and seconds > 0 else None
+
+    def planned(self) -> int:
+        return planned_rows(self.options.schedule, self.schedule_facts().window_s, self.limit_s())
+
     def merged(self) -> ReplayStats:
         return ReplayStats.from_snapshots(list(self.snapshots.values()))
 
@@ -80,8 +92,10 @@ class ReplayRun:
     def report(self) -> dict:
         stats = self.merged()
         facts = self.schedule_facts()
+        limit = self.limit_s()
         return {"schedule": str(self.options.schedule), "speedup": self.options.speedup, "workers": self.workers,
-                "planned": facts.rows, "planned_by_operation": facts.by_operation, "window_s": facts.window_s,
+                "planned": self.planned(), "window_s": facts.window_s, "replayed_scenario_s": limit or facts.window_s,
+                "wall_s": (limit or facts.window_s) / self.options.speedup,
                 **stats.summary(), "rates": stats.rates()}
 
 
@@ -149,7 +163,7 @@ def _page_data(run: ReplayRun) -> dict:
     stats = run.merged()
     speedup = run.options.speedup if run.options else 1.0
     return {"speedup": speedup, "summary": stats.summary(), "rates": stats.rates(),
-            "planned_total": run.facts.rows if run.facts else None}
+            "planned_total": run.planned() if run.facts else None}
 
 
 class ReplayShape(LoadTestShape):
@@ -162,7 +176,7 @@ class ReplayShape(LoadTestShape):
             return None
         workers = max(len(self.runner.clients), 1) if isinstance(self.runner, MasterRunner) else 1
         if run.facts is not None:  # a bound, should a worker never report: the window, with a wide margin
-            limit = run.facts.window_s / max(run.options.speedup, 1e-9) + 120 + 10 * START_DELAY_S
+            limit = (run.limit_s() or run.facts.window_s) / max(run.options.speedup, 1e-9) + 120 + 10 * START_DELAY_S
             if self.get_run_time() > limit:
                 return None
         return workers, workers
@@ -190,8 +204,9 @@ class ScheduleReplayer(FastHttpUser):
         locations = Locations.load(options.locations or folder / "locations.parquet")
         acks = AckLog(options.acks or None)
         client = RecordClient(self.client, Tokens(options.key), locations, acks, DocumentBytes(),
-                              self.environment.events.request)
-        replay = OpenLoopReplay(read_rows(options.schedule, run.shard), client.send, run.local,
+                              self.environment.events.request, run_tag=options.run_tag)
+        rows = replay_rows(options.schedule, run.shard, run.schedule_facts().window_s, run.limit_s())
+        replay = OpenLoopReplay(rows, client.send, run.local,
                                 start_at=run.start_at, speedup=options.speedup, concurrency=options.replay_concurrency)
         reporter = gevent.spawn(self._report_loop, run)
         try:

@@ -51,4 +51,4 @@ class OpenLoopReplay:
         now = self.clock()
         self.stats.record_send(row["operation"], (now - planned) * 1000.0, int(now - self.start_at))
         ok = self.send(row)
-        self.stats.record_outcome(row["operation"], ok, int(self.clock() - self.start_at))
+        self.stats.record_outcome(row["operation"], ok, self.clock() - self.start_at)

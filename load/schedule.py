@@ -61,6 +61,31 @@ def read_rows(path: str | Path, shard: Shard = Shard(), batch_rows: int = 8192) 
                 yield row
 
 
+def replay_rows(path: str | Path, shard: Shard, window_s: float, limit_s: float | None) -> Iterator[dict]:
+    """The shard's rows; with ``limit_s``, the window played again and again until that many
+    scenario seconds (cut short when the window is longer). Each row carries its ``cycle``."""
+    cycle = 0
+    while True:
+        for row in read_rows(path, shard):
+            offset = row["offset_s"] + cycle * window_s
+            if limit_s is not None and offset >= limit_s:
+                return
+            row["offset_s"], row["cycle"] = offset, cycle
+            yield row
+        cycle += 1
+        if limit_s is None or window_s <= 0:
+            return
+
+
+def planned_rows(path: str | Path, window_s: float, limit_s: float | None) -> int:
+    """How many rows :func:`replay_rows` yields over all shards."""
+    offsets = pq.read_table(schedule_path(path), columns=["offset_s"]).column("offset_s").to_numpy()
+    if limit_s is None:
+        return int(offsets.size)
+    full_cycles, remainder = divmod(limit_s, window_s)
+    return int(full_cycles) * int(offsets.size) + int((offsets < remainder).sum())
+
+
 @dataclass(frozen=True)
 class ScheduleFacts:
     rows: int

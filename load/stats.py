@@ -58,6 +58,7 @@ class ReplayStats:
         # per second since the replay's start: planned sends, actual sends, completions
         self.timeline: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self.late_max_ms = 0.0
+        self.last_answer_s = 0.0  # seconds from the replay's start to its last answer
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
@@ -68,16 +69,17 @@ class ReplayStats:
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
         self.timeline[second][1] += 1
 
-    def record_outcome(self, operation: str, ok: bool, second: int) -> None:
+    def record_outcome(self, operation: str, ok: bool, elapsed_s: float) -> None:
         (self.succeeded if ok else self.failed)[operation] += 1
-        self.timeline[second][2 if ok else 3] += 1
+        self.timeline[int(elapsed_s)][2 if ok else 3] += 1
+        self.last_answer_s = max(self.last_answer_s, elapsed_s)
 
     # --- across processes ---------------------------------------------------------------
 
     def snapshot(self) -> dict:
         return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
                 "failed": dict(self.failed), "timeline": {str(k): v for k, v in self.timeline.items()},
-                "late_max_ms": self.late_max_ms}
+                "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s}
 
     @classmethod
     def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
@@ -92,6 +94,7 @@ class ReplayStats:
                 for i, value in enumerate(values):
                     row[i] += value
             merged.late_max_ms = max(merged.late_max_ms, snapshot["late_max_ms"])
+            merged.last_answer_s = max(merged.last_answer_s, snapshot.get("last_answer_s", 0.0))
         return merged
 
     def summary(self, on_time_ms: float = 20.0) -> dict:
@@ -105,6 +108,7 @@ class ReplayStats:
             "lateness_p50_ms": self.lateness.percentile(50),
             "lateness_p99_ms": self.lateness.percentile(99),
             "lateness_max_ms": round(self.late_max_ms, 3),
+            "last_answer_s": round(self.last_answer_s, 3),
             f"share_within_{on_time_ms:g}ms": round(self.lateness.share_within(on_time_ms), 5),
         }
 

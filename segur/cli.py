@@ -38,13 +38,19 @@ def main() -> None:
 def _register() -> None:
     from record_service.command import serve, token
     from load.command import load, seed
+    from planner.command import plan_command
     from simulator.command import simulate
 
     main.add_command(simulate)
     main.add_command(seed)
     main.add_command(load)
+    main.add_command(plan_command)
     main.add_command(serve)
     main.add_command(token)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,21 +1,19 @@
 """One simulation run from a scenario to its result directory, written all or nothing.
 
-Files are written in a hidden sibling directory and renamed into place at the end, so a run
-that fails (or is interrupted) leaves no half-written result behind.
+Files are written through :func:`segur.staging.staged_directory`, so a run that fails (or is
+interrupted) leaves no half-written result behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from segur.errors import InputError
+from segur.staging import staged_directory
 from simulator import outputs, plots
 from simulator.engine import Traffic, simulate
 from simulator.scenario import Scenario
@@ -50,26 +48,12 @@ def _timed(function: Callable, *args) -> tuple[object, float]:
     return function(*args), time.perf_counter() - start
 
 
-def _prepare(directory: Path) -> Path:
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise InputError(f"{directory} already exists and is not empty: choose another --out or remove it")
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot create {directory.parent}: {error.strerror}") from None
-    staging = directory.parent / f".{directory.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
 def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: bool = True, draw: bool = True,
         progress: Callable[[str], None] = lambda stage: None) -> RunResult:
     """Simulate ``scenario`` and write every output into ``directory`` (created; must not hold files)."""
-    staging = _prepare(directory)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    try:
+    with staged_directory(directory) as staging:
         traffic = simulate(scenario, progress)
         timings["simulate_s"] = time.perf_counter() - clock
 
@@ -107,10 +91,4 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
             timings["plots_s"] = time.perf_counter() - step
         summary["timings_s"] = {name: round(value, 3) for name, value in timings.items()}
         outputs.write_summary(summary, staging / "summary.json")
-        if directory.exists():
-            directory.rmdir()
-        staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return RunResult(directory, traffic, plan, summary, timings)

@@ -1,0 +1,84 @@
+"""`segur plan`: one command from a scenario to a capacity plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+from planner import report
+from planner.plan import SearchLimits, plan
+from planner.service import Service
+from planner.steps import SLO
+from segur.errors import InputError
+from segur.staging import staged_directory
+from simulator.run import run as simulate_run
+from simulator.scenario import load_scenario
+
+
+def _log(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command(name="plan")
+@click.argument("scenario", type=click.Path(exists=True, path_type=Path))
+@click.option("--target", metavar="URL", help="A record service already running (default: start one here).")
+@click.option("--db", metavar="URL", help="Start the service on this database (postgresql://…; default: embedded SQLite).")
+@click.option("--slo-p99-ms", type=click.FloatRange(min=1), default=500.0, show_default=True,
+              help="Highest acceptable p99 latency.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Highest acceptable share of failed requests.")
+@click.option("--max-lateness-ms", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="Highest acceptable p99 lateness of the driver (beyond it the driver, not the service, is measured).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Plan directory (default: results/plan-<scenario>-<timestamp>/).")
+@click.option("--step-seconds", type=click.FloatRange(min=1), default=8.0, show_default=True,
+              help="Wall-clock length of each step (the window is looped when shorter).")
+@click.option("--max-steps", type=click.IntRange(2, 50), default=7, show_default=True, help="Most steps in the search.")
+@click.option("--processes", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Load-driver processes (Locust workers).")
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Worker processes of the service started here.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Token signing key of a --target service (default: .segur/signing.key).")
+def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
+                 max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
+                 workers: int, key: Path | None) -> None:
+    """Find how much of a scenario's traffic the record service holds, and what breaks first.
+
+    SCENARIO is a scenario file (simulated first) or a `segur simulate` result directory.
+    The plan replays the scenario's window at increasing speed-ups against the service
+    (started here on SQLite by default, or PostgreSQL with --db, or --target URL), and writes
+    plan.json, report.html, PNG plots and Locust's reports of every step. Exit code: 0 when
+    the service holds the scenario (speed-up 1) within the SLO, 1 when it does not, 2 on bad input.
+
+    \b
+    Examples:
+      segur plan scenarios/smoke.yaml
+      segur plan scenarios/peak-day-2026.yaml --db postgresql://segur@127.0.0.1:5432/segur --slo-p99-ms 300
+    """
+    if target and db:
+        raise InputError("--target and --db exclude each other: --db starts a service here, --target uses one")
+    name = scenario.stem if scenario.is_file() else scenario.name
+    out = out or Path("results") / f"plan-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    slo = SLO(p99_ms=slo_p99_ms, max_error_rate=max_error_rate, max_lateness_p99_ms=max_lateness_ms)
+    limits = SearchLimits(step_seconds=step_seconds, max_steps=max_steps, processes=processes)
+    with staged_directory(out) as staging:
+        if scenario.is_dir():
+            if not (scenario / "summary.json").exists() or not (scenario / "schedule.parquet").exists():
+                raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
+            simulation = scenario
+        else:
+            loaded = load_scenario(scenario)
+            _log(f"simulating {loaded.name} …")
+            simulation = simulate_run(loaded, staging / "simulation").directory
+        signing_key = key or (Path(".segur/signing.key") if target else staging / "signing.key")
+        with Service(staging / "service", signing_key, url=target, db=db, workers=workers) as service:
+            _log(f"record service: {service.kind} at {service.url}")
+            result = plan(simulation, staging, service, slo, limits, _log)
+        report.write(result, staging)
+    _log(result["verdict"])
+    click.echo(str(out))
+    sys.exit(0 if result["holds_scenario"] else 1)

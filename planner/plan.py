@@ -1,0 +1,200 @@
+"""A capacity plan: how many times the scenario's traffic the record service holds, and what breaks first.
+
+1. simulate the scenario (or reuse a result directory), 2. start the service (or use one given
+by URL), 3. seed it with the corpus, 4. replay the window at increasing speed-ups: the first
+step (the scenario as it is) also feeds a queueing model whose predicted knee guides the
+search; steps grow until one breaks the SLO, then the gap is bisected, 5. write the plan.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from load.seed import seed
+from planner.queueing import Model
+from planner.service import Service
+from planner.steps import SLO, Step, run_step
+
+CORES = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    step_seconds: float = 8.0
+    max_steps: int = 7
+    max_speedup: float = 200_000.0
+    refine_ratio: float = 1.25   # stop bisecting when the bracket is this narrow
+    processes: int = 1
+
+
+def _model(held: list[Step], service: Service) -> Model | None:
+    """The queueing model, fed with the steps that held so far (all below the knee, by definition).
+
+    Service time: the median of their mean response times. CPU per request: the slope of the
+    cores busy (service + driver) against the offered rate, which cancels what both use when idle;
+    it needs two steps at rates at least 2x apart, and is left out (0) until then.
+    """
+    if not held:
+        return None
+    steps = sorted(held, key=lambda s: s.offered_rps)
+    means = sorted(sum(op["mean_ms"] * op["requests"] for op in s.by_operation.values())
+                   / max(sum(op["requests"] for op in s.by_operation.values()), 1) for s in steps)
+    top = steps[-1]
+    slope = 0.0
+    measured = [s for s in steps if s.service_cpu_cores is not None]
+    if len(measured) >= 2 and measured[-1].offered_rps >= 2 * measured[0].offered_rps:
+        xs = [s.offered_rps for s in measured]
+        ys = [s.service_cpu_cores + s.driver_cpu_cores for s in measured]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        variance = sum((x - mean_x) ** 2 for x in xs)
+        slope = max(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / variance, 0.0) if variance else 0.0
+    return Model(base_speedup=top.speedup, base_rps=max(top.offered_rps, 1e-9),
+                 service_s=max(means[len(means) // 2] / 1000, 1e-5), base_p99_s=min(s.p99_ms for s in steps) / 1000,
+                 servers=service.workers if service.process else CORES, cpu_s_per_request=slope, cores=CORES)
+
+
+def _next_speedup(steps: list[Step], predicted: float, limits: SearchLimits) -> float | None:
+    held = [s.speedup for s in steps if s.holds]
+    broke = [s.speedup for s in steps if not s.holds]
+    best = max(held, default=None)
+    lowest_broken = min((b for b in broke if best is None or b > best), default=None)
+    if best is None:  # even the scenario itself is too much: look below it
+        return min(broke) / 4 if min(broke) > 1 / 64 else None
+    if lowest_broken is None:
+        if best >= limits.max_speedup:
+            return None
+        if math.isinf(predicted) or predicted <= best * 1.5:
+            stride = 8.0 if math.isinf(predicted) else 1.6   # no estimate yet / close to (or past) the estimate
+            return min(best * stride, limits.max_speedup)
+        # head for just below the predicted knee, at most 32x further
+        return min(max(best * 1.6, predicted * 0.8), best * 32, limits.max_speedup)
+    if lowest_broken / best <= limits.refine_ratio:
+        return None
+    return math.sqrt(best * lowest_broken)
+
+
+def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLimits) -> dict:
+    """What limits the service at the first step that broke the SLO, in words and as a tag."""
+    if step is None:
+        return {"kind": "none-found", "words": f"no step broke the SLO up to {limits.max_speedup:g}x: "
+                                              "the search stopped before finding the limit"}
+    driver_busy = step.driver_cpu_cores >= 0.85 * limits.processes
+    service_cores = step.service_cpu_cores
+    rejected = _rejections(step)
+    evidence = (f"service CPU {service_cores if service_cores is not None else 'unknown'} cores, "
+                f"driver CPU {step.driver_cpu_cores:.2f} cores, p99 {step.p99_ms:.0f} ms, "
+                f"lateness p99 {step.lateness_p99_ms:.0f} ms, errors {step.error_rate:.2%}")
+    if driver_busy and step.lateness_p99_ms > slo.max_lateness_p99_ms:
+        return {"kind": "load-driver", "words": "the load driver is saturated (its process is CPU-bound and requests "
+                "leave late): this measures the driver, not the service; add processes (--processes) or workers on "
+                f"another machine. ({evidence})"}
+    if rejected:
+        return {"kind": "service-admission", "words": f"the service sheds load (503, its in-flight bound) "
+                f"before latency grows: {rejected} rejections. ({evidence})"}
+    if service_cores is not None and (service_cores >= 0.85 * min(service.workers, CORES)
+                                      or service_cores + step.driver_cpu_cores >= 0.9 * CORES):
+        return {"kind": "service-cpu", "words": f"the service's CPU is saturated ({service_cores:.2f} cores busy, "
+                f"the machine has {CORES}, the driver took {step.driver_cpu_cores:.2f}). ({evidence})"}
+    writes = step.by_operation.get("deposit", {})
+    reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve")]
+    read_p99 = max((op["p99_ms"] for op in reads), default=0.0)
+    if writes and writes.get("p99_ms", 0) > 2 * max(read_p99, 1):
+        what = ("SQLite's single writer and fsync" if service.kind == "sqlite"
+                else "PostgreSQL commits (WAL fsync) and row locks" if service.kind == "postgresql"
+                else "the write path (commit, fsync, locks)")
+        return {"kind": "storage-commit", "words": f"deposits wait on storage: {what} (deposit p99 "
+                f"{writes['p99_ms']:.0f} ms against reads {read_p99:.0f} ms, CPU not saturated). ({evidence})"}
+    if step.lateness_p99_ms > slo.max_lateness_p99_ms:
+        return {"kind": "load-driver", "words": f"requests left late though the service answered in time: the "
+                f"driver could not keep the schedule. ({evidence})"}
+    return {"kind": "service-latency", "words": f"the service's latency grows past the SLO without one resource "
+            f"saturated: look at its event loop and connection handling. ({evidence})"}
+
+
+def _rejections(step: Step) -> int:
+    path = Path(step.folder) / "locust_failures.csv"
+    if not path.exists():
+        return 0
+    with path.open() as handle:
+        return sum(int(row["Occurrences"]) for row in csv.DictReader(handle) if row["Error"].startswith("503"))
+
+
+def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits,
+         log: Callable[[str], None]) -> dict:
+    """Run the search against a started ``service`` and return the plan (also written to out/plan.json)."""
+    summary = json.loads((result_dir / "summary.json").read_text())
+    outcome, _ = seed(result_dir, service.url, service.key, log=log)
+    if outcome.failures:
+        log(f"warning: {sum(outcome.failures.values())} corpus documents were refused while seeding")
+    steps: list[Step] = []
+    model: Model | None = None
+    predicted, limiting = math.inf, "unknown"
+    speedup: float | None = 1.0
+    tag = str(int(time.time()))
+    while speedup is not None and len(steps) < limits.max_steps:
+        folder = out / "steps" / f"{len(steps) + 1:02d}-{speedup:g}x"
+        log(f"step {len(steps) + 1}: {speedup:g}x for {limits.step_seconds:g} s …")
+        step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
+                        limits.processes)
+        step.judge(slo)
+        steps.append(step)
+        log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p50 {step.p50_ms:.0f} ms, "
+            f"p99 {step.p99_ms:.0f} ms, errors {step.error_rate:.2%}, lateness p99 {step.lateness_p99_ms:.0f} ms"
+            f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
+        if step.holds and not any(not s.holds and s.speedup > step.speedup for s in steps):
+            model = _model([s for s in steps if s.holds], service)
+            predicted, limiting = model.knee(slo.p99_ms)
+            log(f"  model: knee predicted at {predicted:,.0f}x ({limiting})")
+        speedup = _next_speedup(steps, predicted, limits)
+
+    held = [s for s in steps if s.holds]
+    max_speedup = max((s.speedup for s in held), default=0.0)
+    first_broken = min((s for s in steps if not s.holds and s.speedup > max_speedup), key=lambda s: s.speedup,
+                       default=None)
+    deposits_per_year = summary["annualised_deposit_rate"] + summary["totals"]["deposit"].get("patient", 0) * (
+        365.25 / summary["period"]["days"])
+    window = summary.get("replay_window", {})
+    mean_document = window.get("deposited_bytes", 0) / max(window.get("by_operation", {}).get("deposit", 0), 1)
+    result = {
+        "scenario": summary["scenario"],
+        "scale": summary["scale"],
+        "window": {"start": window.get("start"), "minutes": window.get("minutes"),
+                   "requests_per_second": window.get("per_second")},
+        "service": {"kind": service.kind, "url": service.url, "workers": service.workers if service.process else None},
+        "machine_cores": CORES,
+        "slo": asdict(slo),
+        "steps": [s.as_dict() for s in steps],
+        "max_sustainable_speedup": max_speedup,
+        "documents_per_year_sustained": round(deposits_per_year * max_speedup),
+        "national_equivalent_speedup": round(max_speedup * summary["scale"], 4),
+        "bottleneck": _bottleneck(first_broken, service, slo, limits)["kind"],
+        "bottleneck_explained": _bottleneck(first_broken, service, slo, limits)["words"],
+        "storage_bytes_per_year": round(deposits_per_year * mean_document),
+        "mean_document_bytes": round(mean_document),
+        "predicted_knee_speedup": None if model is None or math.isinf(predicted) else round(predicted, 2),
+        "predicted_limit": limiting,
+        "model": asdict(model) if model else None,
+        "holds_scenario": any(s.holds and s.speedup >= 1 for s in steps),
+    }
+    result["verdict"] = _verdict(result, summary)
+    return result
+
+
+def _verdict(plan_: dict, summary: dict) -> str:
+    speedup = plan_["max_sustainable_speedup"]
+    window = plan_["window"]
+    where = f"the {window['minutes']}-minute window of {plan_['scenario']} starting {window['start']}"
+    if not plan_["holds_scenario"]:
+        return (f"The service does NOT hold {where} within the SLO"
+                + (f"; it holds {speedup:g}x of it." if speedup else ".") + f" First limit: {plan_['bottleneck_explained']}")
+    national = plan_["national_equivalent_speedup"]
+    return (f"The service holds {speedup:g}x {where} (scale {plan_['scale']}: {national:g}x the national traffic "
+            f"at this hour), about {plan_['documents_per_year_sustained'] / 1e6:,.0f} M documents a year at this profile "
+            f"and scale. First limit beyond that: {plan_['bottleneck_explained']}")

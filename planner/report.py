@@ -1,0 +1,135 @@
+"""The plan as a person reads it: PNG plots, and one self-contained report.html with them embedded."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _steps(plan: dict) -> list[dict]:
+    return sorted(plan["steps"], key=lambda s: s["offered_rps"])
+
+
+def latency_knee(plan: dict, path: Path) -> None:
+    steps = _steps(plan)
+    offered = [s["offered_rps"] for s in steps]
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    axis.plot(offered, [s["p50_ms"] for s in steps], "o-", label="p50 measured")
+    axis.plot(offered, [s["p99_ms"] for s in steps], "s-", label="p99 measured")
+    axis.axhline(plan["slo"]["p99_ms"], color="red", ls="--", lw=1, label=f"SLO p99 {plan['slo']['p99_ms']:g} ms")
+    model = plan.get("model")
+    if model:
+        from planner.queueing import Model
+
+        curve = Model(**model)
+        xs = sorted({*offered, *(curve.base_rps * f for f in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000))})
+        xs = [x for x in xs if x <= max(offered) * 1.5]
+        predicted = [curve.predicted_p99_ms(x / curve.base_rps * curve.base_speedup) for x in xs]
+        axis.plot(xs, [min(p, plan["slo"]["p99_ms"] * 4) for p in predicted], ":", color="grey",
+                  label="p99 predicted (M/M/c)")
+    for step in steps:
+        if not step["holds"]:
+            axis.annotate("breaks", (step["offered_rps"], step["p99_ms"]), textcoords="offset points", xytext=(4, 4),
+                          fontsize=7, color="red")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("offered requests per second (log)")
+    axis.set_ylabel("latency, ms (log)")
+    axis.set_title(f"{plan['scenario']} on {plan['service']['kind']}: latency against offered load")
+    axis.legend(fontsize=8)
+    _save(figure, path)
+
+
+def throughput(plan: dict, path: Path) -> None:
+    steps = _steps(plan)
+    offered = [s["offered_rps"] for s in steps]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(offered, offered, color="grey", lw=1, ls="--", label="achieved = offered")
+    left.plot(offered, [s["achieved_rps"] for s in steps], "o-", label="achieved (answered OK)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("offered requests/s")
+    left.set_ylabel("achieved requests/s")
+    left.legend(fontsize=8)
+    left.set_title("throughput")
+    right.plot(offered, [s["service_cpu_cores"] or 0 for s in steps], "o-", label="service CPU (cores)")
+    right.plot(offered, [s["driver_cpu_cores"] for s in steps], "s-", label="load driver CPU (cores)")
+    right.axhline(plan["machine_cores"], color="red", ls="--", lw=1, label=f"machine: {plan['machine_cores']} cores")
+    right.set_xscale("log")
+    right.set_xlabel("offered requests/s")
+    right.set_ylabel("cores busy")
+    right.legend(fontsize=8)
+    right.set_title("who uses the CPU")
+    _save(figure, path)
+
+
+def errors_and_lateness(plan: dict, path: Path) -> None:
+    steps = _steps(plan)
+    offered = [s["offered_rps"] for s in steps]
+    figure, axis = plt.subplots(figsize=(8, 4))
+    axis.plot(offered, [s["error_rate"] * 100 for s in steps], "o-", color="tab:red", label="errors (%)")
+    axis.set_xscale("log")
+    axis.set_xlabel("offered requests/s")
+    axis.set_ylabel("errors, %")
+    twin = axis.twinx()
+    twin.plot(offered, [s["lateness_p99_ms"] for s in steps], "s--", color="tab:purple", label="lateness p99 (ms)")
+    twin.set_ylabel("lateness p99, ms")
+    figure.legend(fontsize=8, loc="upper left")
+    axis.set_title("errors and lateness against offered load")
+    _save(figure, path)
+
+
+PLOTS = {"latency_knee.png": latency_knee, "throughput.png": throughput, "errors_lateness.png": errors_and_lateness}
+
+
+def write(plan: dict, out: Path) -> None:
+    for name, draw in PLOTS.items():
+        draw(plan, out / name)
+    (out / "plan.json").write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
+    (out / "report.html").write_text(_html(plan, out), encoding="utf-8")
+
+
+def _image(path: Path) -> str:
+    return f'<img alt="{path.stem}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+
+
+def _html(plan: dict, out: Path) -> str:
+    rows = "".join(
+        f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:g}×</td><td>{s['offered_rps']:,.1f}</td>"
+        f"<td>{s['achieved_rps']:,.1f}</td><td>{s['p50_ms']:g}</td><td>{s['p99_ms']:g}</td>"
+        f"<td>{s['error_rate']:.2%}</td><td>{s['lateness_p99_ms']:g}</td>"
+        f"<td>{'' if s['service_cpu_cores'] is None else s['service_cpu_cores']}</td><td>{s['driver_cpu_cores']}</td>"
+        f"<td>{'holds' if s['holds'] else html.escape('; '.join(s['broken']))}</td></tr>"
+        for s in sorted(plan["steps"], key=lambda s: s["speedup"]))
+    figures = {
+        "max sustainable speed-up": f"{plan['max_sustainable_speedup']:g}×",
+        "predicted knee (queueing model)": f"{plan['predicted_knee_speedup']}× ({plan['predicted_limit']})",
+        "documents / year sustained": f"{plan['documents_per_year_sustained']:,}",
+        "storage growth / year (scenario volume)": f"{plan['storage_bytes_per_year'] / 1e12:,.2f} TB",
+        "first bottleneck": plan["bottleneck"],
+        "SLO": ", ".join(f"{k} {v}" for k, v in plan["slo"].items()),
+    }
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
+    images = "".join(_image(out / name) for name in PLOTS)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Capacity plan: {html.escape(plan['scenario'])}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} th{{background:#f4f4f4;text-align:left}}
+tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:100%;margin:1em 0}} .verdict{{font-size:1.15em}}</style>
+</head><body><h1>Capacity plan — {html.escape(plan['scenario'])} on {html.escape(plan['service']['kind'])}</h1>
+<p class="verdict">{html.escape(plan['verdict'])}</p><table>{table}</table>
+<h2>Steps</h2><table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
+<th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>
+{images}<p>Locust's own CSV and HTML reports of every step are in <code>steps/</code> beside this file.</p></body></html>"""

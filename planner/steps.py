@@ -1,0 +1,139 @@
+"""One step of a plan: replay the window at one speed-up, and measure what came back.
+
+The replay runs in its own Locust process (`segur load`'s command line), so the driver's CPU
+is measured apart from the service's: a step tells how busy each side was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from load.command import locust_command
+from planner.service import ProcessTree, Service
+
+
+@dataclass(frozen=True)
+class SLO:
+    p99_ms: float = 500.0
+    max_error_rate: float = 0.01
+    max_lateness_p99_ms: float = 100.0
+    min_achieved_ratio: float = 0.95  # answered OK / offered
+
+
+@dataclass
+class Step:
+    speedup: float
+    offered_rps: float
+    achieved_rps: float
+    p50_ms: float
+    p99_ms: float
+    error_rate: float
+    lateness_p99_ms: float
+    requests: int
+    failures: int
+    planned: int
+    sent: int
+    wall_s: float
+    service_cpu_cores: float | None     # mean cores busy in the service's processes
+    driver_cpu_cores: float             # mean cores busy in the load driver's processes
+    by_operation: dict[str, dict] = field(default_factory=dict)
+    folder: str = ""
+    holds: bool = False
+    broken: list[str] = field(default_factory=list)
+
+    def judge(self, slo: SLO) -> None:
+        broken = []
+        if self.p99_ms > slo.p99_ms:
+            broken.append(f"p99 {self.p99_ms:.0f} ms > {slo.p99_ms:.0f} ms")
+        if self.error_rate > slo.max_error_rate:
+            broken.append(f"errors {self.error_rate:.2%} > {slo.max_error_rate:.2%}")
+        if self.lateness_p99_ms > slo.max_lateness_p99_ms:
+            broken.append(f"lateness p99 {self.lateness_p99_ms:.0f} ms > {slo.max_lateness_p99_ms:.0f} ms")
+        if self.offered_rps and self.achieved_rps < slo.min_achieved_ratio * self.offered_rps:
+            broken.append(f"achieved {self.achieved_rps:.1f}/s < {slo.min_achieved_ratio:.0%} of offered "
+                          f"{self.offered_rps:.1f}/s")
+        if self.sent < self.planned:
+            broken.append(f"sent {self.sent} of {self.planned} planned")
+        self.broken, self.holds = broken, not broken
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _locust_rows(path: Path) -> dict[str, dict]:
+    with path.open() as handle:
+        return {row["Name"]: row for row in csv.DictReader(handle)}
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value) if value not in (None, "", "N/A") else 0.0
+    except ValueError:
+        return 0.0
+
+
+def run_step(service: Service, schedule: Path, folder: Path, speedup: float, seconds: float, run_tag: str,
+             processes: int = 1) -> Step:
+    """Replay ``seconds`` of wall-clock time at ``speedup`` (the window looped if it is shorter)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = locust_command(schedule, service.url, folder, speedup=speedup, key=service.key, processes=processes,
+                             extra=("--replay-seconds", f"{seconds:g}", "--run-tag", run_tag))
+    service_samples: list[tuple[float, float]] = []
+    driver_samples: list[tuple[float, float]] = []
+    started = time.perf_counter()
+    with (folder / "locust.log").open("wb") as log:
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        tree = ProcessTree(driver.pid)
+        while driver.poll() is None:
+            now = time.perf_counter()
+            driver_samples.append((now, tree.cpu_seconds()))  # sampled often: workers exit before the master
+            service_cpu = service.cpu_seconds()
+            if service_cpu is not None:
+                service_samples.append((now, service_cpu))
+            time.sleep(_SAMPLE_S)
+    elapsed = time.perf_counter() - started
+    report_path = folder / "replay.json"
+    if not report_path.exists():
+        tail = (folder / "locust.log").read_text(errors="replace")[-500:]
+        raise RuntimeError(f"the replay at {speedup:g}x wrote no report (locust exited {driver.returncode}): {tail}")
+    report = json.loads(report_path.read_text())
+    rows = _locust_rows(folder / "locust_stats.csv")
+    total = rows.get("Aggregated", {})
+    requests, failures = int(_number(total.get("Request Count"))), int(_number(total.get("Failure Count")))
+    wall_s = max(report["wall_s"], 1e-9)
+    # achieved: answered OK per second over the planned span, or over a longer one when answers came late
+    span = max(wall_s, report["last_answer_s"])
+    by_operation = {name: {"requests": int(_number(r["Request Count"])), "failures": int(_number(r["Failure Count"])),
+                           "p50_ms": _number(r["50%"]), "p99_ms": _number(r["99%"]),
+                           "mean_ms": _number(r["Average Response Time"])}
+                    for name, r in rows.items() if name != "Aggregated"}
+    return Step(
+        speedup=speedup, offered_rps=report["planned"] / wall_s, achieved_rps=report["succeeded"] / span,
+        p50_ms=_number(total.get("50%")), p99_ms=_number(total.get("99%")),
+        error_rate=failures / requests if requests else 0.0, lateness_p99_ms=report["lateness_p99_ms"],
+        requests=requests, failures=failures, planned=report["planned"], sent=report["sent"], wall_s=wall_s,
+        service_cpu_cores=_busiest_cores(service_samples, wall_s) if service_samples else None,
+        driver_cpu_cores=_busiest_cores(driver_samples, wall_s), by_operation=by_operation, folder=str(folder))
+
+
+_SAMPLE_S = 0.25
+
+
+def _busiest_cores(samples: list[tuple[float, float]], span_s: float) -> float:
+    """Mean cores busy over the busiest stretch as long as the replay (start-up and tail left out)."""
+    if len(samples) < 2:
+        return 0.0
+    span = max(min(span_s, samples[-1][0] - samples[0][0]), _SAMPLE_S * 2)
+    best, j = 0.0, 0
+    for i in range(len(samples)):
+        while j < len(samples) - 1 and samples[j][0] - samples[i][0] < span:
+            j += 1
+        if samples[j][0] - samples[i][0] >= span * 0.9:
+            best = max(best, (samples[j][1] - samples[i][1]) / (samples[j][0] - samples[i][0]))
+    return round(best, 3)
