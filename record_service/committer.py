@@ -52,13 +52,13 @@ class GroupCommitter:
     """The writer thread of one worker process."""
 
     def __init__(self, connect: Callable[[], WriteTransaction], audit_sql: str, max_batch: int = 256,
-                 on_commit: Callable[[int, float], None] | None = None):
+                 on_commit: Callable[[int, float], None] | None = None, name: str = "group-committer"):
         self._connect = connect
         self._audit_sql = audit_sql
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="group-committer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._transaction: WriteTransaction | None = None
         self._pending_audit: tuple[list[tuple], asyncio.Future] | None = None
 

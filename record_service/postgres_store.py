@@ -1,8 +1,8 @@
 """The PostgreSQL back end, selected by a ``postgresql://`` URL; same tables, same rules, same tests.
 
 Reads go through an async connection pool (psycopg 3) so the event loop never waits on the network;
-writes go through the group committer's own synchronous connection, with ``executemany`` (pipelined
-by psycopg) for audit rows. Transactions use the default READ COMMITTED isolation: every write
+writes go through the group committers' own synchronous connections (one for the record's writes,
+one for access-history rows), with ``executemany`` (pipelined by psycopg) for audit rows. Transactions use the default READ COMMITTED isolation: every write
 re-reads what it depends on inside the transaction, and uniqueness is enforced by constraints.
 """
 
@@ -77,9 +77,13 @@ class PostgresStore(Store):
         self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=2, max_size=8, open=False,
                                          kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
-        self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(self.settings.db_url), schema.AUDIT_INSERT,
-                                        self.settings.max_batch, self._on_commit)
+        connect = lambda: _PostgresWriteTransaction(self.settings.db_url)  # noqa: E731
+        self.committer = GroupCommitter(connect, schema.AUDIT_INSERT, self.settings.max_batch, self._on_commit,
+                                        name="record-committer")
+        self.audit_committer = GroupCommitter(connect, schema.AUDIT_INSERT, self.settings.max_batch, self._on_commit,
+                                              name="audit-committer")
         self.committer.start()
+        self.audit_committer.start()
 
     async def close(self) -> None:
         await super().close()

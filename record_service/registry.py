@@ -139,7 +139,7 @@ async def audit_events(store: Store, patient_ins: str, count: int, before_id: in
         extra = " AND id < ?"
         params.append(before_id)
     params.append(count + 1)
-    return await store.fetch("SELECT id, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome,"
+    return await store.fetch_audit("SELECT id, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome,"
                              f" detail, patient_ins FROM audit_events WHERE patient_ins = ?{extra} ORDER BY id DESC LIMIT ?",
                              params)
 

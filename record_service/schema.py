@@ -13,9 +13,13 @@ from __future__ import annotations
 
 
 def statements(dialect: str) -> list[str]:
-    """CREATE statements for ``dialect`` ('sqlite' or 'postgresql'), safe to run again."""
+    """CREATE statements for ``dialect`` ('sqlite' or 'postgresql'), safe to run again: every table."""
+    return record_statements(dialect) + audit_statements(dialect)
+
+
+def record_statements(dialect: str) -> list[str]:
+    """The record's tables: documents, blocks, opt-outs."""
     blob = "BLOB" if dialect == "sqlite" else "BYTEA"
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
     return [
         f"""CREATE TABLE IF NOT EXISTS documents (
             id TEXT PRIMARY KEY,
@@ -47,6 +51,13 @@ def statements(dialect: str) -> list[str]:
         """CREATE TABLE IF NOT EXISTS opt_outs (
             patient_ins TEXT PRIMARY KEY,
             at_us BIGINT NOT NULL)""",
+    ]
+
+
+def audit_statements(dialect: str) -> list[str]:
+    """The access history's table (on SQLite, a database file of its own: see ``sqlite_store``)."""
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT" if dialect == "sqlite" else "BIGSERIAL PRIMARY KEY"
+    return [
         f"""CREATE TABLE IF NOT EXISTS audit_events (
             id {serial},
             patient_ins TEXT NOT NULL,
