@@ -9,7 +9,15 @@ For each back end, in one run and bounded in time:
 The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
 bare rate) and deposits_vs_raw_storage, with every figure behind them.
 
-    uv run python bench/service.py [--seconds 4] [--connections 32] [--workers 2]
+The load client: the bare endpoint, finds and retrieves are all driven by the same client with the same
+connections, against the same server (Granian, same worker count) on 127.0.0.1: `wrk` (a native load
+generator, Debian package `wrk`) when it is on PATH, else this file's asyncio client. On this 2-core
+machine the client shares the CPU with the server, so a client that costs as much as the server's own
+work (the asyncio client does, at the bare endpoint's rate) caps the bare rate and flatters the ratio;
+each phase therefore reports the client's and the server's CPU seconds. Deposits (each body unique,
+100 KB) always use the asyncio client, whose cost is small beside a deposit's.
+
+    uv run python bench/service.py [--seconds 4] [--connections 32] [--workers 2] [--client wrk|python]
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -118,6 +127,67 @@ def drive(port: int, requests: list[bytes], connections: int, seconds: float, un
     return result
 
 
+# --- the native client: wrk, when installed ------------------------------------------------------
+
+_WRK_SCRIPT = """
+local paths = {%(paths)s}
+local headers = {%(headers)s}
+local i = %(offset)d
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i], headers)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK-RESULT %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def drive_wrk(port: int, paths: list[str], token: str | None, connections: int, seconds: float, work: Path) -> dict:
+    """GETs of ``paths`` in turn over ``connections`` keep-alive connections from one wrk thread."""
+    headers = f'["Authorization"] = "Bearer {token}"' if token else ""
+    script = work / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(_WRK_SCRIPT % {"paths": ",".join(json.dumps(p) for p in paths), "headers": headers,
+                                     "offset": 0})
+    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                           "-s", str(script), f"http://127.0.0.1:{port}/"],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK-RESULT")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
+    requests, duration_us, non_2xx, socket_errors, timeouts, p50, p99, _ = (int(x) for x in line.split()[1:])
+    ok = requests - non_2xx
+    return {"per_s": round(ok / (duration_us / 1e6), 1), "requests": requests,
+            "statuses": {"2xx/3xx": ok, "other": non_2xx},
+            "socket_errors": socket_errors + timeouts, "p50_ms": round(p50 / 1000, 2), "p99_ms": round(p99 / 1000, 2)}
+
+
+class Load:
+    """The GET client of this run (the same for the bare endpoint and the service), with CPU accounting."""
+
+    def __init__(self, client: str, connections: int, seconds: float, work: Path):
+        self.client, self.connections, self.seconds, self.work = client, connections, seconds, work
+
+    def get(self, server: "Server", paths: list[str], token: str | None) -> dict:
+        before_server, before_client = server.cpu_seconds(), _children_cpu_seconds()
+        if self.client == "wrk":
+            result = drive_wrk(server.port, paths, token, self.connections, self.seconds, self.work)
+        else:
+            result = drive(server.port, [http_request("GET", p, token) for p in paths], self.connections,
+                           self.seconds)
+        result["client"] = self.client
+        result["server_cpu_s"] = round(server.cpu_seconds() - before_server, 2)
+        result["client_cpu_s"] = round(_children_cpu_seconds() - before_client, 2)
+        return result
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- requests -------------------------------------------------------------------------------------
 
 def make_ins(rng: random.Random) -> str:
@@ -199,6 +269,21 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start: {log.read_text()[-800:]}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server's process group so far: its supervisor and workers."""
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:  # process group id
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -313,8 +398,7 @@ def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: Depo
 
 # --- one back end ---------------------------------------------------------------------------------
 
-def bench_backend(name: str, db_url: str | None, work: Path, seconds: float, connections: int, workers: int,
-                  bare_rate: float) -> dict:
+def bench_backend(name: str, db_url: str | None, work: Path, load: Load, workers: int, bare_rate: float) -> dict:
     global _TEMPLATE
     work.mkdir(parents=True, exist_ok=True)
     service = start_service(work, db_url, workers)
@@ -327,13 +411,13 @@ def bench_backend(name: str, db_url: str | None, work: Path, seconds: float, con
     professional = issue_token(key, Actor(rpps=reader, sector="town_doctor"), 3600)
     _TEMPLATE = DepositTemplate(depositor, patients, author, uuid.uuid4().hex[:8])
     try:
-        deposits = drive(service.port, [], connections, seconds, unique=_unique_deposit)
+        before = service.cpu_seconds()
+        deposits = drive(service.port, [], load.connections, load.seconds, unique=_unique_deposit)
+        deposits.update(client="python", server_cpu_s=round(service.cpu_seconds() - before, 2))
         ids = _document_ids(service.port, professional, patients[:200])
-        finds = drive(service.port, [http_request(
-            "GET", f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&status=current&_count=20",
-            professional) for ins in patients], connections, seconds)
-        retrieves = drive(service.port, [http_request("GET", f"/Binary/{doc_id}", professional) for doc_id in ids],
-                          connections, seconds)
+        finds = load.get(service, [f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&status=current"
+                                   "&_count=20" for ins in patients], professional)
+        retrieves = load.get(service, [f"/Binary/{doc_id}" for doc_id in ids], professional)
     except Exception:
         print((work / "serve.log").read_text()[-3000:], file=sys.stderr)
         raise
@@ -343,7 +427,7 @@ def bench_backend(name: str, db_url: str | None, work: Path, seconds: float, con
     if db_url:
         raw_url = _POSTGRES.database("raw_" + name)
     (work / "raw").mkdir(exist_ok=True)
-    raw = raw_storage_rate(raw_url, work / "raw", seconds, _TEMPLATE)
+    raw = raw_storage_rate(raw_url, work / "raw", load.seconds, _TEMPLATE)
     reads = min(finds["per_s"], retrieves["per_s"])
     return {"deposits": deposits, "finds": finds, "retrieves": retrieves, "raw_storage": raw,
             "reads_vs_bare": round(reads / bare_rate, 3) if bare_rate else None,
@@ -373,30 +457,35 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the service and of the bare server")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
+                        help="load client of the GET phases (bare, finds, retrieves); default wrk when installed")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="segur-bench-"))
+    load = Load(args.client, args.connections, args.seconds, work)
+    print(f"client {args.client}, {args.connections} connections, {args.seconds:g} s a phase; {args.workers} server "
+          f"workers; {os.cpu_count()} cores", flush=True)
     results: dict[str, dict] = {}
     try:
         bare_server = start_bare(work, args.workers)
         try:
-            bare = drive(bare_server.port, [http_request("GET", "/hello", None)], args.connections, args.seconds)
+            bare = load.get(bare_server, ["/hello"], None)
         finally:
             bare_server.stop()
-        print(f"bare hello (same stack): {bare['per_s']:.0f}/s p50 {bare['p50_ms']} ms p99 {bare['p99_ms']} ms",
-              flush=True)
+        print(f"bare hello (same stack): {bare['per_s']:.0f}/s p50 {bare['p50_ms']} ms p99 {bare['p99_ms']} ms"
+              f"  cpu: server {bare['server_cpu_s']} s, client {bare['client_cpu_s']} s", flush=True)
         for backend in args.backends.split(","):
             db_url = None
             if backend == "postgresql":
                 _POSTGRES = _POSTGRES or Postgres(work)
                 db_url = _POSTGRES.database("bench")
-            figures = bench_backend(backend, db_url, work / backend, args.seconds, args.connections, args.workers,
-                                    bare["per_s"])
+            figures = bench_backend(backend, db_url, work / backend, load, args.workers, bare["per_s"])
             results[backend] = figures
             for phase in ("deposits", "finds", "retrieves"):
                 f = figures[phase]
                 print(f"{backend:10s} {phase:9s} {f['per_s']:8.0f}/s  p50 {f['p50_ms']:7.2f} ms  p99 {f['p99_ms']:7.2f} ms"
-                      f"  statuses {f['statuses']}", flush=True)
+                      f"  statuses {f['statuses']}  cpu: server {f['server_cpu_s']} s, client "
+                      f"{f.get('client_cpu_s', '-')} s ({f['client']})", flush=True)
             print(f"{backend:10s} raw storage {figures['raw_storage']['per_s']:.0f} documents/s; reads_vs_bare "
                   f"{figures['reads_vs_bare']}, deposits_vs_raw_storage {figures['deposits_vs_raw_storage']}",
                   flush=True)
@@ -412,6 +501,9 @@ def main() -> None:
                          "retrieve_p50_ms": f["retrieves"]["p50_ms"], "retrieve_p99_ms": f["retrieves"]["p99_ms"]}
                for backend, f in results.items()}
     summary["bare_per_s"] = bare["per_s"]
+    summary["client"] = args.client
+    summary["connections"] = args.connections
+    summary["workers"] = args.workers
     summary["document_bytes"] = DOCUMENT_BYTES
     print(json.dumps(summary))
 

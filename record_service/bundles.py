@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -374,5 +375,5 @@ def searchset(resources: list[bytes], kind: str, self_link: str, next_link: str 
     if next_link:
         links.append(b'{"relation":"next","url":' + orjson.dumps(next_link) + b"}")
     entries = [b'{"resource":' + resource + b',"search":{"mode":"match"}}' for resource in resources]
-    return (b'{"resourceType":"Bundle","type":"searchset","id":"' + uuid.uuid4().hex.encode() + b'","link":['
+    return (b'{"resourceType":"Bundle","type":"searchset","id":"' + os.urandom(16).hex().encode() + b'","link":['
             + b",".join(links) + b'],"entry":[' + b",".join(entries) + b"]}")

@@ -128,7 +128,8 @@ class Endpoints:
         query = searches.document_query(request.query_params)
         rules.check_record_access(actor, query.patient_ins)
         base = self._base_url(request)
-        self_link = f"{base}DocumentReference?{request.url.query}"
+        # the raw query string as received (what request.url.query gives, without parsing the whole URL again)
+        self_link = f"{base}DocumentReference?{request.scope['query_string'].decode('latin-1')}"
         rows = await registry.search(self.store, query, actor)
         if not rows:  # nothing found: say why in the access history
             state = await registry.patient_state(self.store, query.patient_ins, actor)
