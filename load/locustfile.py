@@ -47,6 +47,8 @@ def _options(parser) -> None:
     group.add_argument("--replay-concurrency", type=int, default=4000, help="most requests in flight per process")
     group.add_argument("--replay-seconds", type=float, default=0.0,
                        help="play the window again and again for this many wall-clock seconds (0: once)")
+    group.add_argument("--drain-seconds", type=float, default=0.0,
+                       help="after the last row, wait at most this long for answers (0: until all come)")
     group.add_argument("--run-tag", default="", help="suffix making this run's masterIdentifiers unique",
                        include_in_web_ui=False)
 
@@ -207,7 +209,8 @@ class ScheduleReplayer(FastHttpUser):
                               self.environment.events.request, run_tag=options.run_tag)
         rows = replay_rows(options.schedule, run.shard, run.schedule_facts().window_s, run.limit_s())
         replay = OpenLoopReplay(rows, client.send, run.local,
-                                start_at=run.start_at, speedup=options.speedup, concurrency=options.replay_concurrency)
+                                start_at=run.start_at, speedup=options.speedup, concurrency=options.replay_concurrency,
+                                drain_s=options.drain_seconds or None)
         reporter = gevent.spawn(self._report_loop, run)
         try:
             replay.run()

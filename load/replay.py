@@ -21,13 +21,15 @@ from load.stats import ReplayStats
 
 class OpenLoopReplay:
     def __init__(self, rows: Iterable[dict], send: Callable[[dict], bool], stats: ReplayStats, *, start_at: float,
-                 speedup: float = 1.0, concurrency: int = 2000, clock: Callable[[], float] = time.time):
+                 speedup: float = 1.0, concurrency: int = 2000, drain_s: float | None = None,
+                 clock: Callable[[], float] = time.time):
         if speedup <= 0:
             raise ValueError("the speed-up must be positive")
         self.rows, self.send, self.stats = rows, send, stats
         self.start_at, self.speedup = start_at, speedup
         self.pool = Pool(concurrency)
         self.clock = clock
+        self.drain_s = drain_s
         self.stopped = False
 
     def run(self) -> None:
@@ -41,7 +43,10 @@ class OpenLoopReplay:
             if wait > 0:
                 gevent.sleep(wait)
             self.pool.spawn(self._one, row, planned)  # blocks while the pool is full: lateness grows, and shows
-        self.pool.join()
+        # wait for the last answers, for at most drain_s: what is still unanswered then is counted, not waited for
+        if not self.pool.join(timeout=self.drain_s):
+            self.stats.unanswered += len(self.pool)
+            self.pool.kill(block=True, timeout=5)
 
     def stop(self) -> None:
         self.stopped = True

@@ -59,6 +59,7 @@ class ReplayStats:
         self.timeline: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self.late_max_ms = 0.0
         self.last_answer_s = 0.0  # seconds from the replay's start to its last answer
+        self.unanswered = 0       # sent, but no answer before the replay's drain time ran out
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
@@ -79,7 +80,7 @@ class ReplayStats:
     def snapshot(self) -> dict:
         return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
                 "failed": dict(self.failed), "timeline": {str(k): v for k, v in self.timeline.items()},
-                "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s}
+                "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered}
 
     @classmethod
     def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
@@ -95,6 +96,7 @@ class ReplayStats:
                     row[i] += value
             merged.late_max_ms = max(merged.late_max_ms, snapshot["late_max_ms"])
             merged.last_answer_s = max(merged.last_answer_s, snapshot.get("last_answer_s", 0.0))
+            merged.unanswered += snapshot.get("unanswered", 0)
         return merged
 
     def summary(self, on_time_ms: float = 20.0) -> dict:
@@ -104,6 +106,7 @@ class ReplayStats:
             "sent_by_operation": dict(sorted(self.sent.items())),
             "succeeded": sum(self.succeeded.values()),
             "failed": sum(self.failed.values()),
+            "unanswered": self.unanswered,
             "failed_by_operation": dict(sorted(self.failed.items())),
             "lateness_p50_ms": self.lateness.percentile(50),
             "lateness_p99_ms": self.lateness.percentile(99),

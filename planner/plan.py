@@ -20,7 +20,7 @@ from typing import Callable
 from load.seed import seed
 from planner.queueing import Model
 from planner.service import Service
-from planner.steps import SLO, Step, run_step
+from planner.steps import SLO, Step, cool_down, run_step
 
 CORES = os.cpu_count() or 1
 
@@ -55,9 +55,13 @@ def _model(held: list[Step], service: Service) -> Model | None:
         mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
         variance = sum((x - mean_x) ** 2 for x in xs)
         slope = max(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / variance, 0.0) if variance else 0.0
+    base_p99_s = min(s.p99_ms for s in steps) / 1000
+    if slope > 0:  # requests queue for the CPU: c = cores, service time = CPU seconds per request
+        return Model(base_speedup=top.speedup, base_rps=max(top.offered_rps, 1e-9), service_s=slope,
+                     base_p99_s=base_p99_s, servers=CORES, cpu_s_per_request=slope, cores=CORES)
     return Model(base_speedup=top.speedup, base_rps=max(top.offered_rps, 1e-9),
-                 service_s=max(means[len(means) // 2] / 1000, 1e-5), base_p99_s=min(s.p99_ms for s in steps) / 1000,
-                 servers=service.workers if service.process else CORES, cpu_s_per_request=slope, cores=CORES)
+                 service_s=max(means[len(means) // 2] / 1000, 1e-5), base_p99_s=base_p99_s,
+                 servers=service.workers if service.process else CORES, cpu_s_per_request=0.0, cores=CORES)
 
 
 def _next_speedup(steps: list[Step], predicted: float, limits: SearchLimits) -> float | None:
@@ -85,23 +89,37 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
     if step is None:
         return {"kind": "none-found", "words": f"no step broke the SLO up to {limits.max_speedup:g}x: "
                                               "the search stopped before finding the limit"}
-    driver_busy = step.driver_cpu_cores >= 0.85 * limits.processes
     service_cores = step.service_cpu_cores
-    rejected = _rejections(step)
     evidence = (f"service CPU {service_cores if service_cores is not None else 'unknown'} cores, "
                 f"driver CPU {step.driver_cpu_cores:.2f} cores, p99 {step.p99_ms:.0f} ms, "
                 f"lateness p99 {step.lateness_p99_ms:.0f} ms, errors {step.error_rate:.2%}")
-    if driver_busy and step.lateness_p99_ms > slo.max_lateness_p99_ms:
-        return {"kind": "load-driver", "words": "the load driver is saturated (its process is CPU-bound and requests "
-                "leave late): this measures the driver, not the service; add processes (--processes) or workers on "
-                f"another machine. ({evidence})"}
+    if step.other_cpu_cores >= 0.5:
+        evidence += (f"; WARNING: other programs used {step.other_cpu_cores:.2f} cores of this machine during "
+                     "the step, so the service had less than the whole machine")
+    service_slow = step.p99_ms > slo.p99_ms or step.error_rate > slo.max_error_rate
+    if not service_slow:  # the service answered in time: what broke was the schedule
+        if step.driver_cpu_cores >= 0.85 * limits.processes:
+            return {"kind": "load-driver", "words": "the load driver is saturated (its processes are CPU-bound and "
+                    "requests leave late): this measures the driver, not the service; add --processes or workers "
+                    f"on another machine. ({evidence})"}
+        return {"kind": "load-driver", "words": "requests left late though the service answered in time: the "
+                f"driver could not keep the schedule (bursts, or CPU taken by the service on this machine). ({evidence})"}
+    rejected = _rejections(step)
     if rejected:
-        return {"kind": "service-admission", "words": f"the service sheds load (503, its in-flight bound) "
+        return {"kind": "service-admission", "words": f"the service sheds load (503 from its in-flight bound) "
                 f"before latency grows: {rejected} rejections. ({evidence})"}
-    if service_cores is not None and (service_cores >= 0.85 * min(service.workers, CORES)
-                                      or service_cores + step.driver_cpu_cores >= 0.9 * CORES):
-        return {"kind": "service-cpu", "words": f"the service's CPU is saturated ({service_cores:.2f} cores busy, "
-                f"the machine has {CORES}, the driver took {step.driver_cpu_cores:.2f}). ({evidence})"}
+    busiest = step.service_busiest_process_cores
+    if service_cores is not None and service_cores >= 0.85 * min(service.workers, CORES):
+        return {"kind": "service-cpu", "words": f"the service's CPU is saturated ({service_cores:.2f} cores busy "
+                f"for {service.workers} workers on {CORES} cores). ({evidence})"}
+    if busiest is not None and busiest >= 0.85:
+        return {"kind": "service-cpu", "words": f"one service process is CPU-bound ({busiest:.2f} of a core): a "
+                f"worker (Python runs one core per process) or the writer is the limit, the others are not "
+                f"saturated ({service_cores:.2f} cores in all). ({evidence})"}
+    if service_cores is not None and service_cores + step.driver_cpu_cores >= 0.85 * CORES:
+        return {"kind": "machine-cpu", "words": f"this machine's CPU is saturated: the service ({service_cores:.2f} "
+                f"cores) and the load driver ({step.driver_cpu_cores:.2f}) share its {CORES} cores; on separate "
+                f"machines the service would go further. ({evidence})"}
     writes = step.by_operation.get("deposit", {})
     reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve")]
     read_p99 = max((op["p99_ms"] for op in reads), default=0.0)
@@ -111,11 +129,8 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
                 else "the write path (commit, fsync, locks)")
         return {"kind": "storage-commit", "words": f"deposits wait on storage: {what} (deposit p99 "
                 f"{writes['p99_ms']:.0f} ms against reads {read_p99:.0f} ms, CPU not saturated). ({evidence})"}
-    if step.lateness_p99_ms > slo.max_lateness_p99_ms:
-        return {"kind": "load-driver", "words": f"requests left late though the service answered in time: the "
-                f"driver could not keep the schedule. ({evidence})"}
     return {"kind": "service-latency", "words": f"the service's latency grows past the SLO without one resource "
-            f"saturated: look at its event loop and connection handling. ({evidence})"}
+            f"saturated: look at its event loop, connection handling and database locks. ({evidence})"}
 
 
 def _rejections(step: Step) -> int:
@@ -134,12 +149,14 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     if outcome.failures:
         log(f"warning: {sum(outcome.failures.values())} corpus documents were refused while seeding")
     steps: list[Step] = []
+    predictions: list[dict] = []
     model: Model | None = None
     predicted, limiting = math.inf, "unknown"
     speedup: float | None = 1.0
     tag = str(int(time.time()))
     while speedup is not None and len(steps) < limits.max_steps:
         folder = out / "steps" / f"{len(steps) + 1:02d}-{speedup:g}x"
+        cool_down(service)
         log(f"step {len(steps) + 1}: {speedup:g}x for {limits.step_seconds:g} s …")
         step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
                         limits.processes)
@@ -150,7 +167,9 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
             f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
         if step.holds and not any(not s.holds and s.speedup > step.speedup for s in steps):
             model = _model([s for s in steps if s.holds], service)
-            predicted, limiting = model.knee(slo.p99_ms)
+            predicted, limiting = model.knee(slo.p99_ms, slo.max_lateness_p99_ms)
+            predictions.append({"after_step": len(steps), "predicted_knee_speedup": round(predicted, 2),
+                                "limit": limiting})
             log(f"  model: knee predicted at {predicted:,.0f}x ({limiting})")
         speedup = _next_speedup(steps, predicted, limits)
 
@@ -181,9 +200,14 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "predicted_knee_speedup": None if model is None or math.isinf(predicted) else round(predicted, 2),
         "predicted_limit": limiting,
         "model": asdict(model) if model else None,
+        "model_history": predictions,
         "holds_scenario": any(s.holds and s.speedup >= 1 for s in steps),
     }
-    result["verdict"] = _verdict(result, summary)
+    disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
+    result["disturbed_steps"] = disturbed
+    result["verdict"] = _verdict(result, summary) + (
+        f" Caution: other programs used this machine's CPU during the steps at {', '.join(f'{x:g}x' for x in disturbed)};"
+        " run again on a quiet machine for firm figures." if disturbed else "")
     return result
 
 

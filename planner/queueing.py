@@ -1,12 +1,16 @@
 """An analytic cross-check: where should the service break, given what one light step measured?
 
-Two limits, the first reached wins:
+The service is an asynchronous server: what requests queue for is the CPU. Each request costs
+CPU seconds in the service and in the load driver (they share this machine's cores), measured
+as the slope of cores busy against offered rate over the steps that held. That is an M/M/c
+queue with ``c`` = cores and service time = CPU seconds per request:
 
-- **queueing** (M/M/c): ``c`` service workers, each serving requests in the mean response time
-  measured at low load. Waiting grows as the offered rate nears ``c / S``; the predicted p99 is
-  the low-load p99 plus the p99 of the wait (Erlang C), and the knee is where it crosses the SLO.
-- **CPU**: every request costs the service (and the driver, on the same machine) the CPU seconds
-  measured per request; the machine has ``cores``. The knee is where they would need 90 % of them.
+- **queueing**: the predicted p99 is the lowest measured p99 plus the p99 of the wait for a
+  core (Erlang C); the knee is where that wait uses up the SLO's margin (latency or lateness).
+- **CPU**: where service and driver would need 90 % of the cores.
+
+Before two steps give a CPU slope, the model falls back to the service's workers as servers and
+the measured mean response time as service time (cruder; replaced as soon as it can be).
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ class Model:
                 high = middle
         return low
 
-    def knee(self, slo_p99_ms: float) -> tuple[float, str]:
-        queue, cpu = self.queue_knee(slo_p99_ms), self.cpu_knee()
-        return (queue, "queueing (M/M/c)") if queue <= cpu else (cpu, "CPU (90 % of the cores)")
+    def knee(self, slo_p99_ms: float, lateness_p99_ms: float | None = None) -> tuple[float, str]:
+        """The predicted knee and what sets it; waiting shows as latency and, in the driver, as lateness."""
+        margin_ms = slo_p99_ms
+        if lateness_p99_ms is not None:  # the p99 budget left above the low-load p99, or the lateness budget
+            margin_ms = min(slo_p99_ms, self.base_p99_s * 1000 + lateness_p99_ms)
+        queue, cpu = self.queue_knee(margin_ms), self.cpu_knee()
+        return (queue, f"queueing for the CPU (M/M/{self.servers})") if queue <= cpu else (cpu, "CPU (90 % of the cores)")

@@ -43,6 +43,10 @@ class ProcessTree:
                 continue
         return sum(seconds for _, seconds in self._seen.values())
 
+    def per_process(self) -> dict[int, float]:
+        """CPU seconds of each process seen (call after :meth:`cpu_seconds`)."""
+        return {pid: seconds for pid, (_, seconds) in self._seen.items()}
+
 
 class Service:
     """A `segur serve` started for the plan (``url`` is None) or a service given by URL."""
@@ -88,6 +92,9 @@ class Service:
 
     def cpu_seconds(self) -> float | None:
         return self.tree.cpu_seconds() if self.tree else None
+
+    def cpu_by_process(self) -> dict[int, float]:
+        return self.tree.per_process() if self.tree else {}
 
     def __exit__(self, *exc) -> None:
         if self.process is None or self.process.poll() is not None:

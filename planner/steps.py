@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from load.command import locust_command
+import psutil
+
 from planner.service import ProcessTree, Service
 
 
@@ -39,8 +41,11 @@ class Step:
     failures: int
     planned: int
     sent: int
+    unanswered: int
     wall_s: float
     service_cpu_cores: float | None     # mean cores busy in the service's processes
+    service_busiest_process_cores: float | None  # the busiest single service process (one worker saturated?)
+    other_cpu_cores: float              # cores busy in the rest of the machine (other load disturbs the step)
     driver_cpu_cores: float             # mean cores busy in the load driver's processes
     by_operation: dict[str, dict] = field(default_factory=dict)
     folder: str = ""
@@ -78,13 +83,29 @@ def _number(value: str | None) -> float:
         return 0.0
 
 
+def cool_down(service: Service, idle_cores: float = 0.15, longest_s: float = 60.0) -> float:
+    """Wait until the service is idle again (an overloaded step leaves work behind); returns the wait."""
+    started = time.perf_counter()
+    previous = service.cpu_seconds()
+    while previous is not None and time.perf_counter() - started < longest_s:
+        time.sleep(1.0)
+        current = service.cpu_seconds()
+        if current - previous < idle_cores:
+            break
+        previous = current
+    return time.perf_counter() - started
+
+
 def run_step(service: Service, schedule: Path, folder: Path, speedup: float, seconds: float, run_tag: str,
              processes: int = 1) -> Step:
     """Replay ``seconds`` of wall-clock time at ``speedup`` (the window looped if it is shorter)."""
     folder.mkdir(parents=True, exist_ok=True)
     command = locust_command(schedule, service.url, folder, speedup=speedup, key=service.key, processes=processes,
-                             extra=("--replay-seconds", f"{seconds:g}", "--run-tag", run_tag))
+                             extra=("--replay-seconds", f"{seconds:g}", "--run-tag", run_tag,
+                                    "--drain-seconds", f"{max(3.0, seconds / 2):g}"))
     service_samples: list[tuple[float, float]] = []
+    process_samples: list[tuple[float, dict[int, float]]] = []
+    machine_samples: list[tuple[float, float]] = []
     driver_samples: list[tuple[float, float]] = []
     started = time.perf_counter()
     with (folder / "locust.log").open("wb") as log:
@@ -93,9 +114,11 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         while driver.poll() is None:
             now = time.perf_counter()
             driver_samples.append((now, tree.cpu_seconds()))  # sampled often: workers exit before the master
+            machine_samples.append((now, _machine_busy_seconds()))
             service_cpu = service.cpu_seconds()
             if service_cpu is not None:
                 service_samples.append((now, service_cpu))
+                process_samples.append((now, service.cpu_by_process()))
             time.sleep(_SAMPLE_S)
     elapsed = time.perf_counter() - started
     report_path = folder / "replay.json"
@@ -105,7 +128,10 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
     report = json.loads(report_path.read_text())
     rows = _locust_rows(folder / "locust_stats.csv")
     total = rows.get("Aggregated", {})
-    requests, failures = int(_number(total.get("Request Count"))), int(_number(total.get("Failure Count")))
+    # requests still unanswered when the step's drain time ran out are failures too (Locust never saw them end)
+    unanswered = report.get("unanswered", 0)
+    requests = int(_number(total.get("Request Count"))) + unanswered
+    failures = int(_number(total.get("Failure Count"))) + unanswered
     wall_s = max(report["wall_s"], 1e-9)
     # achieved: answered OK per second over the planned span, or over a longer one when answers came late
     span = max(wall_s, report["last_answer_s"])
@@ -117,12 +143,35 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         speedup=speedup, offered_rps=report["planned"] / wall_s, achieved_rps=report["succeeded"] / span,
         p50_ms=_number(total.get("50%")), p99_ms=_number(total.get("99%")),
         error_rate=failures / requests if requests else 0.0, lateness_p99_ms=report["lateness_p99_ms"],
-        requests=requests, failures=failures, planned=report["planned"], sent=report["sent"], wall_s=wall_s,
+        requests=requests, failures=failures, planned=report["planned"], sent=report["sent"], unanswered=unanswered,
+        wall_s=wall_s,
         service_cpu_cores=_busiest_cores(service_samples, wall_s) if service_samples else None,
+        service_busiest_process_cores=_busiest_process(process_samples, wall_s) if process_samples else None,
+        other_cpu_cores=_other_cores(machine_samples, service_samples, driver_samples, wall_s),
         driver_cpu_cores=_busiest_cores(driver_samples, wall_s), by_operation=by_operation, folder=str(folder))
 
 
 _SAMPLE_S = 0.25
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _other_cores(machine: list[tuple[float, float]], service: list[tuple[float, float]],
+                 driver: list[tuple[float, float]], span_s: float) -> float:
+    """Cores busy outside the service and the driver, over the step's busiest stretch of the machine."""
+    if len(machine) < 2:
+        return 0.0
+    service = service or [(t, 0.0) for t, _ in machine]
+    rest = [(t, m - s - d) for (t, m), (_, s), (_, d) in zip(machine, service, driver)]
+    return max(_busiest_cores(rest, span_s), 0.0)
+
+
+def _busiest_process(samples: list[tuple[float, dict[int, float]]], span_s: float) -> float:
+    pids = set().union(*(seen for _, seen in samples))
+    return max((_busiest_cores([(t, seen.get(pid, 0.0)) for t, seen in samples], span_s) for pid in pids), default=0.0)
 
 
 def _busiest_cores(samples: list[tuple[float, float]], span_s: float) -> float:
