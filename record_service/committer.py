@@ -39,7 +39,7 @@ class WriteTransaction(Protocol):
 class _Item:
     write: Callable[[WriteTransaction], Any] | None
     audit_rows: list[tuple] | None
-    future: asyncio.Future
+    future: asyncio.Future | list[asyncio.Future]  # audit items: one future per waiting request
     loop: asyncio.AbstractEventLoop
     outcome: Any = None
     error: BaseException | None = None
@@ -60,7 +60,7 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._transaction: WriteTransaction | None = None
-        self._pending_audit: tuple[list[tuple], asyncio.Future] | None = None
+        self._pending_audit: tuple[list[tuple], list[asyncio.Future]] | None = None
 
     def start(self) -> None:
         self._transaction = self._connect()
@@ -80,20 +80,23 @@ class GroupCommitter:
         """Append one access-history row; returns once it is committed.
 
         Rows appended during one turn of the event loop travel to the writer thread as one item with
-        one shared future: a busy read path costs the writer one insert per row, not one hand-over.
+        one hand-over: a busy read path costs the writer one insert per row, not one hand-over. Each
+        request awaits a future of its own, so a request that goes away cancels only its own wait.
         """
+        loop = asyncio.get_running_loop()
         if self._pending_audit is None:
-            loop = asyncio.get_running_loop()
-            self._pending_audit = ([], loop.create_future())
+            self._pending_audit = ([], [])
             loop.call_soon(self._flush_audit, loop)
-        rows, future = self._pending_audit
+        rows, waiters = self._pending_audit
+        future = loop.create_future()
         rows.append(row)
-        await asyncio.shield(future)
+        waiters.append(future)
+        await future
 
     def _flush_audit(self, loop: asyncio.AbstractEventLoop) -> None:
-        rows, future = self._pending_audit
+        rows, waiters = self._pending_audit
         self._pending_audit = None
-        self._queue.put(_Item(None, rows, future, loop))
+        self._queue.put(_Item(None, rows, waiters, loop))
 
     def _submit(self, write, audit_rows) -> asyncio.Future:
         loop = asyncio.get_running_loop()
@@ -191,9 +194,10 @@ class GroupCommitter:
 
 def _settle(items: list[_Item]) -> None:
     for item in items:
-        if item.future.done():  # the client went away
-            continue
-        if item.error is not None:
-            item.future.set_exception(item.error)
-        else:
-            item.future.set_result(item.outcome)
+        for future in item.future if isinstance(item.future, list) else (item.future,):
+            if future.done():  # the client went away
+                continue
+            if item.error is not None:
+                future.set_exception(item.error)
+            else:
+                future.set_result(item.outcome)

@@ -101,9 +101,9 @@ class Endpoints:
     async def deposit(self, request: Request) -> Response:
         actor = self._actor(request)
         deposit = parse_deposit(await self._json_body(request), self.settings.max_document_bytes)
-        state = await registry.patient_state(self.store, deposit.patient_ins, actor)
+        state, existing = await registry.deposit_state(self.store, deposit.patient_ins, actor,
+                                                       [d.master_id for d in deposit.documents])
         rules.check_can_deposit(actor, deposit.patient_ins, state)
-        existing = await registry.existing_masters(self.store, [d.master_id for d in deposit.documents])
         for doc in deposit.documents:  # early answer for retries and reused ids, before any bytes are written
             found = existing.get(doc.master_id)
             if found and (found[1] != deposit.patient_ins or found[2] != doc.sha256 or found[3] == "deleted"):

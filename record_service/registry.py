@@ -53,6 +53,24 @@ async def patient_state(store: Store, patient_ins: str, actor: Actor) -> Patient
     return PatientState(opted_out=bool(opted_out), blocked=bool(blocked) and actor.is_professional)
 
 
+async def deposit_state(store: Store, patient_ins: str, actor: Actor,
+                        master_ids: Sequence[str]) -> tuple[PatientState, dict[str, tuple]]:
+    """:func:`patient_state` and :func:`existing_masters` in one round trip (a deposit asks both).
+
+    The one-row table on the left keeps the patient's state in the answer when no masterIdentifier is known.
+    """
+    marks = ",".join("?" * len(master_ids))
+    rows = await store.fetch(
+        "SELECT d.master_id, d.id, d.patient_ins, d.sha256, d.status,"
+        " (SELECT 1 FROM opt_outs WHERE patient_ins = ?),"
+        " (SELECT 1 FROM blocks WHERE patient_ins = ? AND rpps = ?)"
+        f" FROM (SELECT 1 AS one) AS one LEFT JOIN documents d ON d.master_id IN ({marks})",
+        (patient_ins, patient_ins, actor.rpps or "", *master_ids))
+    opted_out, blocked = rows[0][5], rows[0][6]
+    state = PatientState(opted_out=bool(opted_out), blocked=bool(blocked) and actor.is_professional)
+    return state, {row[0]: tuple(row[1:5]) for row in rows if row[0] is not None}
+
+
 async def existing_masters(store: Store, master_ids: Sequence[str]) -> dict[str, tuple]:
     """masterIdentifier -> (id, patient_ins, sha256, status) for those already stored."""
     marks = ",".join("?" * len(master_ids))
