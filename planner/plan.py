@@ -189,7 +189,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "service": {"kind": service.kind, "url": service.url, "workers": service.workers if service.process else None},
         "machine_cores": CORES,
         "slo": asdict(slo),
-        "steps": [s.as_dict() for s in steps],
+        "steps": [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in steps],
         "max_sustainable_speedup": max_speedup,
         "documents_per_year_sustained": round(deposits_per_year * max_speedup),
         "national_equivalent_speedup": round(max_speedup * summary["scale"], 4),

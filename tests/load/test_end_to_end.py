@@ -1,0 +1,68 @@
+"""Replays of the smoke schedule against a real record service (SQLite), as `segur load` runs them."""
+
+import csv
+import hashlib
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from load.schedule import describe
+from tests.load.conftest import SEGUR
+
+
+def _load(service, run, out, *extra):
+    proc = subprocess.run([*SEGUR, "load", str(run), "--target", service.url, "--key", str(service.key),
+                           "--speedup", "100", "--out", str(out), *extra], capture_output=True, text=True, timeout=180)
+    assert (out / "replay.json").exists(), proc.stderr[-2000:]
+    return proc, json.loads((out / "replay.json").read_text())
+
+
+def _locust_counts(out):
+    with (out / "locust_stats.csv").open() as handle:
+        return {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(handle) if row["Name"] != "Aggregated"}
+
+
+@pytest.fixture(scope="module")
+def single(service, seeded, tmp_path_factory):
+    out = tmp_path_factory.mktemp("load-single")
+    return (out, *_load(service, seeded, out))
+
+
+def test_replay_is_faithful_to_the_schedule(single, seeded):
+    out, proc, report = single
+    facts = describe(seeded)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert report["sent"] == report["planned"] == facts.rows
+    assert report["sent_by_operation"] == facts.by_operation            # the same count and mix
+    assert _locust_counts(out) == facts.by_operation                    # and Locust saw the same
+    assert report["failed"] == 0 and report["unanswered"] == 0
+    assert report["share_within_20ms"] >= 0.99                          # >= 99 % leave within 20 ms of plan
+
+
+def test_every_acknowledged_deposit_is_retrievable_byte_for_byte(single, service):
+    out, _, report = single
+    token = subprocess.run([*SEGUR, "token", "--professional", "10000000009", "--sector", "hospital",
+                            "--key", str(service.key)], capture_output=True, text=True, check=True).stdout.strip()
+    with (out / "acks.csv").open() as handle:
+        acks = list(csv.DictReader(handle))
+    assert len(acks) == report["sent_by_operation"]["deposit"]
+    for ack in acks:
+        request = urllib.request.Request(f"{service.url}/{ack['location']}", headers={
+            "Authorization": f"Bearer {token}", "Accept": "application/pdf"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            data = answer.read()
+        assert len(data) == int(ack["size"]) and hashlib.sha256(data).hexdigest() == ack["sha256"]
+        assert ack["master_identifier"].encode() in data[:200]  # the document is the one deposited
+
+
+def test_two_workers_send_exactly_the_schedule(service, seeded, tmp_path):
+    proc, report = _load(service, seeded, tmp_path, "--processes", "2")
+    facts = describe(seeded)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert report["workers"] == 2
+    assert report["sent_by_operation"] == facts.by_operation and _locust_counts(tmp_path) == facts.by_operation
+    with (tmp_path / "acks.csv").open() as handle:
+        masters = [row["master_identifier"] for row in csv.DictReader(handle)]
+    assert len(masters) == facts.by_operation["deposit"] and len(set(masters)) == len(masters)

@@ -1,0 +1,62 @@
+"""`segur plan scenarios/smoke.yaml` end to end on the embedded SQLite service."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("plan") / "smoke"
+    proc = subprocess.run([sys.executable, "-m", "segur.cli", "plan", str(ROOT / "scenarios" / "smoke.yaml"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return out, proc, json.loads((out / "plan.json").read_text())
+
+
+def test_plan_has_the_contract_fields(planned):
+    _, _, plan = planned
+    for key in ("scenario", "slo", "steps", "max_sustainable_speedup", "documents_per_year_sustained", "bottleneck",
+                "storage_bytes_per_year", "predicted_knee_speedup"):
+        assert key in plan
+    assert len(plan["steps"]) >= 2
+    for step in plan["steps"]:
+        for key in ("speedup", "offered_rps", "achieved_rps", "p50_ms", "p99_ms", "error_rate", "lateness_p99_ms"):
+            assert isinstance(step[key], (int, float))
+    assert plan["scenario"] == "smoke" and plan["storage_bytes_per_year"] > 0
+
+
+def test_exit_code_says_whether_the_scenario_holds(planned):
+    _, proc, plan = planned
+    assert (proc.returncode == 0) == (plan["max_sustainable_speedup"] >= 1) == plan["holds_scenario"]
+
+
+def test_steps_agree_with_locust_statistics(planned):
+    out, _, plan = planned
+    for step in plan["steps"]:
+        folder = out / step["folder"]
+        with (folder / "locust_stats.csv").open() as handle:
+            total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
+        assert step["requests"] == int(total["Request Count"]) + step["unanswered"]
+        assert step["p99_ms"] == float(total["99%"]) and step["p50_ms"] == float(total["50%"])
+        replay = json.loads((folder / "replay.json").read_text())
+        assert step["sent"] == replay["sent"] == step["planned"] if step["holds"] else step["sent"] <= step["planned"]
+        if step["holds"]:
+            assert abs(step["achieved_rps"] / step["offered_rps"] - 1) <= 0.05
+    held = [s["speedup"] for s in plan["steps"] if s["holds"]]
+    assert plan["max_sustainable_speedup"] == max(held, default=0)
+
+
+def test_report_is_self_contained_with_plots(planned):
+    out, _, plan = planned
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and plan["verdict"].split(":")[0][:40] in html
+    for name in ("latency_knee.png", "throughput.png", "errors_lateness.png"):
+        assert (out / name).stat().st_size > 10_000
+    assert all((out / s["folder"] / "locust.html").exists() for s in plan["steps"])
