@@ -19,7 +19,8 @@ from record_service import schema
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
-_SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
+_SCHEMA_LOCK = 0x5E6E0001
+_POOL_SIZE = 8  # read connections per worker process  # advisory lock: several workers may start at once
 
 
 @lru_cache(maxsize=512)
@@ -74,8 +75,10 @@ class PostgresStore(Store):
 
     async def open(self) -> None:
         self.create_schema()
-        self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=2, max_size=8, open=False,
-                                         kwargs={"autocommit": True})
+        # opened in full at start: connections are not set up while requests wait for them (each find is
+        # one query, so 8 per worker keeps a 2-core machine's CPUs busy without a backend per request)
+        self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=_POOL_SIZE, max_size=_POOL_SIZE,
+                                         open=False, kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
         connect = lambda: _PostgresWriteTransaction(self.settings.db_url)  # noqa: E731
         self.committer = GroupCommitter(connect, schema.AUDIT_INSERT, self.settings.max_batch, self._on_commit,
