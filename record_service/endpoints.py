@@ -183,8 +183,8 @@ class Endpoints:
         actor = self._actor(request)
         document_id = self._document_id(request)
         row = await self._readable(actor, document_id)
-        content_type, sha256 = row[7], row[8]
-        data = self.store.blobs.get(sha256)  # page-cached file read: cheaper inline than via a thread
+        content_type, sha256, size = row[7], row[8], row[9]
+        data = self.store.blobs.get(sha256, size)  # page-cached file read: cheaper inline than via a thread
         if FHIR_JSON in request.headers.get("accept", ""):
             return fhir({"resourceType": "Binary", "id": document_id, "contentType": content_type,
                          "data": base64.b64encode(data).decode()})
