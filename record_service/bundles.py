@@ -128,7 +128,8 @@ def _type_code(document: dict, where: str) -> str:
     codings = _list(_object(document.get("type"), f"{where}.type").get("coding"), f"{where}.type.coding")
     for i, coding in enumerate(codings):
         coding = _object(coding, f"{where}.type.coding[{i}]")
-        known = TYPE_CODES_BY_SYSTEM.get(coding.get("system"))
+        system = coding.get("system")
+        known = TYPE_CODES_BY_SYSTEM.get(system) if isinstance(system, str) else None  # a list or object names none
         if known is None:
             continue
         code = _text(coding.get("code"), f"{where}.type.coding[{i}].code")

@@ -58,6 +58,7 @@ BAD_BUNDLES = [
     ("missing type", _set("type", ...), 400, ".type"),
     ("unknown type code", _set("type.coding.0.code", "99999-9"), 400, "type.coding[0].code"),
     ("type from an unknown system", _set("type.coding.0.system", "http://example.org"), 400, ".type"),
+    ("type system not a string (found by the fuzzer)", _set("type.coding.0.system", ["http://loinc.org"]), 400, ".type"),
     ("missing subject", _set("subject", ...), 400, ".subject"),
     ("invalid INS key", _set("subject.identifier.value", "295109912611194"), 400, "subject.identifier.value"),
     ("INS of the wrong system", _set("subject.identifier.system", "urn:oid:1.2.3"), 400, "subject.identifier.system"),
