@@ -15,6 +15,7 @@ common start time; shards are by patient, so together they send every row exactl
 from __future__ import annotations
 
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def _options(parser) -> None:
     group.add_argument("--acks", default="", help="file to append every acknowledged deposit to", include_in_web_ui=False)
     group.add_argument("--replay-report", default="", help="JSON file for the replay's own figures", include_in_web_ui=False)
     group.add_argument("--replay-concurrency", type=int, default=4000, help="most requests in flight per process")
+    group.add_argument("--connections", type=int, default=256,
+                       help="HTTP connections per process (a request waiting for one counts in its response time)")
     group.add_argument("--replay-seconds", type=float, default=0.0,
                        help="play the window again and again for this many wall-clock seconds (0: once)")
     group.add_argument("--drain-seconds", type=float, default=0.0,
@@ -110,7 +113,8 @@ def _init(environment, **_kwargs) -> None:
     environment.replay_run = run = ReplayRun(environment)
     runner = environment.runner
     if environment.parsed_options is not None:
-        ScheduleReplayer.concurrency = environment.parsed_options.replay_concurrency
+        ScheduleReplayer.concurrency = environment.parsed_options.connections
+    _raise_open_file_limit()
     if not isinstance(runner, MasterRunner):
         runner.register_message("replay_shard", lambda msg, **_: _take_shard(run, msg.data))
     if not isinstance(runner, WorkerRunner):
@@ -119,6 +123,13 @@ def _init(environment, **_kwargs) -> None:
         runner.register_message("replay_done", lambda msg, **_: run.done.add(msg.data["node"]))
     if environment.web_ui:
         add_replay_page(environment.web_ui.app, lambda: _page_data(run))
+
+
+def _raise_open_file_limit() -> None:
+    """Connections are files: take the hard limit, not the default soft 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _take_shard(run: ReplayRun, data: dict) -> None:
@@ -187,7 +198,7 @@ class ReplayShape(LoadTestShape):
 class ScheduleReplayer(FastHttpUser):
     """The process's replayer. The pool inside it, not the number of users, sets the concurrency."""
 
-    concurrency = 4000
+    concurrency = 256  # connections; set from --connections
     network_timeout = 60.0
     connection_timeout = 10.0
 

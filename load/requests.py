@@ -105,9 +105,11 @@ def locations(response_body: bytes) -> tuple[str | None, str | None]:
     return document, binary
 
 
+_SEARCH_PREFIX = f"/DocumentReference?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
+
+
 def search_path(patient_ins: str, count: int = 50) -> str:
-    return (f"/DocumentReference?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C{patient_ins}"
-            f"&status=current&_count={count}")
+    return f"{_SEARCH_PREFIX}{patient_ins}&status=current&_count={count}"
 
 
 def block_body(rpps: str) -> bytes:
