@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.command import LOCUSTFILE  # noqa: E402
+from planner.service import free_port  # noqa: E402
 from segur.identifiers import ins_for_patients  # noqa: E402
 
 TRIVIAL_APP = '''
@@ -41,12 +41,6 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": b"{}"})
 '''
 ON_TIME_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def synthetic_schedule(path: Path, rate: float, seconds: float) -> int:

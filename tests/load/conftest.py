@@ -1,62 +1,26 @@
-"""A real `segur serve` (SQLite) on a free port, and a small simulated run seeded into it."""
+"""A real `segur serve` (SQLite) on a free port, started as `segur plan` starts it, and a small seeded run."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from planner.service import Service, free_port  # noqa: F401 - free_port is used by the tests
 from segur.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGUR = [sys.executable, "-m", "segur.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RunningService:
-    def __init__(self, folder: Path):
-        self.key = folder / "signing.key"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = folder / "serve.log"
-        self.process = subprocess.Popen(
-            [*SEGUR, "serve", "--data-dir", str(folder / "data"), "--port", self.url.rsplit(":", 1)[1],
-             "--key", str(self.key)], stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"segur serve exited: {self.log.read_text()[-500:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        pytest.fail("segur serve did not answer /health within 60 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="package")
 def service(tmp_path_factory):
-    running = RunningService(tmp_path_factory.mktemp("service"))
-    yield running
-    running.stop()
+    folder = tmp_path_factory.mktemp("service")
+    with Service(folder, folder / "signing.key", workers=1) as running:  # the planner's own launcher
+        yield running
 
 
 @pytest.fixture(scope="package")
