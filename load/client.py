@@ -86,9 +86,14 @@ class AckLog:
         if path:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # only the process that creates the file writes the header (workers open it at the same time)
+                created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                pass
+            else:
+                os.write(created, self.HEADER.encode())
+                os.close(created)
             self._file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - kept open for the run
-            if self._file.tell() == 0:
-                self._file.write(self.HEADER)
 
     def append(self, master_id: str, sha256: str, size: int, location: str) -> None:
         if self._file is not None:
