@@ -97,7 +97,14 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
         evidence += (f"; WARNING: other programs used {step.other_cpu_cores:.2f} cores of this machine during "
                      "the step, so the service had less than the whole machine")
     service_slow = step.p99_ms > slo.p99_ms or step.error_rate > slo.max_error_rate
+    everything = (service_cores or 0.0) + step.driver_cpu_cores + step.other_cpu_cores
+    database = " with its database" if service.database else ""
     if not service_slow:  # the service answered in time: what broke was the schedule
+        if everything >= 0.85 * CORES and step.driver_cpu_cores < 0.85 * limits.processes:
+            return {"kind": "machine-cpu", "words": f"this machine's CPU is saturated: the service{database} "
+                    f"({service_cores} cores) leaves the load driver ({step.driver_cpu_cores:.2f} cores) too little "
+                    f"CPU to keep the schedule; the service itself still answered within the SLO, so with the driver "
+                    f"on another machine it would go further. ({evidence})"}
         if step.driver_cpu_cores >= 0.85 * limits.processes:
             return {"kind": "load-driver", "words": "the load driver is saturated (its processes are CPU-bound and "
                     "requests leave late): this measures the driver, not the service; add --processes or workers "
@@ -116,10 +123,11 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
         return {"kind": "service-cpu", "words": f"one service process is CPU-bound ({busiest:.2f} of a core): a "
                 f"worker (Python runs one core per process) or the writer is the limit, the others are not "
                 f"saturated ({service_cores:.2f} cores in all). ({evidence})"}
-    if service_cores is not None and service_cores + step.driver_cpu_cores >= 0.85 * CORES:
-        return {"kind": "machine-cpu", "words": f"this machine's CPU is saturated: the service ({service_cores:.2f} "
-                f"cores) and the load driver ({step.driver_cpu_cores:.2f}) share its {CORES} cores; on separate "
-                f"machines the service would go further. ({evidence})"}
+    if everything >= 0.85 * CORES:
+        return {"kind": "machine-cpu", "words": f"this machine's CPU is saturated: the service{database} "
+                f"({service_cores if service_cores is not None else 'unknown'} cores), the load driver "
+                f"({step.driver_cpu_cores:.2f}) and other programs ({step.other_cpu_cores:.2f}) share its {CORES} "
+                f"cores; with the driver on another machine the service would go further. ({evidence})"}
     writes = step.by_operation.get("deposit", {})
     reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve")]
     read_p99 = max((op["p99_ms"] for op in reads), default=0.0)

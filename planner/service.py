@@ -11,8 +11,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
+import psycopg
 
 from segur.errors import InputError
 
@@ -56,13 +58,43 @@ class Service:
         self.url = url
         self.process: subprocess.Popen | None = None
         self.tree: ProcessTree | None = None
+        self.database: ProcessTree | None = None  # a local PostgreSQL's processes count as the service's
+        self._created_database: str | None = None
         self.kind = "external" if url else ("postgresql" if db and db.startswith("postgresql") else "sqlite")
 
     def __enter__(self) -> "Service":
         if self.url is None:
+            if self.db and self.db.startswith("postgresql"):
+                self.db = self._fresh_database(self.db)
             self._start()
         self._wait_healthy(60 if self.process else 10)
         return self
+
+    def _fresh_database(self, url: str) -> str:
+        """A new, empty database on the server of ``url`` for this plan (dropped at the end): a plan never
+        starts from another run's documents, whose bytes live in that run's data directory."""
+        parts = urlsplit(url)
+        base = parts.path.lstrip("/") or "postgres"
+        self._created_database = f"{base}_plan_{int(time.time())}_{os.getpid()}"
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as connection:
+                connection.execute(f'CREATE DATABASE "{self._created_database}"')
+        except psycopg.Error as error:
+            raise InputError(f"--db {url}: cannot create a database for the plan ({error})") from None
+        return urlunsplit(parts._replace(path=f"/{self._created_database}"))
+
+    def _database_tree(self) -> ProcessTree | None:
+        """The PostgreSQL server behind --db when it runs on this machine (found by its port), else None."""
+        if not self.db or not self.db.startswith("postgresql"):
+            return None
+        port = urlsplit(self.db).port or 5432
+        try:
+            for connection in psutil.net_connections(kind="tcp"):
+                if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+                    return ProcessTree(connection.pid)
+        except (psutil.AccessDenied, PermissionError):
+            return None
+        return None
 
     def _start(self) -> None:
         port = free_port()
@@ -74,6 +106,7 @@ class Service:
         log = (self.folder / "serve.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.tree = ProcessTree(self.process.pid)
+        self.database = self._database_tree()
         self.url = f"http://127.0.0.1:{port}"
 
     def _wait_healthy(self, seconds: float) -> None:
@@ -91,17 +124,28 @@ class Service:
         raise InputError(f"the record service at {self.url} did not answer /health within {seconds:.0f} s")
 
     def cpu_seconds(self) -> float | None:
-        return self.tree.cpu_seconds() if self.tree else None
+        if self.tree is None:
+            return None
+        return self.tree.cpu_seconds() + (self.database.cpu_seconds() if self.database else 0.0)
 
     def cpu_by_process(self) -> dict[int, float]:
-        return self.tree.per_process() if self.tree else {}
+        if self.tree is None:
+            return {}
+        return {**self.tree.per_process(), **(self.database.per_process() if self.database else {})}
 
     def __exit__(self, *exc) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        if self._created_database:
+            parts = urlsplit(self.db)
+            administration = urlunsplit(parts._replace(path="/postgres"))
+            try:
+                with psycopg.connect(administration, autocommit=True, connect_timeout=10) as connection:
+                    connection.execute(f'DROP DATABASE IF EXISTS "{self._created_database}" WITH (FORCE)')
+            except psycopg.Error:
+                pass  # the plan is written; a database left behind is named after the plan and harmless
