@@ -6,7 +6,7 @@ it) replays synthetic schedules of searches at increasing constant rates. The dr
 is the highest rate at which it still sends every request, has them answered at that rate, and
 keeps the lateness p99 within 20 ms. A capacity plan must stay below it, or it measures the driver.
 
-Run: uv run python bench/replay.py [--seconds 8] [--rates 2000,4000,…]
+Run: uv run python bench/replay.py [--seconds 15] [--rates 2000,4000,…] [--patients 1000]
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ async def app(scope, receive, send):
 ON_TIME_MS = 20.0
 
 
-def synthetic_schedule(path: Path, rate: float, seconds: float) -> int:
-    """Searches by 1 000 patients at a constant rate, in the simulator's schedule format."""
+def synthetic_schedule(path: Path, rate: float, seconds: float, patients_count: int = 1000) -> int:
+    """Searches by ``patients_count`` patients at a constant rate, in the simulator's schedule format."""
     rows = int(rate * seconds)
-    patients = ins_for_patients(np.arange(rows) % 1000, 65_000_000)
+    patients = ins_for_patients(np.arange(rows) % patients_count, 65_000_000)
     table = pa.table({
         "offset_s": np.arange(rows) / rate, "operation": ["search"] * rows, "sector": ["patient"] * rows,
         "actor_kind": ["patient"] * rows, "actor_id": patients, "facility_id": pa.nulls(rows, pa.string()),
@@ -57,9 +57,9 @@ def synthetic_schedule(path: Path, rate: float, seconds: float) -> int:
     return rows
 
 
-def replay(work: Path, target: str, rate: float, seconds: float) -> dict:
+def replay(work: Path, target: str, rate: float, seconds: float, patients: int) -> dict:
     schedule = work / f"schedule-{rate:g}.parquet"
-    synthetic_schedule(schedule, rate, seconds)
+    synthetic_schedule(schedule, rate, seconds, patients)
     report = work / f"replay-{rate:g}.json"
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target,
                "--schedule", str(schedule), "--key", str(work / "key"), "--replay-report", str(report),
@@ -77,7 +77,9 @@ def replay(work: Path, target: str, rate: float, seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each constant-rate replay")
+    parser.add_argument("--seconds", type=float, default=15.0,
+                        help="length of each constant-rate replay (long enough that one stray stall is not 1 %%)")
+    parser.add_argument("--patients", type=int, default=1000, help="distinct patients (each needs its own token)")
     parser.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000,14000",
                         help="requests per second to try, in order (stops at the first that fails)")
     args = parser.parse_args()
@@ -100,7 +102,7 @@ def main() -> None:
                     time.sleep(0.1)
             best = None
             for rate in (float(r) for r in args.rates.split(",")):
-                figures = replay(work, target, rate, args.seconds)
+                figures = replay(work, target, rate, args.seconds, args.patients)
                 on_time = (figures["sent"] == figures["planned"] and figures["failed"] == 0
                            and figures["achieved_rps"] >= 0.95 * rate and figures["lateness_p99_ms"] <= ON_TIME_MS)
                 print(f"{rate:>7,.0f}/s planned: sent {figures['sent']:,}/{figures['planned']:,}, achieved "

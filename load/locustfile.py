@@ -28,7 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from load.client import AckLog, Locations, RecordClient, Tokens
 from load.replay import OpenLoopReplay
 from load.requests import DocumentBytes
-from load.schedule import Shard, describe, planned_rows, replay_rows
+from load.schedule import Shard, describe, planned_rows, read_rows, replay_rows
 from load.stats import ReplayStats
 from load.webpage import add_replay_page
 
@@ -188,6 +188,15 @@ def _page_data(run: ReplayRun) -> dict:
             "planned_total": run.planned() if run.facts else None}
 
 
+def _sign_ahead(tokens: Tokens, rows, until: float) -> None:
+    """Sign the first actors' tokens while waiting for the start: a burst of new actors would otherwise
+    cost signing time right when the first requests are due."""
+    for row in rows:
+        if time.time() >= until:
+            return
+        tokens.header(row)
+
+
 class ReplayShape(LoadTestShape):
     """One user per worker process while the replay runs; stops the test when every shard is done."""
 
@@ -225,7 +234,9 @@ class ScheduleReplayer(FastHttpUser):
         folder = schedule if schedule.is_dir() else schedule.parent
         locations = Locations.load(options.locations or folder / "locations.parquet")
         acks = AckLog(options.acks or None)
-        client = RecordClient(self.client, Tokens(options.key), locations, acks, DocumentBytes(),
+        tokens = Tokens(options.key)
+        _sign_ahead(tokens, read_rows(options.schedule, run.shard), until=run.start_at - 0.2)
+        client = RecordClient(self.client, tokens, locations, acks, DocumentBytes(),
                               self.environment.events.request, run_tag=options.run_tag)
         rows = replay_rows(options.schedule, run.shard, run.schedule_facts().window_s, run.limit_s())
         replay = OpenLoopReplay(rows, client.send, run.local,
