@@ -111,7 +111,7 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
                     f"on another machine. ({evidence})"}
         return {"kind": "load-driver", "words": "requests left late though the service answered in time: the "
                 f"driver could not keep the schedule (bursts, or CPU taken by the service on this machine). ({evidence})"}
-    rejected = _rejections(step)
+    rejected = step.rejections
     if rejected:
         return {"kind": "service-admission", "words": f"the service sheds load (503 from its in-flight bound) "
                 f"before latency grows: {rejected} rejections. ({evidence})"}
@@ -169,9 +169,11 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
                         limits.processes)
         step.judge(slo)
+        step.rejections = _rejections(step)
         steps.append(step)
         log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p50 {step.p50_ms:.0f} ms, "
-            f"p99 {step.p99_ms:.0f} ms, errors {step.error_rate:.2%}, lateness p99 {step.lateness_p99_ms:.0f} ms"
+            f"p99 {step.p99_ms:.0f} ms, errors {step.error_rate:.2%} ({step.rejections} rejected with 503), "
+            f"lateness p99 {step.lateness_p99_ms:.0f} ms"
             f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
         if step.holds and not any(not s.holds and s.speedup > step.speedup for s in steps):
             model = _model([s for s in steps if s.holds], service)
@@ -204,6 +206,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "bottleneck": _bottleneck(first_broken, service, slo, limits)["kind"],
         "bottleneck_explained": _bottleneck(first_broken, service, slo, limits)["words"],
         "storage_bytes_per_year": round(deposits_per_year * mean_document),
+        "storage_bytes_per_year_national": round(deposits_per_year * mean_document / summary["scale"]),
         "mean_document_bytes": round(mean_document),
         "predicted_knee_speedup": None if model is None or math.isinf(predicted) else round(predicted, 2),
         "predicted_limit": limiting,

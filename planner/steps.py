@@ -48,6 +48,7 @@ class Step:
     other_cpu_cores: float              # cores busy in the rest of the machine (other load disturbs the step)
     driver_cpu_cores: float             # mean cores busy in the load driver's processes
     by_operation: dict[str, dict] = field(default_factory=dict)
+    rejections: int = 0                 # answered 503 (the service's in-flight bound), part of the failures
     folder: str = ""
     holds: bool = False
     broken: list[str] = field(default_factory=list)
