@@ -109,7 +109,7 @@ class UnknownTarget(Exception):
 
 
 class RecordClient:
-    """Sends rows through an HTTP session with Locust's interface (``FastHttpSession``)."""
+    """Sends rows through a :class:`load.http.RecordHttp` (which reports them to Locust's statistics)."""
 
     def __init__(self, http: Any, tokens: Tokens, locations: Locations, acks: AckLog,
                  documents: requests.DocumentBytes, request_event: Any, run_tag: str = ""):
@@ -127,17 +127,12 @@ class RecordClient:
         return getattr(self, f"_{row['operation']}")(row)
 
     def _call(self, method: str, path: str, row: dict, ok: tuple[int, ...] = (200,), body: bytes | None = None,
-              accept: str = requests.FHIR_JSON) -> tuple[bool, Any]:
+              accept: str = requests.FHIR_JSON) -> tuple[bool, bytes]:
         headers = {"Authorization": self.tokens.header(row), "Accept": accept}
         if body is not None:
             headers["Content-Type"] = requests.FHIR_JSON
-        with self.http.request(method, path, data=body, headers=headers, name=row["operation"],
-                               catch_response=True) as response:
-            if response.status_code in ok:
-                response.success()
-                return True, response
-            response.failure(f"{response.status_code} {(response.text or '')[:120]}")
-            return False, response
+        accepted, _, content = self.http.call(method, path, row["operation"], headers, body, ok)
+        return accepted, content
 
     def _unknown(self, row: dict) -> bool:
         self.request_event.fire(request_type="SKIP", name=row["operation"], response_time=0, response_length=0,
@@ -149,9 +144,9 @@ class RecordClient:
         data = self.documents.content(master_id, row["size_bytes"])
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         bundle = requests.deposit({**row, "document_id": master_id}, data, when)
-        ok, response = self._call("POST", "/", row, ok=(200, 201), body=bundle.body)
+        ok, content = self._call("POST", "/", row, ok=(200, 201), body=bundle.body)
         if ok:
-            document, binary = requests.locations(response.content)
+            document, binary = requests.locations(content)
             if document and binary:  # later reads in this window name the schedule's id
                 self.locations.add(row["document_id"], document, binary)
             self.acks.append(master_id, bundle.sha256, bundle.size, binary or "")

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import gevent
 from gevent.event import Event
-from locust import FastHttpUser, LoadTestShape, events, task
+from locust import LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from load.client import AckLog, Locations, RecordClient, Tokens
+from load.http import RecordHttp
 from load.replay import OpenLoopReplay
 from load.requests import DocumentBytes
 from load.schedule import Shard, describe, planned_rows, read_rows, replay_rows
@@ -113,8 +114,6 @@ def _run(environment) -> ReplayRun:
 def _init(environment, **_kwargs) -> None:
     environment.replay_run = run = ReplayRun(environment)
     runner = environment.runner
-    if environment.parsed_options is not None:
-        ScheduleReplayer.concurrency = environment.parsed_options.connections
     _raise_open_file_limit()
     _calm_garbage_collector()
     if not isinstance(runner, MasterRunner):
@@ -213,12 +212,8 @@ class ReplayShape(LoadTestShape):
         return workers, workers
 
 
-class ScheduleReplayer(FastHttpUser):
+class ScheduleReplayer(User):
     """The process's replayer. The pool inside it, not the number of users, sets the concurrency."""
-
-    concurrency = 256  # connections; set from --connections
-    network_timeout = 60.0
-    connection_timeout = 10.0
 
     @task
     def replay(self) -> None:
@@ -236,8 +231,10 @@ class ScheduleReplayer(FastHttpUser):
         acks = AckLog(options.acks or None)
         tokens = Tokens(options.key)
         _sign_ahead(tokens, read_rows(options.schedule, run.shard), until=run.start_at - 0.2)
-        client = RecordClient(self.client, tokens, locations, acks, DocumentBytes(),
-                              self.environment.events.request, run_tag=options.run_tag)
+        http = RecordHttp(self.host or self.environment.host, self.environment.events.request,
+                          connections=options.connections)
+        client = RecordClient(http, tokens, locations, acks, DocumentBytes(), self.environment.events.request,
+                              run_tag=options.run_tag)
         rows = replay_rows(options.schedule, run.shard, run.schedule_facts().window_s, run.limit_s())
         replay = OpenLoopReplay(rows, client.send, run.local,
                                 start_at=run.start_at, speedup=options.speedup, concurrency=options.replay_concurrency,
@@ -249,6 +246,7 @@ class ScheduleReplayer(FastHttpUser):
             reporter.kill()
             self._report(run)
             acks.close()
+            http.close()
             node = self._node()
             self._send_to_master("replay_done", {"node": node})
         gevent.sleep(3600)  # the shape stops the test once every shard is done
