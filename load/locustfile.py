@@ -71,6 +71,7 @@ class ReplayRun:
         self.done: set[str] = set()
         self.workers = 1
         self.facts = None
+        self._planned: int | None = None
         self.started_replay = False
 
     @property
@@ -88,7 +89,17 @@ class ReplayRun:
         return seconds * self.options.speedup if seconds and seconds > 0 else None
 
     def planned(self) -> int:
-        return planned_rows(self.options.schedule, self.schedule_facts().window_s, self.limit_s())
+        """Rows this run sends in all (read from the file once per run, not at every page refresh)."""
+        if self._planned is None:
+            self._planned = planned_rows(self.options.schedule, self.schedule_facts().window_s, self.limit_s())
+        return self._planned
+
+    def reset(self) -> None:
+        """A new run from the web UI's form: forget the previous one's figures."""
+        self.schedule_facts()
+        self._planned = None
+        self.snapshots.clear()
+        self.done.clear()
 
     def merged(self) -> ReplayStats:
         return ReplayStats.from_snapshots(list(self.snapshots.values()))
@@ -151,9 +162,7 @@ def _start(environment, **_kwargs) -> None:
     run = _run(environment)
     if not run.options.schedule:
         raise ValueError("no --schedule: give a schedule.parquet or a `segur simulate` result directory")
-    run.schedule_facts()
-    run.snapshots.clear()
-    run.done.clear()
+    run.reset()
     runner = environment.runner
     start_at = time.time() + START_DELAY_S
     if isinstance(runner, MasterRunner):

@@ -35,13 +35,10 @@ class OpenLoopReplay:
         self.pool = Pool(concurrency)
         self.clock = clock
         self.drain_s = drain_s
-        self.stopped = False
 
     def run(self) -> None:
         """Send every row, then wait for the last answers."""
         for row in self.rows:
-            if self.stopped:
-                break
             planned = self.start_at + row["offset_s"] / self.speedup
             self.stats.planned(int(planned - self.start_at))
             wait = planned - self.clock()
@@ -52,10 +49,6 @@ class OpenLoopReplay:
         if not self.pool.join(timeout=self.drain_s):
             self.stats.unanswered += len(self.pool)
             self.pool.kill(block=True, timeout=5)
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.pool.kill(block=False)
 
     def _one(self, row: dict, planned: float) -> None:
         now = self.clock()

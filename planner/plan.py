@@ -187,6 +187,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     max_speedup = max((s.speedup for s in held), default=0.0)
     first_broken = min((s for s in steps if not s.holds and s.speedup > max_speedup), key=lambda s: s.speedup,
                        default=None)
+    bottleneck = _bottleneck(first_broken, service, slo, limits)
     deposits_per_year = summary["annualised_deposit_rate"] + summary["totals"]["deposit"].get("patient", 0) * (
         365.25 / summary["period"]["days"])
     window = summary.get("replay_window", {})
@@ -203,8 +204,8 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "max_sustainable_speedup": max_speedup,
         "documents_per_year_sustained": round(deposits_per_year * max_speedup),
         "national_equivalent_speedup": round(max_speedup * summary["scale"], 4),
-        "bottleneck": _bottleneck(first_broken, service, slo, limits)["kind"],
-        "bottleneck_explained": _bottleneck(first_broken, service, slo, limits)["words"],
+        "bottleneck": bottleneck["kind"],
+        "bottleneck_explained": bottleneck["words"],
         "storage_bytes_per_year": round(deposits_per_year * mean_document),
         "storage_bytes_per_year_national": round(deposits_per_year * mean_document / summary["scale"]),
         "mean_document_bytes": round(mean_document),
