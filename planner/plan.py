@@ -229,8 +229,8 @@ def _verdict(plan_: dict, summary: dict) -> str:
     where = f"the {window['minutes']}-minute window of {plan_['scenario']} starting {window['start']}"
     if not plan_["holds_scenario"]:
         return (f"The service does NOT hold {where} within the SLO"
-                + (f"; it holds {speedup:g}x of it." if speedup else ".") + f" First limit: {plan_['bottleneck_explained']}")
+                + (f"; it holds {speedup:.3g}x of it." if speedup else ".") + f" First limit: {plan_['bottleneck_explained']}")
     national = plan_["national_equivalent_speedup"]
-    return (f"The service holds {speedup:g}x {where} (scale {plan_['scale']}: {national:g}x the national traffic "
+    return (f"The service holds {speedup:,.0f}x {where} (scale {plan_['scale']}: {national:.3g}x the national traffic "
             f"at this hour), about {plan_['documents_per_year_sustained'] / 1e6:,.0f} M documents a year at this profile "
             f"and scale. First limit beyond that: {plan_['bottleneck_explained']}")

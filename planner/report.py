@@ -108,14 +108,15 @@ def _image(path: Path) -> str:
 
 def _html(plan: dict, out: Path) -> str:
     rows = "".join(
-        f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:g}×</td><td>{s['offered_rps']:,.1f}</td>"
+        f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:,.0f}×</td><td>{s['offered_rps']:,.1f}</td>"
         f"<td>{s['achieved_rps']:,.1f}</td><td>{s['p50_ms']:g}</td><td>{s['p99_ms']:g}</td>"
-        f"<td>{s['error_rate']:.2%} ({s['rejections']} × 503)</td><td>{s['lateness_p99_ms']:g}</td>"
+        f"<td>{s['error_rate']:.2%} ({s['rejections']} × 503)</td><td>{s['lateness_p99_ms']:.3g}</td>"
         f"<td>{'' if s['service_cpu_cores'] is None else s['service_cpu_cores']}</td><td>{s['driver_cpu_cores']}</td>"
         f"<td>{'holds' if s['holds'] else html.escape('; '.join(s['broken']))}</td></tr>"
         for s in sorted(plan["steps"], key=lambda s: s["speedup"]))
     figures = {
-        "max sustainable speed-up": f"{plan['max_sustainable_speedup']:g}×",
+        "max sustainable speed-up": f"{plan['max_sustainable_speedup']:,.0f}× "
+                                    f"({plan['national_equivalent_speedup']:g}× the national traffic of the window)",
         "predicted knee (queueing model)": f"{plan['predicted_knee_speedup']}× ({plan['predicted_limit']})",
         "documents / year sustained": f"{plan['documents_per_year_sustained']:,}",
         "storage growth / year (scenario volume)": f"{plan['storage_bytes_per_year'] / 1e12:,.3f} TB "
