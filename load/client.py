@@ -156,23 +156,22 @@ class RecordClient:
         return self._call("GET", requests.search_path(row["patient_ins"]), row)[0]
 
     def _retrieve(self, row: dict) -> bool:
-        known = self.locations.get(row["document_id"])
-        if known is None:
-            return self._unknown(row)
-        return self._call("GET", "/" + known[1], row, accept="application/pdf")[0]
+        return self._on_target(row, lambda document, binary: self._call(
+            "GET", "/" + binary, row, accept="application/pdf")[0])
 
     def _mask(self, row: dict) -> bool:
-        known = self.locations.get(row["document_id"])
-        if known is None:
-            return self._unknown(row)
-        return self._call("POST", f"/DocumentReference/{known[0]}/$mask", row, ok=(200, 204), body=b"{}")[0]
+        return self._on_target(row, lambda document, binary: self._call(
+            "POST", f"/DocumentReference/{document}/$mask", row, ok=(200, 204), body=b"{}")[0])
 
     def _delete(self, row: dict) -> bool:
-        known = self.locations.get(row["document_id"])
-        if known is None:
-            return self._unknown(row)
         # DELETE is idempotent: a document already gone (an earlier loop of the window deleted it) is no error
-        return self._call("DELETE", f"/DocumentReference/{known[0]}", row, ok=(200, 204, 404, 410))[0]
+        return self._on_target(row, lambda document, binary: self._call(
+            "DELETE", f"/DocumentReference/{document}", row, ok=(200, 204, 404, 410))[0])
+
+    def _on_target(self, row: dict, act) -> bool:
+        """Run ``act(document id, binary path)`` on the row's document, or report it unknown to the service."""
+        known = self.locations.get(row["document_id"])
+        return self._unknown(row) if known is None else act(*known)
 
     def _block(self, row: dict) -> bool:
         return self._call("POST", "/Patient/$block", row, ok=(200, 204), body=requests.block_body(row["target_rpps"]))[0]

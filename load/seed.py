@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -111,18 +111,14 @@ def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: 
     show = sys.stderr.isatty() if progress is None else progress
     with ThreadPoolExecutor(max_workers=threads) as pool, \
             tqdm(total=total, unit="doc", desc="seeding", disable=not show) as bar:
-        pending = set()
+        pending: set = set()
         for row in _corpus_rows(corpus):
             pending.add(pool.submit(deposit, row))
-            if len(pending) >= threads * 4:
-                done = {f for f in pending if f.done()}
-                if not done:
-                    next(iter(pending)).result()
-                    done = {f for f in pending if f.done()}
+            if len(pending) >= threads * 4:  # bounded read-ahead: the corpus is never all in memory
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()
                 bar.update(len(done))
-                pending -= done
         for future in pending:
             future.result()
         bar.update(len(pending))

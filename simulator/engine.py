@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -57,6 +58,19 @@ class Traffic:
     platform_down: np.ndarray  # bool per minute
     refused_during_outage: dict[str, int]  # reads and patient actions that failed and were not retried
     consultations: np.ndarray  # per minute: the patient searches caused by a deposit (part of patient searches)
+
+    @cached_property
+    def daily(self) -> np.ndarray:
+        """(operations, sectors, days): computed once, read by the CSV, the summary and the plots."""
+        ops, sectors, minutes = self.counts.shape
+        return self.counts.reshape(ops, sectors, minutes // MINUTES_PER_DAY, MINUTES_PER_DAY).sum(axis=3)
+
+    @cached_property
+    def monthly(self) -> tuple[list[str], np.ndarray]:
+        """Month labels and (months, operations, sectors) counts."""
+        labels = self.calendar.month_labels
+        months = sorted(set(labels.tolist()))
+        return months, np.stack([self.daily[:, :, labels == month].sum(axis=2) for month in months])
 
     def series(self, operation: str, sector: str) -> np.ndarray:
         return self.counts[OPERATIONS.index(operation), SECTORS.index(sector)]

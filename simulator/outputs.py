@@ -32,17 +32,12 @@ BUCKETS = {"minute": 1, "hour": 60}
 
 def daily_counts(traffic: Traffic) -> np.ndarray:
     """(operations, sectors, days)."""
-    ops, sectors, minutes = traffic.counts.shape
-    return traffic.counts.reshape(ops, sectors, minutes // MINUTES_PER_DAY, MINUTES_PER_DAY).sum(axis=3)
+    return traffic.daily
 
 
 def monthly_counts(traffic: Traffic) -> tuple[list[str], np.ndarray]:
     """Month labels and (months, operations, sectors) counts."""
-    daily = daily_counts(traffic)
-    labels = traffic.calendar.month_labels
-    months = sorted(set(labels.tolist()))
-    table = np.stack([daily[:, :, labels == month].sum(axis=2) for month in months])
-    return months, table
+    return traffic.monthly
 
 
 def professional_deposits_by_month(traffic: Traffic) -> dict[str, int]:
