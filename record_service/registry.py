@@ -153,16 +153,18 @@ async def search(store: Store, query: DocumentQuery, actor: Actor) -> list[tuple
                              " ORDER BY date_us DESC, id DESC LIMIT ?", params)
 
 
-async def audit_events(store: Store, patient_ins: str, count: int, before_id: int | None) -> list[tuple]:
+async def audit_events(store: Store, patient_ins: str, count: int, before: tuple[int, int] | None) -> list[tuple]:
+    """Up to ``count + 1`` access-history rows of a patient, newest first; ``before`` is the keyset cursor
+    (at_us, id) of the last row already sent."""
     params: list = [patient_ins]
     extra = ""
-    if before_id is not None:
-        extra = " AND id < ?"
-        params.append(before_id)
+    if before is not None:
+        extra = " AND (at_us < ? OR (at_us = ? AND id < ?))"
+        params.extend((before[0], before[0], before[1]))
     params.append(count + 1)
-    return await store.fetch_audit("SELECT id, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome,"
-                             f" detail, patient_ins FROM audit_events WHERE patient_ins = ?{extra} ORDER BY id DESC LIMIT ?",
-                             params)
+    return await store.fetch_audit(
+        "SELECT id, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome, detail, patient_ins"
+        f" FROM audit_events WHERE patient_ins = ?{extra} ORDER BY at_us DESC, id DESC LIMIT ?", params)
 
 
 def audit_row(actor: Actor, patient_ins: str, action: str, document_id: str | None, outcome: str,

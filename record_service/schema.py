@@ -4,12 +4,14 @@ Hot queries and the indexes that serve them:
 - a patient's documents by status, newest first (every find): ``documents_by_patient_status``;
 - the same narrowed by type (``type=`` searches): ``documents_by_patient_type``;
 - idempotency by masterIdentifier: the UNIQUE constraint's index;
-- a patient's access history, newest first: ``audit_by_patient``.
+- a patient's access history, newest first: ``audit_by_patient_time``.
 The document's FHIR JSON is kept ready to send (``resource``), rewritten on each metadata change, so
 a search splices stored bytes instead of rebuilding resources.
 """
 
 from __future__ import annotations
+
+from record_service.audit_journal import OFFSETS_TABLE
 
 
 def statements(dialect: str) -> list[str]:
@@ -69,8 +71,10 @@ def audit_statements(dialect: str) -> list[str]:
             document_id TEXT,
             outcome TEXT NOT NULL,
             detail TEXT)""",
-        """CREATE INDEX IF NOT EXISTS audit_by_patient ON audit_events (patient_ins, id DESC)""",
-    ]
+        # newest first by the time of the read: rows reach the table in indexing order, not reading order
+        """CREATE INDEX IF NOT EXISTS audit_by_patient_time ON audit_events (patient_ins, at_us DESC, id DESC)""",
+        "DROP INDEX IF EXISTS audit_by_patient",  # its predecessor, ordered by id
+    ] + ([OFFSETS_TABLE] if dialect == "sqlite" else [])
 
 
 AUDIT_INSERT = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"

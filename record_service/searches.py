@@ -6,8 +6,7 @@ Every malformed parameter is a 400 naming it; nothing is guessed.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-
-from starlette.datastructures import QueryParams
+from urllib.parse import parse_qsl
 
 from record_service.codes import TYPE_CODES_BY_SYSTEM
 from record_service.outcomes import ServiceError, invalid, required
@@ -21,7 +20,38 @@ _ALL_TYPE_CODES = frozenset().union(*TYPE_CODES_BY_SYSTEM.values())
 _DAY_US = 86_400 * 1_000_000
 
 
-def patient_ins(params: QueryParams) -> str:
+class Parameters:
+    """A query string's parameters, in order with repeats, read the way Starlette's ``QueryParams`` reads them.
+
+    Parsed in one pass with no unquoting when nothing is escaped (the usual case): every search pays for
+    this, and it costs a fifth of the general parser.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, query_string: bytes):
+        text = query_string.decode("latin-1")
+        if "%" in text or "+" in text:
+            self._items = parse_qsl(text, keep_blank_values=True)
+        else:
+            self._items = [(name, value) for name, _, value in (p.partition("=") for p in text.split("&") if p)]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The last value given for ``name``."""
+        found = default
+        for key, value in self._items:
+            if key == name:
+                found = value
+        return found
+
+    def getlist(self, name: str) -> list[str]:
+        return [value for key, value in self._items if key == name]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
+def patient_ins(params: Parameters) -> str:
     """The INS of ``patient.identifier=SYSTEM|INS``."""
     value = params.get("patient.identifier")
     if not value:
@@ -37,7 +67,7 @@ def patient_ins(params: QueryParams) -> str:
     return ins
 
 
-def count(params: QueryParams) -> int:
+def count(params: Parameters) -> int:
     raw = params.get("_count")
     if raw is None:
         return DEFAULT_COUNT
@@ -122,7 +152,7 @@ def _cursor(value: str | None) -> tuple[int, str] | None:
     return int(stamp), doc_id
 
 
-def document_query(params: QueryParams) -> DocumentQuery:
+def document_query(params: Parameters) -> DocumentQuery:
     statuses: list[str] = []
     for value in params.getlist("status"):
         for status in value.split(","):

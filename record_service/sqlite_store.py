@@ -5,6 +5,9 @@ than a hop to a thread pool would. Writes go through the group committers' conne
 ``synchronous=FULL``, so a committed transaction survives a power cut, and it costs one fsync per
 batch rather than per request.
 
+Professional reads are journaled first (see ``audit_journal``) and indexed into the access history's
+database in large batches, rather than committed there one group at a time.
+
 Why the access history has a file of its own (``<name>.audit<ext>`` beside the record database):
 every professional read appends a row, so with one file the database changed between any two reads,
 and SQLite drops a connection's whole page cache when it sees the file changed: each search then
@@ -22,6 +25,7 @@ correctness (``busy_timeout`` remains for any other connection).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -29,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from record_service import schema
+from record_service.audit_journal import AuditIndexer, AuditJournal, journal_dir
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
@@ -133,8 +138,10 @@ class SqliteStore(Store):
         # sqlite:////abs/path or sqlite:///relative/path, as SQLAlchemy spells them
         self.path = settings.db_url.removeprefix("sqlite:///")
         self.audit_path = audit_path(self.path)
+        self.journal_dir = journal_dir(self.audit_path)
         self._reader: sqlite3.Connection | None = None
         self._audit_reader: sqlite3.Connection | None = None
+        self._indexer: AuditIndexer | None = None
 
     def create_schema(self) -> None:
         _run_schema(self.path, schema.record_statements("sqlite"))
@@ -149,13 +156,18 @@ class SqliteStore(Store):
         self._audit_reader.execute("PRAGMA query_only = ON")
         self.committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.path), schema.AUDIT_INSERT,
                                         self.settings.max_batch, self._on_commit, name="record-committer")
-        self.audit_committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.audit_path), schema.AUDIT_INSERT,
+        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
                                               self.settings.max_batch, self._on_commit, name="audit-committer")
+        self._indexer = AuditIndexer(lambda: _SqliteWriteTransaction(self.audit_path), self.journal_dir,
+                                     schema.AUDIT_INSERT)
         self.committer.start()
         self.audit_committer.start()
+        self._indexer.start()
 
     async def close(self) -> None:
-        await super().close()
+        await super().close()  # the committers drain and close: this worker's journal is finished
+        if self._indexer is not None:
+            self._indexer.stop()  # and indexed, then deleted
         for reader in (self._reader, self._audit_reader):
             if reader is not None:
                 reader.close()
@@ -164,4 +176,6 @@ class SqliteStore(Store):
         return self._reader.execute(sql, params).fetchall()
 
     async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of the access history, once every journal line acknowledged so far is indexed."""
+        await asyncio.to_thread(self._indexer.index)
         return self._audit_reader.execute(sql, params).fetchall()

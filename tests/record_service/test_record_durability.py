@@ -94,3 +94,55 @@ def test_acknowledged_deposits_survive_sigkill(backend, postgres, tmp_path):
                 assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_acknowledged_reads_stay_in_the_access_history_after_sigkill(backend, postgres, tmp_path):
+    """A professional's read is answered only once its access-history row is durable: kill the service
+    right after many answered reads, restart it, and the patient's history lists every one of them."""
+    import json
+
+    db = postgres.create_database(f"history_kept_{uuid.uuid4().hex[:8]}") if backend == "postgresql" else None
+    service = Service(tmp_path, db, "--workers", "2").start()
+    rng = random.Random(11)
+    ins = make_ins(rng)
+    author = professional(rng, "hospital")
+    status, _ = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, b"x" * 100)).encode())
+    assert status == 201
+    readers = [professional(rng, "town_doctor") for _ in range(4)]
+    answered = [0] * len(readers)
+
+    def read(k: int) -> None:
+        token = service.token(readers[k])
+        for _ in range(60):
+            if service.call("GET", search_path(ins), token).status == 200:
+                answered[k] += 1
+
+    threads = [threading.Thread(target=read, args=(k,)) for k in range(len(readers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    service.stop(signal.SIGKILL)  # no clean shutdown: nothing gets indexed on the way out
+    service.start()
+    try:
+        history = service.call("GET", f"/AuditEvent?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|{ins}&_count=100",
+                               service.token(patient(ins)))
+        events = []
+        while True:
+            assert history.status == 200
+            page = history.json()
+            events += [e["resource"] for e in page.get("entry", [])]
+            following = [link["url"] for link in page["link"] if link["relation"] == "next"]
+            if not following:
+                break
+            history = service.call("GET", following[0].split(str(service.port), 1)[1], service.token(patient(ins)))
+        by_reader = {r.rpps: 0 for r in readers}
+        for event in events:
+            by_reader[event["agent"][0]["who"]["identifier"]["value"][1:]] += 1
+        assert [by_reader[r.rpps] for r in readers] == answered
+        assert sum(answered) == 240
+        recorded = [e["recorded"] for e in events]
+        assert recorded == sorted(recorded, reverse=True)  # newest first, across workers and pages
+    finally:
+        service.stop()

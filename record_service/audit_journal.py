@@ -1,0 +1,253 @@
+"""The access history's durable form on SQLite: append-only journals, indexed into the database later.
+
+Every professional read must be recorded durably before it is answered. Inserting each batch of rows
+into the indexed ``audit_events`` table and committing it cost more than the read itself: each row
+dirties a page of the per-patient index, and each commit rewrites those pages into the WAL, fsyncs
+it, and takes the database's write lock that every worker process shares. So the record of a read is
+first a line appended to a journal file owned by one worker process (one ``write`` and one
+``fdatasync`` per group commit, no lock shared with anyone), and an indexer copies journal lines
+into ``audit_events`` in large transactions: in the background about once a second, and always
+before the access history is read, so a query sees every acknowledged row.
+
+Journal format: one JSON array per line (the columns of :data:`~record_service.schema.AUDIT_INSERT`).
+A worker holds an exclusive ``flock`` on its journal while it writes it; a journal nobody holds is
+finished (rotated, or left by a worker that stopped or crashed). How far each journal has been
+indexed is kept in ``audit_journal_offsets``, updated in the same transaction as the rows it covers,
+so no row is indexed twice and none is skipped, whoever indexes and whenever a process dies. A crash
+can leave a torn last line: it was never acknowledged (answers wait for the ``fdatasync``) and is
+skipped, as is any line that does not parse.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from record_service.committer import WriteTransaction
+
+_log = logging.getLogger("record_service.audit_journal")
+_SUFFIX = ".journal"
+ROTATE_BYTES = 16 * 1024 * 1024  # a journal this large is closed and a new one started
+
+OFFSETS_TABLE = """CREATE TABLE IF NOT EXISTS audit_journal_offsets (
+    journal TEXT PRIMARY KEY,
+    indexed_bytes INTEGER NOT NULL)"""
+
+
+def journal_dir(audit_database: str) -> Path:
+    """The journals of an access-history database live beside it: ``x.audit.sqlite3`` -> ``x.audit.journals/``."""
+    base, _ = os.path.splitext(audit_database)
+    return Path(f"{base}.journals")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AuditJournal:
+    """One worker's journal, driven by its :class:`~record_service.committer.GroupCommitter` as a transaction.
+
+    ``executemany`` buffers the batch's rows; ``commit`` appends them in one write and makes them
+    durable. The SQL the committer passes is ignored: the columns are those of ``AUDIT_INSERT``.
+    """
+
+    def __init__(self, directory: Path, rotate_bytes: int = ROTATE_BYTES):
+        self.directory = directory
+        self._rotate_bytes = rotate_bytes
+        self._pending: list[bytes] = []
+        self._fd = -1
+        self._size = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        self._open_new()
+
+    def _open_new(self) -> None:
+        # names sort by creation time, so journals are indexed oldest first
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
+        temporary = self.directory / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # locked before it gets a name indexers look at: an unlocked journal counts as finished, and an
+        # indexer would delete it under us
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temporary, self.directory / name)
+        _fsync_directory(self.directory)  # the name survives a crash like the lines written to it
+        self._fd, self._size = fd, 0
+
+    def begin(self) -> None:
+        self._pending.clear()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._pending.extend(orjson.dumps(row) + b"\n" for row in rows)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        raise TypeError("an audit journal only appends rows (executemany)")
+
+    def commit(self) -> None:
+        if not self._pending:
+            return
+        data = memoryview(b"".join(self._pending))
+        self._pending.clear()
+        if self._fd < 0:
+            self._open_new()
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+                self._size += written
+            os.fdatasync(self._fd)
+        except OSError:
+            # what was written may end in a torn line: later lines must not be glued to it, so this
+            # journal is finished here (its complete lines are still indexed) and the next batch opens another
+            self._close_file()
+            raise
+        if self._size >= self._rotate_bytes:
+            self._close_file()
+            self._open_new()
+
+    def rollback(self) -> None:
+        self._pending.clear()
+
+    def _close_file(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # releases the flock: the journal is finished
+            self._fd = -1
+
+    def close(self) -> None:
+        self._close_file()
+
+
+def _complete_lines(path: Path, offset: int) -> tuple[bytes, bool]:
+    """The complete lines of ``path`` after ``offset``, and whether the journal is finished (nobody holds it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finished = True  # released at once by the close below; nobody writes a finished journal again
+        except BlockingIOError:
+            finished = False
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return data[:data.rfind(b"\n") + 1], finished
+
+
+def _rows(lines: bytes, journal: str) -> list[tuple]:
+    rows = []
+    for line in lines.splitlines():
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        if not isinstance(row, list) or len(row) != 9:
+            _log.warning("skipping a damaged line in audit journal %s (never acknowledged)", journal)
+            continue
+        rows.append(tuple(row))
+    return rows
+
+
+def index_journals(tx: WriteTransaction, directory: Path, insert_sql: str) -> int:
+    """Copy every journal's new complete lines into the access history in one transaction; rows copied.
+
+    Rows are inserted in time order, and finished journals are deleted once fully indexed.
+    """
+    tx.begin()
+    try:
+        # listed under the write lock: a journal another indexer has an offset for is then either listed
+        # here or deleted for good, so the offsets of deleted journals can be forgotten safely
+        paths = sorted(directory.glob(f"*{_SUFFIX}"))
+        offsets = dict(tx.execute("SELECT journal, indexed_bytes FROM audit_journal_offsets"))
+        rows: list[tuple] = []
+        finished: list[Path] = []
+        for path in paths:
+            offset = offsets.get(path.name, 0)
+            try:
+                lines, done = _complete_lines(path, offset)
+            except FileNotFoundError:  # deleted by another indexer since the listing
+                continue
+            if lines:
+                rows.extend(_rows(lines, path.name))
+                tx.execute("INSERT INTO audit_journal_offsets (journal, indexed_bytes) VALUES (?, ?)"
+                           " ON CONFLICT (journal) DO UPDATE SET indexed_bytes = excluded.indexed_bytes",
+                           (path.name, offset + len(lines)))
+            if done:
+                finished.append(path)
+        names = {path.name for path in paths}
+        gone = [(name,) for name in offsets if name not in names]  # their files were deleted after indexing
+        if gone:
+            tx.executemany("DELETE FROM audit_journal_offsets WHERE journal = ?", gone)
+        if rows:
+            rows.sort(key=lambda row: row[1])
+            tx.executemany(insert_sql, rows)
+        tx.commit()
+    except BaseException:
+        tx.rollback()
+        raise
+    for path in finished:  # only after the commit: a crash before it leaves the journal to index again
+        path.unlink(missing_ok=True)
+    return len(rows)
+
+
+class AuditIndexer:
+    """Indexes the journals of one access-history database: every ``interval`` seconds, and on demand."""
+
+    def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, insert_sql: str,
+                 interval: float = 1.0):
+        self._connect = connect
+        self._directory = directory
+        self._insert_sql = insert_sql
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._transaction: WriteTransaction | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-indexer", daemon=True)
+
+    def index(self) -> int:
+        """Index now (the caller blocks): afterwards every row acknowledged so far is in the table."""
+        with self._lock:
+            if self._transaction is None:
+                self._transaction = self._connect()
+            try:
+                return index_journals(self._transaction, self._directory, self._insert_sql)
+            except Exception:
+                self._transaction.close()  # a broken connection is not reused
+                self._transaction = None
+                raise
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background pass and index what remains (the caller's own journal closed first)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+        try:
+            self.index()
+        finally:
+            with self._lock:
+                if self._transaction is not None:
+                    self._transaction.close()
+                    self._transaction = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.index()
+            except Exception:  # e.g. the database locked for longer than busy_timeout: try again next time
+                _log.exception("indexing the audit journals failed")

@@ -1,0 +1,162 @@
+"""The access history's journals: every acknowledged row reaches the table exactly once, whoever indexes,
+whenever a writer stops or dies, and whatever a crash leaves at the end of a journal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from record_service import schema
+from record_service.audit_journal import AuditIndexer, AuditJournal, index_journals, journal_dir
+from record_service.sqlite_store import _run_schema, _SqliteWriteTransaction
+
+
+@pytest.fixture
+def audit_db(tmp_path) -> str:
+    path = str(tmp_path / "records.audit.sqlite3")
+    _run_schema(path, schema.audit_statements("sqlite"))
+    return path
+
+
+def _row(n: int, patient: str = "123456789012345") -> tuple:
+    return (patient, 1_000_000 + n, "10000000001", "town_doctor", None, "read", f"{n:032x}", "success", None)
+
+
+def _append(journal: AuditJournal, rows: list[tuple]) -> None:
+    journal.begin()
+    journal.executemany(schema.AUDIT_INSERT, rows)
+    journal.commit()
+
+
+def _index(audit_db: str) -> int:
+    tx = _SqliteWriteTransaction(audit_db)
+    try:
+        return index_journals(tx, journal_dir(audit_db), schema.AUDIT_INSERT)
+    finally:
+        tx.close()
+
+
+def _table(audit_db: str) -> list[int]:
+    with sqlite3.connect(audit_db) as connection:
+        return [at - 1_000_000 for (at,) in connection.execute("SELECT at_us FROM audit_events ORDER BY id")]
+
+
+def test_rows_are_indexed_once_and_a_live_journal_stays(audit_db):
+    journal = AuditJournal(journal_dir(audit_db))
+    _append(journal, [_row(n) for n in range(5)])
+    assert _index(audit_db) == 5
+    _append(journal, [_row(n) for n in range(5, 8)])
+    assert _index(audit_db) == 3
+    assert _index(audit_db) == 0
+    assert _table(audit_db) == list(range(8))
+    assert len(list(journal_dir(audit_db).glob("*.journal"))) == 1  # still held by its writer
+    journal.close()
+    assert _index(audit_db) == 0
+    assert list(journal_dir(audit_db).iterdir()) == []  # finished and fully indexed: deleted
+    assert _table(audit_db) == list(range(8))
+
+
+def test_rows_are_inserted_in_time_order_across_journals(audit_db):
+    first, second = AuditJournal(journal_dir(audit_db)), AuditJournal(journal_dir(audit_db))
+    _append(first, [_row(n) for n in (0, 2, 4)])
+    _append(second, [_row(n) for n in (1, 3, 5)])
+    _index(audit_db)
+    assert _table(audit_db) == [0, 1, 2, 3, 4, 5]
+    first.close()
+    second.close()
+
+
+def test_a_torn_or_damaged_line_is_skipped_and_the_rest_indexed(audit_db):
+    journal = AuditJournal(journal_dir(audit_db))
+    _append(journal, [_row(0), _row(1)])
+    [path] = journal_dir(audit_db).glob("*.journal")
+    with open(path, "ab") as f:
+        f.write(b'["not", "a row"]\n')  # damaged (never acknowledged)
+    _append(journal, [_row(2)])
+    journal.close()
+    with open(path, "ab") as f:
+        f.write(b'["123456789012345", 10')  # a crash in the middle of a write: no newline
+    assert _index(audit_db) == 3
+    assert _table(audit_db) == [0, 1, 2]
+    assert not path.exists()
+
+
+def test_a_crash_between_commit_and_delete_indexes_nothing_twice(audit_db, monkeypatch):
+    journal = AuditJournal(journal_dir(audit_db))
+    _append(journal, [_row(n) for n in range(4)])
+    journal.close()
+    real_unlink = Path.unlink
+
+    def crash(self, missing_ok=False):
+        raise KeyboardInterrupt("killed after the commit")
+
+    monkeypatch.setattr(Path, "unlink", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _index(audit_db)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert _index(audit_db) == 0
+    assert _table(audit_db) == [0, 1, 2, 3]
+    assert list(journal_dir(audit_db).iterdir()) == []
+    _index(audit_db)  # and the offset of the deleted journal is forgotten
+    with sqlite3.connect(audit_db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM audit_journal_offsets").fetchone() == (0,)
+
+
+def test_rotation_starts_new_journals_and_loses_nothing(audit_db):
+    journal = AuditJournal(journal_dir(audit_db), rotate_bytes=400)
+    for n in range(20):
+        _append(journal, [_row(n)])
+    assert len(list(journal_dir(audit_db).glob("*.journal"))) > 3
+    _index(audit_db)
+    assert len(list(journal_dir(audit_db).glob("*.journal"))) == 1  # the rotated ones are done
+    journal.close()
+    _index(audit_db)
+    assert _table(audit_db) == list(range(20))
+
+
+def test_concurrent_indexers_copy_each_row_once(audit_db):
+    journals = [AuditJournal(journal_dir(audit_db), rotate_bytes=2000) for _ in range(3)]
+    connect = lambda: _SqliteWriteTransaction(audit_db)  # noqa: E731
+    indexers = [AuditIndexer(connect, journal_dir(audit_db), schema.AUDIT_INSERT) for _ in range(3)]
+    stop = threading.Event()
+
+    def keep_indexing(indexer: AuditIndexer) -> None:
+        while not stop.is_set():
+            indexer.index()
+
+    threads = [threading.Thread(target=keep_indexing, args=(i,)) for i in indexers]
+    for thread in threads:
+        thread.start()
+    for n in range(300):
+        _append(journals[n % 3], [_row(n)])
+    for journal in journals:
+        journal.close()
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    indexers[0].stop()
+    assert sorted(_table(audit_db)) == list(range(300))
+    assert list(journal_dir(audit_db).iterdir()) == []
+
+
+def test_a_failed_write_finishes_the_journal_and_the_next_batch_opens_another(audit_db, monkeypatch):
+    journal = AuditJournal(journal_dir(audit_db))
+    _append(journal, [_row(0)])
+    real_fdatasync = os.fdatasync
+
+    def failing(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with pytest.raises(OSError):
+        _append(journal, [_row(1)])
+    monkeypatch.setattr(os, "fdatasync", real_fdatasync)
+    _append(journal, [_row(2)])
+    assert len(list(journal_dir(audit_db).glob("*.journal"))) == 2
+    journal.close()
+    _index(audit_db)
+    assert 0 in _table(audit_db) and 2 in _table(audit_db)
