@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from record_service.settings import Settings
 from record_service.storage import Store
 from segur.identifiers import RPPS_SYSTEM, is_valid_rpps
 
+_log = logging.getLogger("record_service")
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json")
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -175,6 +177,21 @@ class Endpoints:
         await self._audit(actor, facts.patient_ins, "read", document_id, "success")
         return row
 
+    def _stored_bytes(self, document_id: str, sha256: str, size: int) -> bytes:
+        """A document's bytes, read inline (a page-cached read costs less than a hop to a thread; measured
+        faster too than handing the server the path with ASGI ``pathsend``)."""
+        try:
+            data = self.store.blobs.get(sha256, size)
+        except FileNotFoundError:
+            data = None
+        if data is None or len(data) != size:  # the database and the data directory disagree: say so
+            _log.error("document %s: its file %s is %s (expected %d bytes)", document_id, self.store.blobs.path(sha256),
+                       "missing" if data is None else f"{len(data)} bytes", size)
+            raise ServiceError(500, "exception", "the document's bytes are missing from the service's data "
+                               "directory: its database and data directory do not belong together",
+                               reason="storage")
+        return data
+
     async def read_document(self, request: Request) -> Response:
         actor = self._actor(request)
         row = await self._readable(actor, self._document_id(request))
@@ -187,11 +204,11 @@ class Endpoints:
         document_id = self._document_id(request)
         row = await self._readable(actor, document_id)
         content_type, sha256, size = row[7], row[8], row[9]
-        data = self.store.blobs.get(sha256, size)  # page-cached file read: cheaper inline than via a thread
         if FHIR_JSON in request.headers.get("accept", ""):
+            data = self._stored_bytes(document_id, sha256, size)
             return fhir({"resourceType": "Binary", "id": document_id, "contentType": content_type,
                          "data": base64.b64encode(data).decode()})
-        return Response(data, media_type=content_type)
+        return Response(self._stored_bytes(document_id, sha256, size), media_type=content_type)
 
     # --- patient controls -------------------------------------------------------------------
 

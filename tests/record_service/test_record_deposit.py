@@ -163,3 +163,23 @@ def test_a_professional_without_facility_finds_and_reads(service, rng):
     assert found.status == 200 and [e["resource"]["id"] for e in found.json()["entry"]] == [doc_id]
     reader = professional(rng, "pharmacy", facility=False)
     assert service.call("GET", f"/Binary/{doc_id}", service.token(reader)).body == b"no facility"
+
+
+def test_a_document_whose_file_is_gone_is_a_clear_server_error_not_a_crash(service, rng):
+    """The database and the data directory must belong together; when they do not, the retrieve says so."""
+    import hashlib
+
+    ins = make_ins(rng)
+    author = professional(rng)
+    data = os.urandom(3000)
+    reply = service.call("POST", "/", service.token(author), deposit_bundle(ins, author.rpps, data))
+    assert reply.status == 201
+    [doc_id] = locations(reply.json(), "DocumentReference")
+    sha256 = hashlib.sha256(data).hexdigest()
+    (service.data_dir / "blobs" / sha256[:2] / sha256).unlink()
+    for accept in ({}, {"Accept": "application/fhir+json"}):
+        missing = service.call("GET", f"/Binary/{doc_id}", service.token(patient(ins)), headers=accept)
+        assert missing.status == 500
+        outcome = missing.json()
+        validate(outcome)
+        assert "data directory" in outcome["issue"][0]["diagnostics"]
