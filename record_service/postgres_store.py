@@ -1,13 +1,21 @@
 """The PostgreSQL back end, selected by a ``postgresql://`` URL; same tables, same rules, same tests.
 
-Reads go through an async connection pool (psycopg 3) so the event loop never waits on the network;
-writes go through the group committers' own synchronous connections (one for the record's writes,
-one for access-history rows), with ``executemany`` (pipelined by psycopg) for audit rows. Transactions use the default READ COMMITTED isolation: every write
-re-reads what it depends on inside the transaction, and uniqueness is enforced by constraints.
+Reads go through an async connection pool (psycopg 3) so the event loop never waits on the network,
+and are grouped: the reads asked during one turn of the event loop travel together as one pipeline on
+one connection (one round trip, one wake-up of one backend), which under load costs PostgreSQL and
+the worker about half as much per read as a query of its own. Each read keeps its own statement and
+result, so grouping changes no answer.
+
+Writes go through the group committers' own synchronous connections (one for the record's writes,
+one for access-history rows); a group's access-history rows go in as one statement (column arrays
+unnested). Transactions use the default READ COMMITTED isolation: every write re-reads what it
+depends on inside the transaction, and uniqueness is enforced by constraints.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -19,8 +27,12 @@ from record_service import schema
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
-_SCHEMA_LOCK = 0x5E6E0001
-_POOL_SIZE = 8  # read connections per worker process  # advisory lock: several workers may start at once
+_log = logging.getLogger("record_service.postgres")
+_SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
+_POOL_SIZE = 8  # read connections per worker process
+_AUDIT_UNNEST = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
+                 " document_id, outcome, detail) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[],"
+                 " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])")
 
 
 @lru_cache(maxsize=512)
@@ -59,12 +71,21 @@ class _PostgresWriteTransaction:
         self._connection.close()
 
 
+class _PostgresAuditTransaction(_PostgresWriteTransaction):
+    """The access history's writer: a group's rows (the columns of ``AUDIT_INSERT``) in one statement."""
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._connection.execute(_AUDIT_UNNEST, [list(column) for column in zip(*rows)])
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
 
     def __init__(self, settings, on_commit=None):
         super().__init__(settings, on_commit)
         self._pool: AsyncConnectionPool | None = None
+        self._reads: list[tuple[str, Sequence[Any], asyncio.Future]] | None = None  # asked this loop turn
+        self._read_tasks: set[asyncio.Task] = set()
 
     def create_schema(self) -> None:
         with psycopg.connect(conninfo(self.settings.db_url), autocommit=False) as connection:
@@ -80,11 +101,11 @@ class PostgresStore(Store):
         self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=_POOL_SIZE, max_size=_POOL_SIZE,
                                          open=False, kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
-        connect = lambda: _PostgresWriteTransaction(self.settings.db_url)  # noqa: E731
-        self.committer = GroupCommitter(connect, schema.AUDIT_INSERT, self.settings.max_batch, self._on_commit,
-                                        name="record-committer")
-        self.audit_committer = GroupCommitter(connect, schema.AUDIT_INSERT, self.settings.max_batch, self._on_commit,
-                                              name="audit-committer")
+        url = self.settings.db_url
+        self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), schema.AUDIT_INSERT,
+                                        self.settings.max_batch, self._on_commit, name="record-committer")
+        self.audit_committer = GroupCommitter(lambda: _PostgresAuditTransaction(url), schema.AUDIT_INSERT,
+                                              self.settings.max_batch, self._on_commit, name="audit-committer")
         self.committer.start()
         self.audit_committer.start()
 
@@ -94,6 +115,45 @@ class PostgresStore(Store):
             await self._pool.close()
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        async with self._pool.connection() as connection:
-            cursor = await connection.execute(to_psycopg(sql), params)
-            return await cursor.fetchall()
+        loop = asyncio.get_running_loop()
+        if self._reads is None:
+            self._reads = []
+            loop.call_soon(self._send_reads)
+        future = loop.create_future()
+        self._reads.append((to_psycopg(sql), params, future))
+        return await future
+
+    def _send_reads(self) -> None:
+        reads, self._reads = self._reads, None
+        task = asyncio.ensure_future(self._run_reads(reads))
+        self._read_tasks.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._read_tasks.discard)
+
+    async def _run_reads(self, reads: list[tuple[str, Sequence[Any], asyncio.Future]]) -> None:
+        try:
+            async with self._pool.connection() as connection:
+                if len(reads) == 1:
+                    results = [await (await connection.execute(reads[0][0], reads[0][1])).fetchall()]
+                else:
+                    try:
+                        async with connection.pipeline():
+                            cursors = [await connection.execute(sql, params) for sql, params, _ in reads]
+                        results = [await cursor.fetchall() for cursor in cursors]
+                    except psycopg.Error:
+                        # one failed read aborts the rest of its pipeline: run them one by one so that each
+                        # gets its own answer (and only the failing one its error)
+                        results = []
+                        for sql, params, _ in reads:
+                            try:
+                                results.append(await (await connection.execute(sql, params)).fetchall())
+                            except psycopg.Error as error:
+                                results.append(error)
+        except Exception as error:  # no connection, or the server went away: every read of the group fails
+            results = [error] * len(reads)
+        for (_, _, future), result in zip(reads, results):
+            if future.done():  # its request was cancelled
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
