@@ -1,0 +1,66 @@
+"""PostgreSQL reads grouped per event-loop turn: each read keeps its own answer, and its own error."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+
+from record_service.settings import Settings
+from record_service.storage import open_store, prepare
+
+
+@pytest.fixture
+def store(postgres, tmp_path):
+    settings = Settings(db_url=postgres.create_database(f"reads_{uuid.uuid4().hex[:8]}"), data_dir=str(tmp_path),
+                        key_file=str(tmp_path / "key"))
+    prepare(settings)
+    return open_store(settings)
+
+
+def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
+    async def scenario():
+        await store.open()
+        try:
+            pool = store._pool
+            sent: list[int] = []
+            real_connection = pool.connection
+
+            def counting_connection(*args, **kwargs):
+                sent.append(1)
+                return real_connection(*args, **kwargs)
+
+            pool.connection = counting_connection
+            reads = [store.fetch("SELECT ?::int * 2, ?::text", (n, f"n{n}")) for n in range(20)]
+            failing = store.fetch("SELECT 1 / ?::int", (0,))  # division by zero, in the same turn
+            results = await asyncio.gather(*reads, failing, return_exceptions=True)
+            assert results[:20] == [[(n * 2, f"n{n}")] for n in range(20)]
+            assert isinstance(results[20], psycopg.errors.DivisionByZero)
+            assert len(sent) == 1  # one connection taken for the whole turn
+            # a later turn is a group of its own, and the store still works after the failure
+            assert await store.fetch("SELECT ?::int", (7,)) == [(7,)]
+            assert len(sent) == 2
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_read_does_not_disturb_the_others(store):
+    async def scenario():
+        await store.open()
+        try:
+            slow = asyncio.ensure_future(store.fetch("SELECT pg_sleep(0.2), ?::int", (1,)))
+            quick = asyncio.ensure_future(store.fetch("SELECT ?::int", (2,)))
+            await asyncio.sleep(0.05)
+            slow.cancel()
+            assert await quick == [(2,)]
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            assert await store.fetch("SELECT ?::int", (3,)) == [(3,)]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
