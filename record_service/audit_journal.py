@@ -24,6 +24,7 @@ import fcntl
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,14 +34,17 @@ from typing import Any
 import orjson
 
 from record_service.committer import WriteTransaction
+from record_service.schema import AUDIT_INSERT
 
 _log = logging.getLogger("record_service.audit_journal")
 _SUFFIX = ".journal"
 ROTATE_BYTES = 16 * 1024 * 1024  # a journal this large is closed and a new one started
 
-OFFSETS_TABLE = """CREATE TABLE IF NOT EXISTS audit_journal_offsets (
-    journal TEXT PRIMARY KEY,
-    indexed_bytes INTEGER NOT NULL)"""
+# A whole pass's lines go in as one JSON array, unpacked by SQLite: no Python work per row
+_INSERT_FROM_JSON = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
+                     " document_id, outcome, detail) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3,"
+                     " value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each(?)"
+                     " WHERE json_array_length(value) = 9 ORDER BY value ->> 1")
 
 
 def journal_dir(audit_database: str) -> Path:
@@ -161,7 +165,27 @@ def _rows(lines: bytes, journal: str) -> list[tuple]:
     return rows
 
 
-def index_journals(tx: WriteTransaction, directory: Path, insert_sql: str) -> int:
+def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]]) -> int:
+    """Insert the rows of complete journal lines in time order; how many."""
+    lines = [line for _, data in chunks for line in data.splitlines()]
+    try:
+        tx.execute("SAVEPOINT journal_rows")
+        tx.execute(_INSERT_FROM_JSON, (b"[" + b",".join(lines) + b"]",))
+        inserted = tx.execute("SELECT changes()")[0][0]
+        if inserted == len(lines):
+            tx.execute("RELEASE SAVEPOINT journal_rows")
+            return inserted
+    except sqlite3.Error:  # a damaged line spoils the whole array
+        pass
+    tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
+    tx.execute("RELEASE SAVEPOINT journal_rows")
+    rows = [row for name, data in chunks for row in _rows(data, name)]  # line by line, skipping the damage
+    rows.sort(key=lambda row: row[1])
+    tx.executemany(AUDIT_INSERT, rows)
+    return len(rows)
+
+
+def index_journals(tx: WriteTransaction, directory: Path) -> int:
     """Copy every journal's new complete lines into the access history in one transaction; rows copied.
 
     Rows are inserted in time order, and finished journals are deleted once fully indexed.
@@ -172,7 +196,7 @@ def index_journals(tx: WriteTransaction, directory: Path, insert_sql: str) -> in
         # here or deleted for good, so the offsets of deleted journals can be forgotten safely
         paths = sorted(directory.glob(f"*{_SUFFIX}"))
         offsets = dict(tx.execute("SELECT journal, indexed_bytes FROM audit_journal_offsets"))
-        rows: list[tuple] = []
+        chunks: list[tuple[str, bytes]] = []
         finished: list[Path] = []
         for path in paths:
             offset = offsets.get(path.name, 0)
@@ -181,7 +205,7 @@ def index_journals(tx: WriteTransaction, directory: Path, insert_sql: str) -> in
             except FileNotFoundError:  # deleted by another indexer since the listing
                 continue
             if lines:
-                rows.extend(_rows(lines, path.name))
+                chunks.append((path.name, lines))
                 tx.execute("INSERT INTO audit_journal_offsets (journal, indexed_bytes) VALUES (?, ?)"
                            " ON CONFLICT (journal) DO UPDATE SET indexed_bytes = excluded.indexed_bytes",
                            (path.name, offset + len(lines)))
@@ -191,26 +215,22 @@ def index_journals(tx: WriteTransaction, directory: Path, insert_sql: str) -> in
         gone = [(name,) for name in offsets if name not in names]  # their files were deleted after indexing
         if gone:
             tx.executemany("DELETE FROM audit_journal_offsets WHERE journal = ?", gone)
-        if rows:
-            rows.sort(key=lambda row: row[1])
-            tx.executemany(insert_sql, rows)
+        inserted = _insert(tx, chunks) if chunks else 0
         tx.commit()
     except BaseException:
         tx.rollback()
         raise
     for path in finished:  # only after the commit: a crash before it leaves the journal to index again
         path.unlink(missing_ok=True)
-    return len(rows)
+    return inserted
 
 
 class AuditIndexer:
     """Indexes the journals of one access-history database: every ``interval`` seconds, and on demand."""
 
-    def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, insert_sql: str,
-                 interval: float = 1.0):
+    def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, interval: float = 1.0):
         self._connect = connect
         self._directory = directory
-        self._insert_sql = insert_sql
         self._interval = interval
         self._lock = threading.Lock()
         self._transaction: WriteTransaction | None = None
@@ -223,7 +243,7 @@ class AuditIndexer:
             if self._transaction is None:
                 self._transaction = self._connect()
             try:
-                return index_journals(self._transaction, self._directory, self._insert_sql)
+                return index_journals(self._transaction, self._directory)
             except Exception:
                 self._transaction.close()  # a broken connection is not reused
                 self._transaction = None

@@ -11,7 +11,6 @@ a search splices stored bytes instead of rebuilding resources.
 
 from __future__ import annotations
 
-from record_service.audit_journal import OFFSETS_TABLE
 
 
 def statements(dialect: str) -> list[str]:
@@ -76,6 +75,11 @@ def audit_statements(dialect: str) -> list[str]:
         "DROP INDEX IF EXISTS audit_by_patient",  # its predecessor, ordered by id
     ] + ([OFFSETS_TABLE] if dialect == "sqlite" else [])
 
+
+# how far each access-history journal has been indexed (SQLite only: see ``audit_journal``)
+OFFSETS_TABLE = """CREATE TABLE IF NOT EXISTS audit_journal_offsets (
+    journal TEXT PRIMARY KEY,
+    indexed_bytes INTEGER NOT NULL)"""
 
 AUDIT_INSERT = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
                 " document_id, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")

@@ -158,8 +158,7 @@ class SqliteStore(Store):
                                         self.settings.max_batch, self._on_commit, name="record-committer")
         self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
                                               self.settings.max_batch, self._on_commit, name="audit-committer")
-        self._indexer = AuditIndexer(lambda: _SqliteWriteTransaction(self.audit_path), self.journal_dir,
-                                     schema.AUDIT_INSERT)
+        self._indexer = AuditIndexer(lambda: _SqliteWriteTransaction(self.audit_path), self.journal_dir)
         self.committer.start()
         self.audit_committer.start()
         self._indexer.start()

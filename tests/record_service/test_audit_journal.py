@@ -35,7 +35,7 @@ def _append(journal: AuditJournal, rows: list[tuple]) -> None:
 def _index(audit_db: str) -> int:
     tx = _SqliteWriteTransaction(audit_db)
     try:
-        return index_journals(tx, journal_dir(audit_db), schema.AUDIT_INSERT)
+        return index_journals(tx, journal_dir(audit_db))
     finally:
         tx.close()
 
@@ -121,7 +121,7 @@ def test_rotation_starts_new_journals_and_loses_nothing(audit_db):
 def test_concurrent_indexers_copy_each_row_once(audit_db):
     journals = [AuditJournal(journal_dir(audit_db), rotate_bytes=2000) for _ in range(3)]
     connect = lambda: _SqliteWriteTransaction(audit_db)  # noqa: E731
-    indexers = [AuditIndexer(connect, journal_dir(audit_db), schema.AUDIT_INSERT) for _ in range(3)]
+    indexers = [AuditIndexer(connect, journal_dir(audit_db)) for _ in range(3)]
     stop = threading.Event()
 
     def keep_indexing(indexer: AuditIndexer) -> None:
