@@ -6,6 +6,7 @@ metrics registry) from :class:`~record_service.settings.Settings`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -41,6 +42,7 @@ def create_app(settings: Settings):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await store.open()
+        sampler = asyncio.ensure_future(metrics.sample_in_flight(lambda: admission.in_flight))
         # Everything built so far (modules, the app, the store) lives as long as the worker: keep it out
         # of the cyclic collector's full passes, which otherwise walked it all and stalled every request
         # in flight for 60-90 ms (measured: find p99 87 ms before, 7 ms after).
@@ -49,6 +51,7 @@ def create_app(settings: Settings):
         try:
             yield
         finally:
+            sampler.cancel()
             await store.close()
             blob_threads.shutdown(wait=True)
 
@@ -95,7 +98,8 @@ def create_app(settings: Settings):
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ServiceError: refused, HTTPException: http_error, Exception: crashed})
-    return MetricsMiddleware(AdmissionMiddleware(app, settings.max_in_flight, metrics.reject), metrics)
+    admission = AdmissionMiddleware(app, settings.max_in_flight, metrics.reject)
+    return MetricsMiddleware(admission, metrics)
 
 
 def app_from_environment():

@@ -143,11 +143,14 @@ def test_find_filters_newest_first_and_pages(service, rng):
     assert seen == [ids[d] for d in (1, 5, 10, 20, 30)] and pages == 3
 
 
-def test_metadata_health_and_metrics(service):
+def test_metadata_health_and_metrics(service, rng):
+    ins, author = make_ins(rng), professional(rng)
+    assert _deposit(service, service.token(author), deposit_bundle(ins, author.rpps, b"counted"))[0].status == 201
     capability = service.call("GET", "/metadata")
     assert capability.status == 200
     validate(capability.json())
     assert service.call("GET", "/health").status == 200
+    assert service.call("GET", "/no-such-route").status == 404  # a rejection, so that its counter has a sample
     metrics = service.call("GET", "/metrics").body.decode()
     for name in ("segur_requests_total", "segur_request_seconds", "segur_documents_stored_total",
                  "segur_document_bytes_stored_total", "segur_in_flight_requests", "segur_rejections_total"):
@@ -183,3 +186,27 @@ def test_a_document_whose_file_is_gone_is_a_clear_server_error_not_a_crash(servi
         outcome = missing.json()
         validate(outcome)
         assert "data directory" in outcome["issue"][0]["diagnostics"]
+
+
+def _requests_counted(metrics: str, route: str) -> float:
+    prefix = "segur_requests_total{"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith(prefix) and f'route="{route}"' in line and 'method="GET"' in line)
+
+
+def test_metrics_count_the_requests_of_every_worker(tmp_path):
+    """With several workers, whichever answers the scrape reports the whole service's figures."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import Service
+
+    service = Service(tmp_path, None, "--workers", "2").start()
+    try:
+        requests = 200
+        with ThreadPoolExecutor(8) as pool:  # a new connection per request: both workers get some
+            statuses = list(pool.map(lambda _: service.call("GET", "/metadata").status, range(requests)))
+        assert statuses == [200] * requests
+        for _ in range(12):  # scrapes land on either worker
+            assert _requests_counted(service.call("GET", "/metrics").body.decode(), "/metadata") == requests
+    finally:
+        service.stop()

@@ -33,12 +33,16 @@ def test_past_the_bound_503_with_retry_after_then_recovery(tmp_path):
         assert b"OperationOutcome" in refused.body
         assert elapsed < 0.5, "the refusal must be immediate, not queued"
         assert service.call("GET", "/health").status == 200  # operators can still look
-        assert b'segur_rejections_total{reason="overload"}' in service.call("GET", "/metrics").body
+        metrics = service.call("GET", "/metrics").body
+        assert b'segur_rejections_total{reason="overload"}' in metrics
+        assert b"segur_in_flight_requests 2.0" in metrics  # sampled every 0.1 s: the two held deposits
         for connection in held:
             connection.close()
         deadline = time.time() + 5
         while time.time() < deadline and service.call("GET", "/metadata").status == 503:
             time.sleep(0.05)
         assert service.call("GET", "/metadata").status == 200
+        time.sleep(0.3)
+        assert b"segur_in_flight_requests 0.0" in service.call("GET", "/metrics").body
     finally:
         service.stop()
