@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -64,6 +65,39 @@ class BlobStore:
         finally:
             os.close(fd)
         return b"".join(chunks)
+
+    def size(self, sha256: str) -> int | None:
+        """The size of a stored document's file, or None when there is none."""
+        try:
+            return os.stat(self.path(sha256)).st_size
+        except FileNotFoundError:
+            return None
+
+    def batches(self, size: int) -> Iterator[list[str]]:
+        """Every file name in the store (temporary ones included), ``size`` at a time."""
+        batch: list[str] = []
+        for directory in sorted(self.root.iterdir()):
+            if not directory.is_dir():
+                continue
+            for entry in os.scandir(directory):
+                batch.append(entry.name)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def remove_temporary(self, names: list[str]) -> int:
+        """Remove the temporary files among ``names`` (left by writes that never completed); how many."""
+        removed = 0
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):  # ".<sha256>.<random>.tmp"
+                (self.root / name[1:3] / name).unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def remove(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
 
     def count(self) -> int:
         """How many documents are stored (temporary files excluded)."""

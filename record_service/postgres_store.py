@@ -94,6 +94,9 @@ class PostgresStore(Store):
                 connection.execute(statement)
             connection.commit()
 
+    def connect(self) -> _PostgresWriteTransaction:
+        return _PostgresWriteTransaction(self.settings.db_url)
+
     async def open(self) -> None:
         self.create_schema()
         # opened in full at start: connections are not set up while requests wait for them (each find is

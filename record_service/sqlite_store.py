@@ -148,6 +148,9 @@ class SqliteStore(Store):
         _run_schema(self.audit_path, schema.audit_statements("sqlite"))
         _move_legacy_audit(self.path, self.audit_path)
 
+    def connect(self) -> _SqliteWriteTransaction:
+        return _SqliteWriteTransaction(self.path)
+
     async def open(self) -> None:
         self.create_schema()
         self._reader = _connect(self.path)

@@ -146,3 +146,55 @@ def test_acknowledged_reads_stay_in_the_access_history_after_sigkill(backend, po
         assert recorded == sorted(recorded, reverse=True)  # newest first, across workers and pages
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_restart_removes_unacknowledged_files_and_keeps_every_document(backend, postgres, tmp_path):
+    """Bytes of deposits whose metadata never committed are removed at the next start; nothing else is."""
+    import json
+
+    db = postgres.create_database(f"sweep_{uuid.uuid4().hex[:8]}") if backend == "postgresql" else None
+    service = Service(tmp_path, db).start()
+    rng = random.Random(5)
+    ins, author = make_ins(rng), professional(rng, "lab")
+    kept = []
+    for n in range(5):
+        data = os.urandom(2000 + n)
+        status, body = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, data)).encode())
+        assert status == 201
+        kept.append((locations(json.loads(body), "DocumentReference")[0], data))
+    service.stop()
+    blob_dir = service.data_dir / "blobs"
+    orphan = hashlib.sha256(b"never committed").hexdigest()
+    (blob_dir / orphan[:2]).mkdir(exist_ok=True)
+    (blob_dir / orphan[:2] / orphan).write_bytes(b"never committed")
+    unfinished = blob_dir / orphan[:2] / f".{orphan}.0badc0de.tmp"
+    unfinished.write_bytes(b"never com")
+    service.start()
+    try:
+        assert "removed 1 unfinished and 1 unreferenced document files" in service.log_tail()
+        assert not (blob_dir / orphan[:2] / orphan).exists() and not unfinished.exists()
+        for doc_id, data in kept:
+            assert service.call("GET", f"/Binary/{doc_id}", service.token(patient(ins))).body == data
+    finally:
+        service.stop()
+
+
+def test_a_database_with_another_data_directory_is_refused_at_start(tmp_path):
+    import json
+    import subprocess
+
+    from conftest import SEGUR
+
+    service = Service(tmp_path / "first", None).start()
+    rng = random.Random(6)
+    ins, author = make_ins(rng), professional(rng, "lab")
+    status, _ = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, b"abc")).encode())
+    assert status == 201
+    service.stop()
+    database = service.data_dir / "records.sqlite3"
+    elsewhere = tmp_path / "elsewhere"
+    proc = subprocess.run([SEGUR, "serve", "--db", f"sqlite:///{database}", "--data-dir", str(elsewhere), "--port", "0",
+                           "--key", str(service.key_file)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "does not belong to this database" in proc.stderr
