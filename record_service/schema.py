@@ -4,6 +4,7 @@ Hot queries and the indexes that serve them:
 - a patient's documents by status, newest first (every find): ``documents_by_patient_status``;
 - the same narrowed by type (``type=`` searches): ``documents_by_patient_type``;
 - idempotency by masterIdentifier: the UNIQUE constraint's index;
+- the files documents name (the start-up sweep): ``documents_by_sha256``;
 - a patient's access history, newest first: ``audit_by_patient_time``.
 The document's FHIR JSON is kept ready to send (``resource``), rewritten on each metadata change, so
 a search splices stored bytes instead of rebuilding resources.
@@ -44,6 +45,8 @@ def record_statements(dialect: str) -> list[str]:
             ON documents (patient_ins, status, date_us DESC, id DESC)""",
         """CREATE INDEX IF NOT EXISTS documents_by_patient_type
             ON documents (patient_ins, type_code, date_us DESC, id DESC)""",
+        # which documents name a file: the start-up sweep of files no deposit committed asks it per file
+        "CREATE INDEX IF NOT EXISTS documents_by_sha256 ON documents (sha256)",
         """CREATE TABLE IF NOT EXISTS blocks (
             patient_ins TEXT NOT NULL,
             rpps TEXT NOT NULL,
