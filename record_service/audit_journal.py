@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from record_service.blobs import fsync_directory
 from record_service.committer import WriteTransaction
 from record_service.schema import AUDIT_INSERT
 
@@ -51,14 +52,6 @@ def journal_dir(audit_database: str) -> Path:
     """The journals of an access-history database live beside it: ``x.audit.sqlite3`` -> ``x.audit.journals/``."""
     base, _ = os.path.splitext(audit_database)
     return Path(f"{base}.journals")
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditJournal:
@@ -86,7 +79,7 @@ class AuditJournal:
         # indexer would delete it under us
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.rename(temporary, self.directory / name)
-        _fsync_directory(self.directory)  # the name survives a crash like the lines written to it
+        fsync_directory(self.directory)  # the name survives a crash like the lines written to it
         self._fd, self._size = fd, 0
 
     def begin(self) -> None:

@@ -14,6 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def fsync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` (a file just created or renamed there) survive a crash."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class BlobStore:
     """Content-addressed files under ``root/<2 hex>/<sha256>``."""
 
@@ -44,7 +53,7 @@ class BlobStore:
         finally:
             os.close(fd)
         os.replace(temporary, final)
-        self._fsync_directory(directory)
+        fsync_directory(directory)
         return sha256
 
     def get(self, sha256: str, size: int | None = None) -> bytes:
@@ -102,11 +111,3 @@ class BlobStore:
     def count(self) -> int:
         """How many documents are stored (temporary files excluded)."""
         return sum(1 for p in self.root.glob("??/*") if not p.name.startswith("."))
-
-    @staticmethod
-    def _fsync_directory(directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
