@@ -2,10 +2,13 @@
 
 Two group committers per worker: one for the record's writes (deposits, patient controls), one for the
 access history's rows. Each answers only after its own commit, so a read by a professional is answered
-only once its access-history row is durable, exactly as before; keeping them apart means a read never
-waits behind a deposit's commit (nor a deposit behind a burst of reads), and on SQLite the access
-history lives in a database file of its own, so the constant stream of audit rows does not invalidate
-the record database's page cache for every read that follows.
+only once its access-history row is durable; keeping them apart means a read never waits behind a
+deposit's commit (nor a deposit behind a burst of reads). On SQLite the access history's "commit" is
+an append to the worker's own journal file, indexed into a database file of its own later (see
+``audit_journal``); on PostgreSQL it is a transaction on the ``audit_events`` table.
+
+Before the workers start, :func:`prepare` creates the schema and checks that the data directory
+belongs to the database (see :func:`check_data_directory`).
 
 Two implementations, :class:`~record_service.sqlite_store.SqliteStore` and
 :class:`~record_service.postgres_store.PostgresStore`, chosen by the ``--db`` URL. SQL is written
