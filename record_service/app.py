@@ -52,6 +52,9 @@ def create_app(settings: Settings):
             yield
         finally:
             sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            metrics.close()
             await store.close()
             blob_threads.shutdown(wait=True)
 

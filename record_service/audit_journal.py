@@ -40,6 +40,7 @@ from record_service.schema import AUDIT_INSERT
 _log = logging.getLogger("record_service.audit_journal")
 _SUFFIX = ".journal"
 ROTATE_BYTES = 16 * 1024 * 1024  # a journal this large is closed and a new one started
+PASS_BYTES = 64 * 1024 * 1024  # lines copied by one indexing transaction at most (a backlog takes several)
 
 # A whole pass's lines go in as one JSON array, unpacked by SQLite: no Python work per row
 _INSERT_FROM_JSON = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
@@ -75,11 +76,17 @@ class AuditJournal:
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
         temporary = self.directory / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        # locked before it gets a name indexers look at: an unlocked journal counts as finished, and an
-        # indexer would delete it under us
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(temporary, self.directory / name)
-        fsync_directory(self.directory)  # the name survives a crash like the lines written to it
+        try:
+            # locked before it gets a name indexers look at: an unlocked journal counts as finished, and an
+            # indexer would delete it under us
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(temporary, self.directory / name)
+            fsync_directory(self.directory)  # the name survives a crash like the lines written to it
+        except BaseException:
+            os.close(fd)
+            for path in (temporary, self.directory / name):
+                path.unlink(missing_ok=True)  # empty: nothing was written to it
+            raise
         self._fd, self._size = fd, 0
 
     def begin(self) -> None:
@@ -125,8 +132,9 @@ class AuditJournal:
         self._close_file()
 
 
-def _complete_lines(path: Path, offset: int) -> tuple[bytes, bool]:
-    """The complete lines of ``path`` after ``offset``, and whether the journal is finished (nobody holds it)."""
+def _complete_lines(path: Path, offset: int, limit: int) -> tuple[bytes, bool, bool]:
+    """The complete lines of ``path`` after ``offset`` (about ``limit`` bytes at most); whether the journal
+    is done (nobody holds it and it was read to its end); whether ``limit`` stopped the reading."""
     fd = os.open(path, os.O_RDONLY)
     try:
         try:
@@ -136,22 +144,39 @@ def _complete_lines(path: Path, offset: int) -> tuple[bytes, bool]:
             finished = False
         os.lseek(fd, offset, os.SEEK_SET)
         chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        read, at_end = 0, False
+        while read < limit or not any(b"\n" in chunk for chunk in chunks):  # at least one line, if any
+            chunk = os.read(fd, max(1, min(1 << 20, limit - read)) if read < limit else 4096)
+            if not chunk:
+                at_end = True
+                break
             chunks.append(chunk)
+            read += len(chunk)
     finally:
         os.close(fd)
     data = b"".join(chunks)
-    return data[:data.rfind(b"\n") + 1], finished
+    return data[:data.rfind(b"\n") + 1], finished and at_end, not at_end
+
+
+_OPTIONAL = (str, type(None))
+_COLUMN_TYPES = (str, int, str, _OPTIONAL, _OPTIONAL, str, _OPTIONAL, str, _OPTIONAL)  # as in AUDIT_INSERT
+
+
+def _is_row(value: object) -> bool:
+    return (isinstance(value, list) and len(value) == len(_COLUMN_TYPES)
+            and all(isinstance(v, t) for v, t in zip(value, _COLUMN_TYPES)))
 
 
 def _rows(lines: bytes, journal: str) -> list[tuple]:
+    """The rows of journal lines, each checked against the table's columns; a damaged line is skipped
+    (torn or garbled by a crash, it was never acknowledged) rather than stopping every later pass."""
     rows = []
     for line in lines.splitlines():
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:
             row = None
-        if not isinstance(row, list) or len(row) != 9:
+        if not _is_row(row):
             _log.warning("skipping a damaged line in audit journal %s (never acknowledged)", journal)
             continue
         rows.append(tuple(row))
@@ -161,15 +186,17 @@ def _rows(lines: bytes, journal: str) -> list[tuple]:
 def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]]) -> int:
     """Insert the rows of complete journal lines in time order; how many."""
     lines = [line for _, data in chunks for line in data.splitlines()]
+    tx.execute("SAVEPOINT journal_rows")
     try:
-        tx.execute("SAVEPOINT journal_rows")
-        tx.execute(_INSERT_FROM_JSON, (b"[" + b",".join(lines) + b"]",))
+        # as text: recent SQLite reads a BLOB argument as its binary JSONB form
+        tx.execute(_INSERT_FROM_JSON, ((b"[" + b",".join(lines) + b"]").decode(),))
         inserted = tx.execute("SELECT changes()")[0][0]
         if inserted == len(lines):
             tx.execute("RELEASE SAVEPOINT journal_rows")
             return inserted
-    except sqlite3.Error:  # a damaged line spoils the whole array
+    except (sqlite3.Error, UnicodeDecodeError):  # a damaged line spoils the whole array
         pass
+    _log.warning("audit journals: a line did not load as a row; indexing this pass line by line")
     tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
     tx.execute("RELEASE SAVEPOINT journal_rows")
     rows = [row for name, data in chunks for row in _rows(data, name)]  # line by line, skipping the damage
@@ -178,8 +205,9 @@ def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]]) -> int:
     return len(rows)
 
 
-def index_journals(tx: WriteTransaction, directory: Path) -> int:
-    """Copy every journal's new complete lines into the access history in one transaction; rows copied.
+def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_BYTES) -> tuple[int, bool]:
+    """Copy journals' new complete lines into the access history in one transaction: (rows copied, whether
+    lines remain because the pass reached ``max_bytes``).
 
     Rows are inserted in time order, and finished journals are deleted once fully indexed.
     """
@@ -187,16 +215,26 @@ def index_journals(tx: WriteTransaction, directory: Path) -> int:
     try:
         # listed under the write lock: a journal another indexer has an offset for is then either listed
         # here or deleted for good, so the offsets of deleted journals can be forgotten safely
-        paths = sorted(directory.glob(f"*{_SUFFIX}"))
+        try:
+            paths = sorted(directory / name for name in os.listdir(directory) if name.endswith(_SUFFIX))
+        except FileNotFoundError:  # no journal was ever opened here: nothing to index, no offset to forget
+            tx.rollback()
+            return 0, False
         offsets = dict(tx.execute("SELECT journal, indexed_bytes FROM audit_journal_offsets"))
         chunks: list[tuple[str, bytes]] = []
         finished: list[Path] = []
+        budget, more = max_bytes, False
         for path in paths:
+            if budget <= 0:
+                more = True
+                break
             offset = offsets.get(path.name, 0)
             try:
-                lines, done = _complete_lines(path, offset)
+                lines, done, truncated = _complete_lines(path, offset, budget)
             except FileNotFoundError:  # deleted by another indexer since the listing
                 continue
+            budget -= len(lines)
+            more = more or truncated
             if lines:
                 chunks.append((path.name, lines))
                 tx.execute("INSERT INTO audit_journal_offsets (journal, indexed_bytes) VALUES (?, ?)"
@@ -204,7 +242,7 @@ def index_journals(tx: WriteTransaction, directory: Path) -> int:
                            (path.name, offset + len(lines)))
             if done:
                 finished.append(path)
-        names = {path.name for path in paths}
+        names = {path.name for path in paths}  # all listed, read or not
         gone = [(name,) for name in offsets if name not in names]  # their files were deleted after indexing
         if gone:
             tx.executemany("DELETE FROM audit_journal_offsets WHERE journal = ?", gone)
@@ -215,7 +253,7 @@ def index_journals(tx: WriteTransaction, directory: Path) -> int:
         raise
     for path in finished:  # only after the commit: a crash before it leaves the journal to index again
         path.unlink(missing_ok=True)
-    return inserted
+    return inserted, more
 
 
 class AuditIndexer:
@@ -236,7 +274,11 @@ class AuditIndexer:
             if self._transaction is None:
                 self._transaction = self._connect()
             try:
-                return index_journals(self._transaction, self._directory)
+                total, more = 0, True
+                while more:
+                    copied, more = index_journals(self._transaction, self._directory)
+                    total += copied
+                return total
             except Exception:
                 self._transaction.close()  # a broken connection is not reused
                 self._transaction = None

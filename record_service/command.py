@@ -37,7 +37,7 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
       segur serve --db postgresql://segur@127.0.0.1:5432/segur --workers 2
     """
     from record_service.server import serve as run
-    from record_service.storage import DataDirectoryMismatch, prepare
+    from record_service.storage import DataDirectoryMismatch, lock_data_directory, prepare
 
     if db_url is None:
         db_url = default_sqlite_url(data_dir)
@@ -48,11 +48,16 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
     settings = Settings(db_url=db_url, data_dir=str(Path(data_dir).resolve()), key_file=str(key),
                         max_document_bytes=max_document_bytes, max_in_flight=max_in_flight)
     try:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        lock_data_directory(data_dir)  # held until this process and its workers exit
         check = prepare(settings)
     except DataDirectoryMismatch as error:
         raise InputError(f"--db {db_url!r} with --data-dir {data_dir!r}: {error}") from None
     except Exception as error:  # an unreachable database or an unwritable directory: say which
         raise InputError(f"cannot open storage {db_url!r}: {error}") from None
+    if check.documents_without_file:
+        click.echo(f"warning: {check.documents_without_file} of {check.documents_checked} documents checked at start have "
+                   f"no file (or a file of another size) under {settings.blob_dir}: their retrieves will fail", err=True)
     if check.temporary_files_removed or check.orphan_files_removed:
         click.echo(f"removed {check.temporary_files_removed} unfinished and {check.orphan_files_removed} unreferenced "
                    "document files (writes of deposits that were never acknowledged)")

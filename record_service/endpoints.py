@@ -75,7 +75,7 @@ class Endpoints:
                                "Content-Type", reason="wrong-content-type")
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
         chunks: list[bytes] = []
         total = 0
@@ -252,13 +252,7 @@ class Endpoints:
         patient = searches.patient_ins(parameters)
         rules.check_patient_only(actor, patient, "read the access history")
         count = searches.count(parameters)
-        cursor = parameters.get("_cursor")
-        before = None
-        if cursor is not None:
-            at_us, _, event_id = cursor.partition(".")
-            if not at_us.isdigit() or not event_id.isdigit():
-                raise invalid("_cursor is not one this service issued", "_cursor")
-            before = (int(at_us), int(event_id))
+        before = searches.audit_cursor(parameters.get("_cursor"))
         rows = await registry.audit_events(self.store, patient, count, before)
         base = self._base_url(request)
         next_link = None

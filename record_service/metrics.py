@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -65,6 +65,11 @@ class Metrics:
         while True:
             self.in_flight.set(in_flight())
             await asyncio.sleep(every_s)
+
+    def close(self) -> None:
+        """This worker is stopping: its live gauges no longer count (a restarted worker starts its own)."""
+        if self._shared:
+            mark_process_dead(os.getpid(), self._shared)
 
     def reject(self, reason: str) -> None:
         self.rejections.labels(reason).inc()

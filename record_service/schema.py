@@ -52,6 +52,8 @@ def record_statements(dialect: str) -> list[str]:
             rpps TEXT NOT NULL,
             at_us BIGINT NOT NULL,
             PRIMARY KEY (patient_ins, rpps))""",
+        # ties the database to its data directory (see storage.check_data_directory)
+        "CREATE TABLE IF NOT EXISTS store_identity (id TEXT NOT NULL)",
         """CREATE TABLE IF NOT EXISTS opt_outs (
             patient_ins TEXT PRIMARY KEY,
             at_us BIGINT NOT NULL)""",

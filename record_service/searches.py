@@ -5,6 +5,7 @@ Every malformed parameter is a 400 naming it; nothing is guessed.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,10 @@ MAX_COUNT = 100
 STATUSES = ("current", "superseded")
 _ALL_TYPE_CODES = frozenset().union(*TYPE_CODES_BY_SYSTEM.values())
 _DAY_US = 86_400 * 1_000_000
+# ASCII digits only, and few enough to fit a 64-bit column: str.isdigit() also accepts "²" (int() refuses it)
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_STAMP = re.compile(r"-?[0-9]{1,18}")
+_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
 class Parameters:
@@ -71,7 +76,7 @@ def count(params: Parameters) -> int:
     raw = params.get("_count")
     if raw is None:
         return DEFAULT_COUNT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_COUNT:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_COUNT:
         raise invalid(f"_count must be an integer from 1 to {MAX_COUNT}", "_count")
     return int(raw)
 
@@ -147,9 +152,19 @@ def _cursor(value: str | None) -> tuple[int, str] | None:
     if value is None:
         return None
     stamp, _, doc_id = value.partition(".")
-    if not stamp.lstrip("-").isdigit() or not doc_id.isalnum():
+    if not _STAMP.fullmatch(stamp) or not _ID.fullmatch(doc_id):
         raise invalid("_cursor is not one this service issued", "_cursor")
     return int(stamp), doc_id
+
+
+def audit_cursor(value: str | None) -> tuple[int, int] | None:
+    """The AuditEvent keyset cursor ``at_us.id`` of the last event sent."""
+    if value is None:
+        return None
+    at_us, _, event_id = value.partition(".")
+    if not _DIGITS.fullmatch(at_us) or not _DIGITS.fullmatch(event_id):
+        raise invalid("_cursor is not one this service issued", "_cursor")
+    return int(at_us), int(event_id)
 
 
 def document_query(params: Parameters) -> DocumentQuery:

@@ -167,12 +167,14 @@ class SqliteStore(Store):
         self._indexer.start()
 
     async def close(self) -> None:
-        await super().close()  # the committers drain and close: this worker's journal is finished
-        if self._indexer is not None:
-            self._indexer.stop()  # and indexed, then deleted
-        for reader in (self._reader, self._audit_reader):
-            if reader is not None:
-                reader.close()
+        try:
+            await super().close()  # the committers drain and close: this worker's journal is finished
+            if self._indexer is not None:
+                await asyncio.to_thread(self._indexer.stop)  # and indexed, then deleted (off the event loop)
+        finally:
+            for reader in (self._reader, self._audit_reader):
+                if reader is not None:
+                    reader.close()
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self._reader.execute(sql, params).fetchall()

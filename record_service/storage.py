@@ -17,13 +17,16 @@ once with ``?`` placeholders; the PostgreSQL store translates it.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from record_service.blobs import BlobStore
+from record_service.blobs import BlobStore, fsync_directory
 from record_service.committer import GroupCommitter, WriteTransaction
 from record_service.settings import Settings
 
@@ -48,7 +51,7 @@ class Store:
     async def close(self) -> None:
         for committer in (self.committer, self.audit_committer):
             if committer is not None:
-                committer.stop()
+                await asyncio.to_thread(committer.stop)  # drains its queue; the loop goes on answering
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of a read-only query, seeing everything committed so far."""
@@ -100,6 +103,7 @@ class DataDirectoryMismatch(Exception):
 @dataclass(frozen=True)
 class DataDirectoryCheck:
     documents_checked: int
+    documents_without_file: int  # a few (fewer than half the sample): damage to report, not a wrong directory
     temporary_files_removed: int
     orphan_files_removed: int
 
@@ -108,12 +112,71 @@ _SAMPLE = 50  # documents whose files are looked for at start
 _BATCH = 500  # files asked about per query when sweeping
 
 
+def lock_data_directory(data_dir: str | Path) -> int:
+    """Take the data directory for this process (and the workers it forks) until it exits; the descriptor.
+
+    Two services on one directory would each take the other's files for leftovers at start, and delete
+    them under deposits in flight: the second one is refused instead.
+    """
+    path = Path(data_dir) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise DataDirectoryMismatch(f"{data_dir} is in use by another service (pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _tie_to_database(store: Store, connection: WriteTransaction) -> None:
+    """Make sure the data directory and the database belong together, by an identity kept in both.
+
+    Refused: two different identities; or one side that has an identity while the other has content of
+    its own (documents, files). Otherwise the side without one takes the other's, or both a new one.
+    """
+    blobs = store.blobs
+    marker = Path(store.settings.data_dir) / "store-id"
+    in_directory = marker.read_text().strip() if marker.exists() else None
+    in_database = next(iter(connection.execute("SELECT id FROM store_identity")), (None,))[0]
+    has_files = next(blobs.batches(1), None) is not None
+    has_documents = bool(connection.execute("SELECT 1 FROM documents LIMIT 1"))
+    where = f"the data directory {store.settings.data_dir} and the database"
+    if in_directory and in_database and in_directory != in_database:
+        raise DataDirectoryMismatch(f"{where} belong to different stores ({in_directory} and {in_database})")
+    if in_database and not in_directory and has_files:
+        raise DataDirectoryMismatch(f"{where} do not belong together: the directory holds document files but "
+                                    f"not the database's identity ({in_database})")
+    if in_directory and not in_database and has_documents:
+        raise DataDirectoryMismatch(f"{where} do not belong together: the database holds documents but not the "
+                                    f"directory's identity ({in_directory})")
+    if not has_documents and has_files and in_directory != in_database:
+        raise DataDirectoryMismatch(f"{where} do not belong together: the directory holds document files and the "
+                                    "database none (each start removes files no document names: refusing "
+                                    "rather than deleting another database's documents)")
+    identity = in_database or in_directory or secrets.token_hex(16)
+    if in_database is None:
+        connection.begin()
+        connection.execute("INSERT INTO store_identity (id) VALUES (?)", (identity,))
+        connection.commit()
+    if in_directory is None:
+        temporary = marker.with_name(".store-id.tmp")
+        temporary.write_text(identity + "\n")
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, marker)
+        fsync_directory(marker.parent)
+
+
 def check_data_directory(store: Store) -> DataDirectoryCheck:
     """Before any worker runs (so nothing is being deposited): make sure the database and the data directory
     belong together, then remove what failed deposits left behind.
 
-    - A sample of stored documents, from a random point of the id index, must have their files: a database
-      pointed at another service's data directory is refused at start rather than answering 500 per read.
+    - Both carry the same identity (see :func:`_tie_to_database`), and a sample of stored documents, from a
+      random point of the id index, has its files: a database pointed at another service's data directory
+      is refused at start rather than answering 500 per read, or losing files to the sweep below.
     - Temporary files are writes that never completed; files no document names are bytes written for a
       deposit whose metadata never committed (refused by a concurrent conflict, a storage error, a crash).
       Neither was ever acknowledged, and no request is in flight to claim them, so both are removed.
@@ -121,6 +184,7 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
     blobs = store.blobs
     connection = store.connect()
     try:
+        _tie_to_database(store, connection)
         start = secrets.token_hex(16)
         sample = connection.execute("SELECT id, sha256, size FROM documents WHERE id >= ? ORDER BY id LIMIT ?",
                                     (start, _SAMPLE))
@@ -128,7 +192,7 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
             sample += connection.execute("SELECT id, sha256, size FROM documents WHERE id < ? ORDER BY id LIMIT ?",
                                          (start, _SAMPLE - len(sample)))
         missing = [(doc_id, sha256) for doc_id, sha256, size in sample if blobs.size(sha256) != size]
-        if missing:
+        if len(missing) * 2 > len(sample):  # most of them: the wrong directory, not a few damaged files
             raise DataDirectoryMismatch(
                 f"{len(missing)} of {len(sample)} documents checked have no file (or a file of another size) under "
                 f"{blobs.root}, e.g. DocumentReference/{missing[0][0]} ({missing[0][1]}): this data directory does "
@@ -146,6 +210,6 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
                 if name not in named:
                     blobs.remove(name)
                     orphans += 1
-        return DataDirectoryCheck(len(sample), temporary, orphans)
+        return DataDirectoryCheck(len(sample), len(missing), temporary, orphans)
     finally:
         connection.close()

@@ -32,10 +32,14 @@ def _append(journal: AuditJournal, rows: list[tuple]) -> None:
     journal.commit()
 
 
-def _index(audit_db: str) -> int:
+def _index(audit_db: str, max_bytes: int = 1 << 26) -> int:
     tx = _SqliteWriteTransaction(audit_db)
     try:
-        return index_journals(tx, journal_dir(audit_db))
+        total, more = 0, True
+        while more:
+            copied, more = index_journals(tx, journal_dir(audit_db), max_bytes)
+            total += copied
+        return total
     finally:
         tx.close()
 
@@ -160,3 +164,54 @@ def test_a_failed_write_finishes_the_journal_and_the_next_batch_opens_another(au
     journal.close()
     _index(audit_db)
     assert 0 in _table(audit_db) and 2 in _table(audit_db)
+
+
+def test_a_backlog_is_indexed_in_bounded_passes_without_loss(audit_db):
+    journals = [AuditJournal(journal_dir(audit_db)) for _ in range(2)]
+    for n in range(400):
+        _append(journals[n % 2], [_row(n)])
+    journals[0].close()  # one finished, one live
+    tx = _SqliteWriteTransaction(audit_db)
+    try:
+        passes, total, more = 0, 0, True
+        while more:
+            copied, more = index_journals(tx, journal_dir(audit_db), max_bytes=3000)
+            total += copied
+            passes += 1
+    finally:
+        tx.close()
+    assert passes >= 5 and total == 400  # 44 KB of lines, a few KB a pass
+    assert sorted(_table(audit_db)) == list(range(400))
+    assert len(list(journal_dir(audit_db).glob("*.journal"))) == 1  # the finished one deleted, once read through
+    journals[1].close()
+
+
+def test_a_parseable_but_wrong_line_is_skipped_and_indexing_goes_on(audit_db):
+    journal = AuditJournal(journal_dir(audit_db))
+    _append(journal, [_row(0)])
+    [path] = journal_dir(audit_db).glob("*.journal")
+    with open(path, "ab") as f:
+        f.write(b'[null, "x", null, null, null, null, null, null, null]\n')
+    _append(journal, [_row(1)])
+    assert _index(audit_db) == 2
+    _append(journal, [_row(2)])
+    assert _index(audit_db) == 1  # later passes are not stuck on it
+    assert _table(audit_db) == [0, 1, 2]
+    journal.close()
+
+
+def test_a_journal_that_cannot_be_named_leaves_no_descriptor_or_file(audit_db, monkeypatch):
+    directory = journal_dir(audit_db)
+    journal = AuditJournal(directory)
+    journal.close()
+    before = len(os.listdir("/proc/self/fd"))
+
+    def failing(path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("record_service.audit_journal.fsync_directory", failing)
+    for _ in range(5):
+        with pytest.raises(OSError):
+            _append(journal, [_row(0)])
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert [p for p in directory.iterdir() if p.name.startswith(".")] == []

@@ -169,6 +169,9 @@ def test_corsican_ins_is_accepted(service, rng):
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=0", "_count"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=abc", "_count"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_cursor=zzz", "_cursor"),
+    ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_cursor=%C2%B2.abc", "_cursor"),
+    ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_cursor=1" + "0" * 30 + ".abc", "_cursor"),
+    ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=%C2%B2", "_count"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&author.identifier=42", "author.identifier"),
 ])
 def test_bad_search_parameters_are_400_naming_the_parameter(service, rng, query, names):
@@ -176,6 +179,15 @@ def test_bad_search_parameters_are_400_naming_the_parameter(service, rng, query,
     assert reply.status == 400, reply
     issue = validate(reply.json()).issue[0]
     assert issue.expression == [names]
+
+
+@pytest.mark.parametrize("cursor", ["zzz", "%C2%B2.1", "1.%C2%B2", "1" + "0" * 30 + ".1", "1.-2"])
+def test_bad_access_history_cursors_are_400(service, rng, cursor):
+    ins = make_ins(rng)
+    reply = service.call("GET", f"/AuditEvent?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|{ins}&_cursor={cursor}",
+                         service.token(patient(ins)))
+    assert reply.status == 400, reply
+    assert validate(reply.json()).issue[0].expression == ["_cursor"]
 
 
 def test_bad_block_parameters(service, rng):

@@ -198,3 +198,42 @@ def test_a_database_with_another_data_directory_is_refused_at_start(tmp_path):
                            "--key", str(service.key_file)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "does not belong to this database" in proc.stderr
+
+
+def test_a_data_directory_is_not_swept_for_another_database(tmp_path):
+    """A fresh database pointed at a directory holding another database's files is refused, and the files stay."""
+    import json
+    import subprocess
+
+    from conftest import SEGUR
+
+    service = Service(tmp_path / "first", None).start()
+    rng = random.Random(8)
+    ins, author = make_ins(rng), professional(rng, "lab")
+    status, _ = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, b"keep me")).encode())
+    assert status == 201
+    service.stop()
+    files_before = sorted(p.name for p in (service.data_dir / "blobs").glob("??/*"))
+    assert files_before
+    proc = subprocess.run([SEGUR, "serve", "--db", f"sqlite:///{tmp_path / 'fresh.sqlite3'}", "--data-dir",
+                           str(service.data_dir), "--port", "0", "--key", str(service.key_file)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "do not belong together" in proc.stderr
+    assert sorted(p.name for p in (service.data_dir / "blobs").glob("??/*")) == files_before
+
+
+def test_a_second_service_on_the_same_data_directory_is_refused(tmp_path):
+    import subprocess
+
+    from conftest import SEGUR
+
+    service = Service(tmp_path, None).start()
+    try:
+        proc = subprocess.run([SEGUR, "serve", "--data-dir", str(service.data_dir), "--port", "0", "--key",
+                               str(service.key_file)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert "in use by another service" in proc.stderr
+        assert service.call("GET", "/health").status == 200
+    finally:
+        service.stop()
