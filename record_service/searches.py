@@ -148,23 +148,25 @@ def _author(value: str | None) -> str | None:
     return rpps
 
 
-def _cursor(value: str | None) -> tuple[int, str] | None:
+def _keyset(value: str | None, first: re.Pattern, second: re.Pattern) -> tuple[str, str] | None:
+    """The two parts of a ``first.second`` keyset cursor this service issued, each checked."""
     if value is None:
         return None
-    stamp, _, doc_id = value.partition(".")
-    if not _STAMP.fullmatch(stamp) or not _ID.fullmatch(doc_id):
+    head, _, tail = value.partition(".")
+    if not first.fullmatch(head) or not second.fullmatch(tail):
         raise invalid("_cursor is not one this service issued", "_cursor")
-    return int(stamp), doc_id
+    return head, tail
+
+
+def _cursor(value: str | None) -> tuple[int, str] | None:
+    parts = _keyset(value, _STAMP, _ID)
+    return (int(parts[0]), parts[1]) if parts else None
 
 
 def audit_cursor(value: str | None) -> tuple[int, int] | None:
     """The AuditEvent keyset cursor ``at_us.id`` of the last event sent."""
-    if value is None:
-        return None
-    at_us, _, event_id = value.partition(".")
-    if not _DIGITS.fullmatch(at_us) or not _DIGITS.fullmatch(event_id):
-        raise invalid("_cursor is not one this service issued", "_cursor")
-    return int(at_us), int(event_id)
+    parts = _keyset(value, _DIGITS, _DIGITS)
+    return (int(parts[0]), int(parts[1])) if parts else None
 
 
 def document_query(params: Parameters) -> DocumentQuery:

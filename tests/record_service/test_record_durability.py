@@ -180,60 +180,52 @@ def test_restart_removes_unacknowledged_files_and_keeps_every_document(backend, 
         service.stop()
 
 
-def test_a_database_with_another_data_directory_is_refused_at_start(tmp_path):
+def _stopped_service_with_one_document(root) -> Service:
     import json
-    import subprocess
 
-    from conftest import SEGUR
-
-    service = Service(tmp_path / "first", None).start()
+    service = Service(root, None).start()
     rng = random.Random(6)
     ins, author = make_ins(rng), professional(rng, "lab")
     status, _ = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, b"abc")).encode())
     assert status == 201
     service.stop()
+    return service
+
+
+def _serve_refused(service: Service, *options: str) -> str:
+    """``segur serve`` with these options on ``service``'s key: it must refuse to start (exit 2); its stderr."""
+    import subprocess
+
+    from conftest import SEGUR
+
+    proc = subprocess.run([SEGUR, "serve", "--port", "0", "--key", str(service.key_file), *options],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    return proc.stderr
+
+
+def test_a_database_with_another_data_directory_is_refused_at_start(tmp_path):
+    service = _stopped_service_with_one_document(tmp_path / "first")
     database = service.data_dir / "records.sqlite3"
-    elsewhere = tmp_path / "elsewhere"
-    proc = subprocess.run([SEGUR, "serve", "--db", f"sqlite:///{database}", "--data-dir", str(elsewhere), "--port", "0",
-                           "--key", str(service.key_file)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "does not belong to this database" in proc.stderr
+    error = _serve_refused(service, "--db", f"sqlite:///{database}", "--data-dir", str(tmp_path / "elsewhere"))
+    assert "does not belong to this database" in error
 
 
 def test_a_data_directory_is_not_swept_for_another_database(tmp_path):
     """A fresh database pointed at a directory holding another database's files is refused, and the files stay."""
-    import json
-    import subprocess
-
-    from conftest import SEGUR
-
-    service = Service(tmp_path / "first", None).start()
-    rng = random.Random(8)
-    ins, author = make_ins(rng), professional(rng, "lab")
-    status, _ = _post(service.url, service.token(author), json.dumps(deposit_bundle(ins, author.rpps, b"keep me")).encode())
-    assert status == 201
-    service.stop()
+    service = _stopped_service_with_one_document(tmp_path / "first")
     files_before = sorted(p.name for p in (service.data_dir / "blobs").glob("??/*"))
     assert files_before
-    proc = subprocess.run([SEGUR, "serve", "--db", f"sqlite:///{tmp_path / 'fresh.sqlite3'}", "--data-dir",
-                           str(service.data_dir), "--port", "0", "--key", str(service.key_file)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "do not belong together" in proc.stderr
+    error = _serve_refused(service, "--db", f"sqlite:///{tmp_path / 'fresh.sqlite3'}", "--data-dir",
+                           str(service.data_dir))
+    assert "do not belong together" in error
     assert sorted(p.name for p in (service.data_dir / "blobs").glob("??/*")) == files_before
 
 
 def test_a_second_service_on_the_same_data_directory_is_refused(tmp_path):
-    import subprocess
-
-    from conftest import SEGUR
-
     service = Service(tmp_path, None).start()
     try:
-        proc = subprocess.run([SEGUR, "serve", "--data-dir", str(service.data_dir), "--port", "0", "--key",
-                               str(service.key_file)], capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 2
-        assert "in use by another service" in proc.stderr
+        assert "in use by another service" in _serve_refused(service, "--data-dir", str(service.data_dir))
         assert service.call("GET", "/health").status == 200
     finally:
         service.stop()
