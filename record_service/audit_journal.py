@@ -1,7 +1,8 @@
-"""The access history's durable form on SQLite: append-only journals, indexed into the database later.
+"""The access history's durable form: append-only journals, indexed into the database later.
 
 Every professional read must be recorded durably before it is answered. Inserting each batch of rows
-into the indexed ``audit_events`` table and committing it cost more than the read itself: each row
+into the indexed ``audit_events`` table and committing it cost more than the read itself (on SQLite;
+on PostgreSQL a third of the read's cost went to it): each row
 dirties a page of the per-patient index, and each commit rewrites those pages into the WAL, fsyncs
 it, and takes the database's write lock that every worker process shares. So the record of a read is
 first a line appended to a journal file owned by one worker process (one ``write`` and one
@@ -183,33 +184,43 @@ def _rows(lines: bytes, journal: str) -> list[tuple]:
     return rows
 
 
-def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]]) -> int:
-    """Insert the rows of complete journal lines in time order; how many."""
-    lines = [line for _, data in chunks for line in data.splitlines()]
-    tx.execute("SAVEPOINT journal_rows")
-    try:
-        # as text: recent SQLite reads a BLOB argument as its binary JSONB form
-        tx.execute(_INSERT_FROM_JSON, ((b"[" + b",".join(lines) + b"]").decode(),))
-        inserted = tx.execute("SELECT changes()")[0][0]
-        if inserted == len(lines):
-            tx.execute("RELEASE SAVEPOINT journal_rows")
-            return inserted
-    except (sqlite3.Error, UnicodeDecodeError):  # a damaged line spoils the whole array
-        pass
-    _log.warning("audit journals: a line did not load as a row; indexing this pass line by line")
-    tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
-    tx.execute("RELEASE SAVEPOINT journal_rows")
+def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]], from_json: bool) -> int:
+    """Insert the rows of complete journal lines in time order; how many.
+
+    ``from_json`` (SQLite): the lines go in as one JSON array that SQLite unpacks, with no Python work per
+    row; line-by-line parsing only if that fails. Otherwise the lines are parsed here and the rows given to
+    ``executemany`` (on PostgreSQL, one statement over column arrays).
+    """
+    if from_json:
+        lines = [line for _, data in chunks for line in data.splitlines()]
+        tx.execute("SAVEPOINT journal_rows")
+        try:
+            # as text: recent SQLite reads a BLOB argument as its binary JSONB form
+            tx.execute(_INSERT_FROM_JSON, ((b"[" + b",".join(lines) + b"]").decode(),))
+            inserted = tx.execute("SELECT changes()")[0][0]
+            if inserted == len(lines):
+                tx.execute("RELEASE SAVEPOINT journal_rows")
+                return inserted
+        except (sqlite3.Error, UnicodeDecodeError):  # a damaged line spoils the whole array
+            pass
+        _log.warning("audit journals: a line did not load as a row; indexing this pass line by line")
+        tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
+        tx.execute("RELEASE SAVEPOINT journal_rows")
     rows = [row for name, data in chunks for row in _rows(data, name)]  # line by line, skipping the damage
     rows.sort(key=lambda row: row[1])
-    tx.executemany(AUDIT_INSERT, rows)
+    if rows:
+        tx.executemany(AUDIT_INSERT, rows)
     return len(rows)
 
 
-def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_BYTES) -> tuple[int, bool]:
+def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_BYTES,
+                   from_json: bool = True) -> tuple[int, bool]:
     """Copy journals' new complete lines into the access history in one transaction: (rows copied, whether
     lines remain because the pass reached ``max_bytes``).
 
-    Rows are inserted in time order, and finished journals are deleted once fully indexed.
+    ``tx.begin()`` must take a lock that indexers of the same database take too (SQLite's write lock; an
+    advisory lock on PostgreSQL). Rows are inserted in time order (see :func:`_insert` for
+    ``from_json``), and finished journals are deleted once fully indexed.
     """
     tx.begin()
     try:
@@ -244,9 +255,9 @@ def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_
                 finished.append(path)
         names = {path.name for path in paths}  # all listed, read or not
         gone = [(name,) for name in offsets if name not in names]  # their files were deleted after indexing
-        if gone:
-            tx.executemany("DELETE FROM audit_journal_offsets WHERE journal = ?", gone)
-        inserted = _insert(tx, chunks) if chunks else 0
+        for name in gone:
+            tx.execute("DELETE FROM audit_journal_offsets WHERE journal = ?", name)
+        inserted = _insert(tx, chunks, from_json) if chunks else 0
         tx.commit()
     except BaseException:
         tx.rollback()
@@ -259,9 +270,11 @@ def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_
 class AuditIndexer:
     """Indexes the journals of one access-history database: every ``interval`` seconds, and on demand."""
 
-    def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, interval: float = 1.0):
+    def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, interval: float = 1.0,
+                 from_json: bool = True):
         self._connect = connect
         self._directory = directory
+        self._from_json = from_json
         self._interval = interval
         self._lock = threading.Lock()
         self._transaction: WriteTransaction | None = None
@@ -276,7 +289,7 @@ class AuditIndexer:
             try:
                 total, more = 0, True
                 while more:
-                    copied, more = index_journals(self._transaction, self._directory)
+                    copied, more = index_journals(self._transaction, self._directory, from_json=self._from_json)
                     total += copied
                 return total
             except Exception:

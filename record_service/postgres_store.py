@@ -6,9 +6,13 @@ one connection (one round trip, one wake-up of one backend), which under load co
 the worker about half as much per read as a query of its own. Each read keeps its own statement and
 result, so grouping changes no answer.
 
-Writes go through the group committers' own synchronous connections (one for the record's writes,
-one for access-history rows); a group's access-history rows go in as one statement (column arrays
-unnested). Transactions use the default READ COMMITTED isolation: every write re-reads what it
+Writes go through the group committer's own synchronous connection. A professional's read is
+recorded, before it is answered, in the worker's access-history journal in the data directory (see
+``audit_journal``: one ``write`` + ``fdatasync`` per group, where a transaction per group cost
+PostgreSQL and the worker a third of each read), and indexed into ``audit_events`` in large
+statements (column arrays unnested) at least once a second and before the history is read. Like the
+documents' files, the journals live on this service's disk: the data directory and the database go
+together (see ``storage.check_data_directory``). Transactions use the default READ COMMITTED isolation: every write re-reads what it
 depends on inside the transaction, and uniqueness is enforced by constraints.
 """
 
@@ -18,17 +22,20 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from record_service import schema
+from record_service.audit_journal import AuditIndexer, AuditJournal
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
 _log = logging.getLogger("record_service.postgres")
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
+_INDEXER_LOCK = 0x5E6E0002  # advisory lock: one audit-journal indexer at a time
 _POOL_SIZE = 8  # read connections per worker process
 _AUDIT_UNNEST = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
                  " document_id, outcome, detail) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[],"
@@ -78,6 +85,13 @@ class _PostgresAuditTransaction(_PostgresWriteTransaction):
         self._connection.execute(_AUDIT_UNNEST, [list(column) for column in zip(*rows)])
 
 
+class _PostgresIndexerTransaction(_PostgresAuditTransaction):
+    """An audit-journal indexer's connection: its transactions start by taking the indexers' advisory lock."""
+
+    def begin(self) -> None:
+        self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEXER_LOCK,))
+
+
 class PostgresStore(Store):
     dialect = "postgresql"
 
@@ -86,6 +100,9 @@ class PostgresStore(Store):
         self._pool: AsyncConnectionPool | None = None
         self._reads: list[tuple[str, Sequence[Any], asyncio.Future]] | None = None  # asked this loop turn
         self._read_tasks: set[asyncio.Task] = set()
+        # the access history's journals live in the data directory, beside the documents' files
+        self.journal_dir = Path(settings.data_dir) / "audit.journals"
+        self._indexer: AuditIndexer | None = None
 
     def create_schema(self) -> None:
         with psycopg.connect(conninfo(self.settings.db_url), autocommit=False) as connection:
@@ -107,15 +124,26 @@ class PostgresStore(Store):
         url = self.settings.db_url
         self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), schema.AUDIT_INSERT,
                                         self.settings.max_batch, self._on_commit, name="record-committer")
-        self.audit_committer = GroupCommitter(lambda: _PostgresAuditTransaction(url), schema.AUDIT_INSERT,
+        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
                                               self.settings.max_batch, self._on_commit, name="audit-committer")
+        self._indexer = AuditIndexer(lambda: _PostgresIndexerTransaction(url), self.journal_dir, from_json=False)
         self.committer.start()
         self.audit_committer.start()
+        self._indexer.start()
 
     async def close(self) -> None:
-        await super().close()
-        if self._pool is not None:
-            await self._pool.close()
+        try:
+            await super().close()  # the committers drain and close: this worker's journal is finished
+            if self._indexer is not None:
+                await asyncio.to_thread(self._indexer.stop)  # and indexed, then deleted (off the event loop)
+        finally:
+            if self._pool is not None:
+                await self._pool.close()
+
+    async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of the access history, once every journal line acknowledged so far is indexed."""
+        await asyncio.to_thread(self._indexer.index)
+        return await self.fetch(sql, params)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         loop = asyncio.get_running_loop()

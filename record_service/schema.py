@@ -78,10 +78,11 @@ def audit_statements(dialect: str) -> list[str]:
         # newest first by the time of the read: rows reach the table in indexing order, not reading order
         """CREATE INDEX IF NOT EXISTS audit_by_patient_time ON audit_events (patient_ins, at_us DESC, id DESC)""",
         "DROP INDEX IF EXISTS audit_by_patient",  # its predecessor, ordered by id
-    ] + ([OFFSETS_TABLE] if dialect == "sqlite" else [])
+        OFFSETS_TABLE,
+    ]
 
 
-# how far each access-history journal has been indexed (SQLite only: see ``audit_journal``)
+# how far each access-history journal has been indexed (see ``audit_journal``)
 OFFSETS_TABLE = """CREATE TABLE IF NOT EXISTS audit_journal_offsets (
     journal TEXT PRIMARY KEY,
     indexed_bytes INTEGER NOT NULL)"""
