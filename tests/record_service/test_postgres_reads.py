@@ -64,3 +64,22 @@ def test_a_cancelled_read_does_not_disturb_the_others(store):
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
+    async def scenario():
+        await store.open()
+        try:
+            sql = ("SELECT g, ?::text, (SELECT 1), (SELECT 2) FROM generate_series(1, ?::int) AS g"
+                   " WHERE g % 2 = ? ORDER BY g DESC")
+            reads = [store.fetch(sql, (f"read {n}", n, n % 2)) for n in range(12)]
+            other = store.fetch("SELECT ?::int + 1", (41,))  # another statement in the same turn
+            results = await asyncio.gather(*reads, other)
+            for n in range(12):
+                expected = [(g, f"read {n}", 1, 2) for g in range(n, 0, -1) if g % 2 == n % 2]
+                assert results[n] == expected, n
+            assert results[12] == [(42,)]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
