@@ -25,7 +25,6 @@ import fcntl
 import logging
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,11 +42,17 @@ _SUFFIX = ".journal"
 ROTATE_BYTES = 16 * 1024 * 1024  # a journal this large is closed and a new one started
 PASS_BYTES = 64 * 1024 * 1024  # lines copied by one indexing transaction at most (a backlog takes several)
 
-# A whole pass's lines go in as one JSON array, unpacked by SQLite: no Python work per row
-_INSERT_FROM_JSON = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
-                     " document_id, outcome, detail) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3,"
-                     " value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each(?)"
-                     " WHERE json_array_length(value) = 9 ORDER BY value ->> 1")
+# A whole pass's lines go in as one JSON array that the database unpacks: no Python work per row
+_COLUMNS = "patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action, document_id, outcome, detail"
+_INSERT_FROM_JSON = {
+    "sqlite": (f"INSERT INTO audit_events ({_COLUMNS}) SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3,"
+               " value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each(?)"
+               " WHERE json_array_length(value) = 9 ORDER BY value ->> 1"),
+    "postgresql": (f"WITH inserted AS (INSERT INTO audit_events ({_COLUMNS}) SELECT v ->> 0, (v ->> 1)::bigint,"
+                   " v ->> 2, v ->> 3, v ->> 4, v ->> 5, v ->> 6, v ->> 7, v ->> 8"
+                   " FROM jsonb_array_elements(?::jsonb) AS v WHERE jsonb_array_length(v) = 9"
+                   " ORDER BY (v ->> 1)::bigint RETURNING 1) SELECT count(*) FROM inserted"),
+}
 
 
 def journal_dir(audit_database: str) -> Path:
@@ -184,28 +189,27 @@ def _rows(lines: bytes, journal: str) -> list[tuple]:
     return rows
 
 
-def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]], from_json: bool) -> int:
+def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]], dialect: str) -> int:
     """Insert the rows of complete journal lines in time order; how many.
 
-    ``from_json`` (SQLite): the lines go in as one JSON array that SQLite unpacks, with no Python work per
-    row; line-by-line parsing only if that fails. Otherwise the lines are parsed here and the rows given to
-    ``executemany`` (on PostgreSQL, one statement over column arrays).
+    The lines go in as one JSON array that the database unpacks, with no Python work per row; only if
+    that fails (a damaged line) are they parsed here one by one and the good rows given to
+    ``executemany``.
     """
-    if from_json:
-        lines = [line for _, data in chunks for line in data.splitlines()]
-        tx.execute("SAVEPOINT journal_rows")
-        try:
-            # as text: recent SQLite reads a BLOB argument as its binary JSONB form
-            tx.execute(_INSERT_FROM_JSON, ((b"[" + b",".join(lines) + b"]").decode(),))
-            inserted = tx.execute("SELECT changes()")[0][0]
-            if inserted == len(lines):
-                tx.execute("RELEASE SAVEPOINT journal_rows")
-                return inserted
-        except (sqlite3.Error, UnicodeDecodeError):  # a damaged line spoils the whole array
-            pass
-        _log.warning("audit journals: a line did not load as a row; indexing this pass line by line")
-        tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
-        tx.execute("RELEASE SAVEPOINT journal_rows")
+    lines = [line for _, data in chunks for line in data.splitlines()]
+    tx.execute("SAVEPOINT journal_rows")
+    try:
+        # as text: recent SQLite reads a BLOB argument as its binary JSONB form
+        counted = tx.execute(_INSERT_FROM_JSON[dialect], ((b"[" + b",".join(lines) + b"]").decode(),))
+        inserted = counted[0][0] if counted else tx.execute("SELECT changes()")[0][0]
+        if inserted == len(lines):
+            tx.execute("RELEASE SAVEPOINT journal_rows")
+            return inserted
+    except Exception:  # a damaged line spoils the whole array (sqlite3, psycopg or decoding errors)
+        pass
+    _log.warning("audit journals: a line did not load as a row; indexing this pass line by line")
+    tx.execute("ROLLBACK TO SAVEPOINT journal_rows")
+    tx.execute("RELEASE SAVEPOINT journal_rows")
     rows = [row for name, data in chunks for row in _rows(data, name)]  # line by line, skipping the damage
     rows.sort(key=lambda row: row[1])
     if rows:
@@ -214,13 +218,13 @@ def _insert(tx: WriteTransaction, chunks: list[tuple[str, bytes]], from_json: bo
 
 
 def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_BYTES,
-                   from_json: bool = True) -> tuple[int, bool]:
+                   dialect: str = "sqlite") -> tuple[int, bool]:
     """Copy journals' new complete lines into the access history in one transaction: (rows copied, whether
     lines remain because the pass reached ``max_bytes``).
 
     ``tx.begin()`` must take a lock that indexers of the same database take too (SQLite's write lock; an
-    advisory lock on PostgreSQL). Rows are inserted in time order (see :func:`_insert` for
-    ``from_json``), and finished journals are deleted once fully indexed.
+    advisory lock on PostgreSQL). Rows are inserted in time order, and finished journals are deleted once
+    fully indexed.
     """
     tx.begin()
     try:
@@ -257,7 +261,7 @@ def index_journals(tx: WriteTransaction, directory: Path, max_bytes: int = PASS_
         gone = [(name,) for name in offsets if name not in names]  # their files were deleted after indexing
         for name in gone:
             tx.execute("DELETE FROM audit_journal_offsets WHERE journal = ?", name)
-        inserted = _insert(tx, chunks, from_json) if chunks else 0
+        inserted = _insert(tx, chunks, dialect) if chunks else 0
         tx.commit()
     except BaseException:
         tx.rollback()
@@ -271,10 +275,10 @@ class AuditIndexer:
     """Indexes the journals of one access-history database: every ``interval`` seconds, and on demand."""
 
     def __init__(self, connect: Callable[[], WriteTransaction], directory: Path, interval: float = 1.0,
-                 from_json: bool = True):
+                 dialect: str = "sqlite"):
         self._connect = connect
         self._directory = directory
-        self._from_json = from_json
+        self._dialect = dialect
         self._interval = interval
         self._lock = threading.Lock()
         self._transaction: WriteTransaction | None = None
@@ -289,7 +293,7 @@ class AuditIndexer:
             try:
                 total, more = 0, True
                 while more:
-                    copied, more = index_journals(self._transaction, self._directory, from_json=self._from_json)
+                    copied, more = index_journals(self._transaction, self._directory, dialect=self._dialect)
                     total += copied
                 return total
             except Exception:

@@ -127,7 +127,7 @@ class PostgresStore(Store):
                                         self.settings.max_batch, self._on_commit, name="record-committer")
         self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
                                               self.settings.max_batch, self._on_commit, name="audit-committer")
-        self._indexer = AuditIndexer(lambda: _PostgresIndexerTransaction(url), self.journal_dir, from_json=False)
+        self._indexer = AuditIndexer(lambda: _PostgresIndexerTransaction(url), self.journal_dir, dialect=self.dialect)
         self.committer.start()
         self.audit_committer.start()
         self._indexer.start()
