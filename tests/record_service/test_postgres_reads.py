@@ -20,66 +20,66 @@ def store(postgres, tmp_path):
     return open_store(settings)
 
 
-def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
+def _with_open_store(store, body) -> None:
+    """Run the coroutine function ``body`` with ``store`` opened, then close it."""
     async def scenario():
         await store.open()
         try:
-            pool = store._pool
-            sent: list[int] = []
-            real_connection = pool.connection
-
-            def counting_connection(*args, **kwargs):
-                sent.append(1)
-                return real_connection(*args, **kwargs)
-
-            pool.connection = counting_connection
-            reads = [store.fetch("SELECT ?::int * 2, ?::text", (n, f"n{n}")) for n in range(20)]
-            failing = store.fetch("SELECT 1 / ?::int", (0,))  # division by zero, in the same turn
-            results = await asyncio.gather(*reads, failing, return_exceptions=True)
-            assert results[:20] == [[(n * 2, f"n{n}")] for n in range(20)]
-            assert isinstance(results[20], psycopg.errors.DivisionByZero)
-            assert len(sent) == 1  # one connection taken for the whole turn
-            # a later turn is a group of its own, and the store still works after the failure
-            assert await store.fetch("SELECT ?::int", (7,)) == [(7,)]
-            assert len(sent) == 2
+            await body()
         finally:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
+    async def body():
+        pool = store._pool
+        sent: list[int] = []
+        real_connection = pool.connection
+
+        def counting_connection(*args, **kwargs):
+            sent.append(1)
+            return real_connection(*args, **kwargs)
+
+        pool.connection = counting_connection
+        reads = [store.fetch("SELECT ?::int * 2, ?::text", (n, f"n{n}")) for n in range(20)]
+        failing = store.fetch("SELECT 1 / ?::int", (0,))  # division by zero, in the same turn
+        results = await asyncio.gather(*reads, failing, return_exceptions=True)
+        assert results[:20] == [[(n * 2, f"n{n}")] for n in range(20)]
+        assert isinstance(results[20], psycopg.errors.DivisionByZero)
+        assert len(sent) == 1  # one connection taken for the whole turn
+        # a later turn is a group of its own, and the store still works after the failure
+        assert await store.fetch("SELECT ?::int", (7,)) == [(7,)]
+        assert len(sent) == 2
+
+    _with_open_store(store, body)
 
 
 def test_a_cancelled_read_does_not_disturb_the_others(store):
-    async def scenario():
-        await store.open()
-        try:
-            slow = asyncio.ensure_future(store.fetch("SELECT pg_sleep(0.2), ?::int", (1,)))
-            quick = asyncio.ensure_future(store.fetch("SELECT ?::int", (2,)))
-            await asyncio.sleep(0.05)
-            slow.cancel()
-            assert await quick == [(2,)]
-            with pytest.raises(asyncio.CancelledError):
-                await slow
-            assert await store.fetch("SELECT ?::int", (3,)) == [(3,)]
-        finally:
-            await store.close()
+    async def body():
+        slow = asyncio.ensure_future(store.fetch("SELECT pg_sleep(0.2), ?::int", (1,)))
+        quick = asyncio.ensure_future(store.fetch("SELECT ?::int", (2,)))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        assert await quick == [(2,)]
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert await store.fetch("SELECT ?::int", (3,)) == [(3,)]
 
-    asyncio.run(scenario())
+    _with_open_store(store, body)
 
 
 def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
-    async def scenario():
-        await store.open()
-        try:
-            sql = ("SELECT g, ?::text, (SELECT 1), (SELECT 2) FROM generate_series(1, ?::int) AS g"
-                   " WHERE g % 2 = ? ORDER BY g DESC")
-            reads = [store.fetch(sql, (f"read {n}", n, n % 2)) for n in range(12)]
-            other = store.fetch("SELECT ?::int + 1", (41,))  # another statement in the same turn
-            results = await asyncio.gather(*reads, other)
-            for n in range(12):
-                expected = [(g, f"read {n}", 1, 2) for g in range(n, 0, -1) if g % 2 == n % 2]
-                assert results[n] == expected, n
-            assert results[12] == [(42,)]
-        finally:
-            await store.close()
+    async def body():
+        sql = ("SELECT g, ?::text, (SELECT 1), (SELECT 2) FROM generate_series(1, ?::int) AS g"
+               " WHERE g % 2 = ? ORDER BY g DESC")
+        reads = [store.fetch(sql, (f"read {n}", n, n % 2)) for n in range(12)]
+        other = store.fetch("SELECT ?::int + 1", (41,))  # another statement in the same turn
+        results = await asyncio.gather(*reads, other)
+        for n in range(12):
+            expected = [(g, f"read {n}", 1, 2) for g in range(n, 0, -1) if g % 2 == n % 2]
+            assert results[n] == expected, n
+        assert results[12] == [(42,)]
 
-    asyncio.run(scenario())
+    _with_open_store(store, body)
