@@ -10,16 +10,17 @@ Writes go through the group committer's own synchronous connection. A profession
 recorded, before it is answered, in the worker's access-history journal in the data directory (see
 ``audit_journal``: one ``write`` + ``fdatasync`` per group, where a transaction per group cost
 PostgreSQL and the worker a third of each read), and indexed into ``audit_events`` in large
-statements (column arrays unnested) at least once a second and before the history is read. Like the
-documents' files, the journals live on this service's disk: the data directory and the database go
-together (see ``storage.check_data_directory``). Transactions use the default READ COMMITTED isolation: every write re-reads what it
-depends on inside the transaction, and uniqueness is enforced by constraints.
+statements at least once a second and before the history is read. Like the documents' files, the
+journals live on this service's disk: the data directory and the database go together (see
+``storage.check_data_directory``).
+
+Transactions use the default READ COMMITTED isolation: every write re-reads what it depends on inside
+the transaction, and uniqueness is enforced by constraints.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -30,11 +31,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from record_service import schema
-from record_service.audit_journal import AuditIndexer, AuditJournal
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
-_log = logging.getLogger("record_service.postgres")
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
 _INDEXER_LOCK = 0x5E6E0002  # advisory lock: one audit-journal indexer at a time
 _POOL_SIZE = 8  # read connections per worker process
@@ -79,31 +78,26 @@ class _PostgresWriteTransaction:
         self._connection.close()
 
 
-class _PostgresAuditTransaction(_PostgresWriteTransaction):
-    """The access history's writer: a group's rows (the columns of ``AUDIT_INSERT``) in one statement."""
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._connection.execute(_AUDIT_UNNEST, [list(column) for column in zip(*rows)])
-
-
-class _PostgresIndexerTransaction(_PostgresAuditTransaction):
-    """An audit-journal indexer's connection: its transactions start by taking the indexers' advisory lock."""
+class _PostgresIndexerTransaction(_PostgresWriteTransaction):
+    """An audit-journal indexer's connection: its transactions start by taking the indexers' advisory lock,
+    and the rows it is given (the columns of ``AUDIT_INSERT``) go in as one statement."""
 
     def begin(self) -> None:
         self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEXER_LOCK,))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._connection.execute(_AUDIT_UNNEST, [list(column) for column in zip(*rows)])
 
 
 class PostgresStore(Store):
     dialect = "postgresql"
 
     def __init__(self, settings, on_commit=None):
-        super().__init__(settings, on_commit)
+        # the access history's journals live in the data directory, beside the documents' files
+        super().__init__(settings, Path(settings.data_dir) / "audit.journals", on_commit)
         self._pool: AsyncConnectionPool | None = None
         self._reads: list[tuple[str, Sequence[Any], asyncio.Future]] | None = None  # asked this loop turn
         self._read_tasks: set[asyncio.Task] = set()
-        # the access history's journals live in the data directory, beside the documents' files
-        self.journal_dir = Path(settings.data_dir) / "audit.journals"
-        self._indexer: AuditIndexer | None = None
 
     def create_schema(self) -> None:
         with psycopg.connect(conninfo(self.settings.db_url), autocommit=False) as connection:
@@ -125,26 +119,15 @@ class PostgresStore(Store):
         url = self.settings.db_url
         self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), schema.AUDIT_INSERT,
                                         self.settings.max_batch, self._on_commit, name="record-committer")
-        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
-                                              self.settings.max_batch, self._on_commit, name="audit-committer")
-        self._indexer = AuditIndexer(lambda: _PostgresIndexerTransaction(url), self.journal_dir, dialect=self.dialect)
         self.committer.start()
-        self.audit_committer.start()
-        self._indexer.start()
+        self._start_access_history(lambda: _PostgresIndexerTransaction(url))
 
     async def close(self) -> None:
         try:
-            await super().close()  # the committers drain and close: this worker's journal is finished
-            if self._indexer is not None:
-                await asyncio.to_thread(self._indexer.stop)  # and indexed, then deleted (off the event loop)
+            await super().close()
         finally:
             if self._pool is not None:
                 await self._pool.close()
-
-    async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Rows of the access history, once every journal line acknowledged so far is indexed."""
-        await asyncio.to_thread(self._indexer.index)
-        return await self.fetch(sql, params)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         loop = asyncio.get_running_loop()

@@ -25,7 +25,6 @@ correctness (``busy_timeout`` remains for any other connection).
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import sqlite3
@@ -33,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from record_service import schema
-from record_service.audit_journal import AuditIndexer, AuditJournal, journal_dir
+from record_service.audit_journal import journal_dir
 from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
@@ -134,14 +133,12 @@ class SqliteStore(Store):
     dialect = "sqlite"
 
     def __init__(self, settings, on_commit=None):
-        super().__init__(settings, on_commit)
         # sqlite:////abs/path or sqlite:///relative/path, as SQLAlchemy spells them
         self.path = settings.db_url.removeprefix("sqlite:///")
         self.audit_path = audit_path(self.path)
-        self.journal_dir = journal_dir(self.audit_path)
+        super().__init__(settings, journal_dir(self.audit_path), on_commit)
         self._reader: sqlite3.Connection | None = None
         self._audit_reader: sqlite3.Connection | None = None
-        self._indexer: AuditIndexer | None = None
 
     def create_schema(self) -> None:
         _run_schema(self.path, schema.record_statements("sqlite"))
@@ -159,18 +156,12 @@ class SqliteStore(Store):
         self._audit_reader.execute("PRAGMA query_only = ON")
         self.committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.path), schema.AUDIT_INSERT,
                                         self.settings.max_batch, self._on_commit, name="record-committer")
-        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
-                                              self.settings.max_batch, self._on_commit, name="audit-committer")
-        self._indexer = AuditIndexer(lambda: _SqliteWriteTransaction(self.audit_path), self.journal_dir)
         self.committer.start()
-        self.audit_committer.start()
-        self._indexer.start()
+        self._start_access_history(lambda: _SqliteWriteTransaction(self.audit_path))
 
     async def close(self) -> None:
         try:
-            await super().close()  # the committers drain and close: this worker's journal is finished
-            if self._indexer is not None:
-                await asyncio.to_thread(self._indexer.stop)  # and indexed, then deleted (off the event loop)
+            await super().close()
         finally:
             for reader in (self._reader, self._audit_reader):
                 if reader is not None:
@@ -179,7 +170,5 @@ class SqliteStore(Store):
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         return self._reader.execute(sql, params).fetchall()
 
-    async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Rows of the access history, once every journal line acknowledged so far is indexed."""
-        await asyncio.to_thread(self._indexer.index)
+    async def _fetch_indexed_audit(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self._audit_reader.execute(sql, params).fetchall()

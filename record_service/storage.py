@@ -3,9 +3,9 @@
 Two group committers per worker: one for the record's writes (deposits, patient controls), one for the
 access history's rows. Each answers only after its own commit, so a read by a professional is answered
 only once its access-history row is durable; keeping them apart means a read never waits behind a
-deposit's commit (nor a deposit behind a burst of reads). On SQLite the access history's "commit" is
-an append to the worker's own journal file, indexed into a database file of its own later (see
-``audit_journal``); on PostgreSQL it is a transaction on the ``audit_events`` table.
+deposit's commit (nor a deposit behind a burst of reads). The access history's "commit" is an append
+to the worker's own journal file, indexed into ``audit_events`` later (see ``audit_journal``), the same
+on both back ends.
 
 Before the workers start, :func:`prepare` creates the schema and checks that the data directory
 belongs to the database (see :func:`check_data_directory`).
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from record_service import schema
+from record_service.audit_journal import AuditIndexer, AuditJournal
 from record_service.blobs import BlobStore, fsync_directory
 from record_service.committer import GroupCommitter, WriteTransaction
 from record_service.settings import Settings
@@ -38,20 +40,33 @@ class Store:
 
     dialect = "abstract"
 
-    def __init__(self, settings: Settings, on_commit: Callable[[int, float], None] | None = None):
+    def __init__(self, settings: Settings, journal_dir: Path,
+                 on_commit: Callable[[int, float], None] | None = None):
         self.settings = settings
         self.blobs = BlobStore(settings.blob_dir)
+        self.journal_dir = journal_dir  # the access history's journals
         self._on_commit = on_commit
         self.committer: GroupCommitter | None = None  # the record's writes
-        self.audit_committer: GroupCommitter | None = None  # access-history rows
+        self.audit_committer: GroupCommitter | None = None  # access-history rows, into this worker's journal
+        self._indexer: AuditIndexer | None = None
 
     async def open(self) -> None:
         raise NotImplementedError
+
+    def _start_access_history(self, connect_indexer: Callable[[], WriteTransaction]) -> None:
+        """Start this worker's journal writer and its indexer (``connect_indexer``: the indexer's connection)."""
+        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
+                                              self.settings.max_batch, self._on_commit, name="audit-committer")
+        self._indexer = AuditIndexer(connect_indexer, self.journal_dir, dialect=self.dialect)
+        self.audit_committer.start()
+        self._indexer.start()
 
     async def close(self) -> None:
         for committer in (self.committer, self.audit_committer):
             if committer is not None:
                 await asyncio.to_thread(committer.stop)  # drains its queue; the loop goes on answering
+        if self._indexer is not None:  # this worker's journal is finished: index it, then it is deleted
+            await asyncio.to_thread(self._indexer.stop)
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of a read-only query, seeing everything committed so far."""
@@ -62,7 +77,12 @@ class Store:
         raise NotImplementedError
 
     async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Rows of a read-only query on the access history (``audit_events``)."""
+        """Rows of a read-only query on the access history (``audit_events``), once every journal line
+        acknowledged so far is indexed."""
+        await asyncio.to_thread(self._indexer.index)
+        return await self._fetch_indexed_audit(sql, params)
+
+    async def _fetch_indexed_audit(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return await self.fetch(sql, params)
 
     async def write(self, write: Callable[[WriteTransaction], T]) -> T:
