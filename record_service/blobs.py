@@ -62,7 +62,7 @@ class BlobStore:
         Plain descriptor reads rather than a buffered file object: on the retrieve path this halves the
         cost of reading 100 KB from the page cache. Reads go on to end of file whatever ``size`` says.
         """
-        fd = os.open(os.path.join(self._root, sha256[:2], sha256), os.O_RDONLY)
+        fd = os.open(f"{self._root}/{sha256[:2]}/{sha256}", os.O_RDONLY)
         try:
             wanted = (size if size is not None else 1 << 20) + 1
             first = os.read(fd, wanted)

@@ -1,6 +1,7 @@
 """The bare endpoint that measures this machine's ceiling for the service's server stack.
 
-Same server (Granian), same framework (Starlette), same admission and metrics middleware, one route
+Same server (Granian), same framework (Starlette), same admission and metrics middleware, the same
+worker set-up (``record_service.worker``), one route
 that answers "hello" without touching storage or tokens: what the record service could reach if its
 own work cost nothing. ``bench/service.py`` compares the service's read rate with it.
 
@@ -11,6 +12,7 @@ does (measured: about half the "hello" rate on its own).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from starlette.applications import Starlette
@@ -21,6 +23,7 @@ from starlette.routing import Route
 from record_service.admission import AdmissionMiddleware
 from record_service.metrics import Metrics, MetricsMiddleware
 from record_service.settings import Settings
+from record_service.worker import tune_garbage_collector
 
 DOCUMENT_BYTES = 100 * 1024  # the size the benchmark deposits and retrieves
 
@@ -36,8 +39,13 @@ def create_hello_app(settings: Settings):
     async def hello_document(request: Request) -> Response:
         return Response(document, media_type="application/pdf")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        tune_garbage_collector()
+        yield
+
     app = Starlette(routes=[Route("/hello", hello, methods=["GET"]),
-                            Route("/hello-document", hello_document, methods=["GET"])])
+                            Route("/hello-document", hello_document, methods=["GET"])], lifespan=lifespan)
     return MetricsMiddleware(AdmissionMiddleware(app, settings.max_in_flight, metrics.reject), metrics)
 
 

@@ -37,9 +37,8 @@ class WriteTransaction(Protocol):
 
 @dataclass(slots=True)
 class _Item:
-    write: Callable[[WriteTransaction], Any] | None
-    audit_rows: list[tuple] | None
-    future: asyncio.Future | list[asyncio.Future]  # audit items: one future per waiting request
+    write: Callable[[WriteTransaction], Any]
+    future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     outcome: Any = None
     error: BaseException | None = None
@@ -51,16 +50,14 @@ _STOP = object()
 class GroupCommitter:
     """The writer thread of one worker process."""
 
-    def __init__(self, connect: Callable[[], WriteTransaction], audit_sql: str, max_batch: int = 256,
+    def __init__(self, connect: Callable[[], WriteTransaction], max_batch: int = 256,
                  on_commit: Callable[[int, float], None] | None = None, name: str = "group-committer"):
         self._connect = connect
-        self._audit_sql = audit_sql
         self._max_batch = max_batch
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._transaction: WriteTransaction | None = None
-        self._pending_audit: tuple[list[tuple], list[asyncio.Future]] | None = None
 
     def start(self) -> None:
         self._transaction = self._connect()
@@ -74,35 +71,10 @@ class GroupCommitter:
 
     async def write(self, write: Callable[[WriteTransaction], T]) -> T:
         """Run ``write`` in the next transaction; its result once committed, or its ServiceError."""
-        return await self._submit(write, None)
-
-    async def audit(self, row: tuple) -> None:
-        """Append one access-history row; returns once it is committed.
-
-        Rows appended during one turn of the event loop travel to the writer thread as one item with
-        one hand-over: a busy read path costs the writer one insert per row, not one hand-over. Each
-        request awaits a future of its own, so a request that goes away cancels only its own wait.
-        """
-        loop = asyncio.get_running_loop()
-        if self._pending_audit is None:
-            self._pending_audit = ([], [])
-            loop.call_soon(self._flush_audit, loop)
-        rows, waiters = self._pending_audit
-        future = loop.create_future()
-        rows.append(row)
-        waiters.append(future)
-        await future
-
-    def _flush_audit(self, loop: asyncio.AbstractEventLoop) -> None:
-        rows, waiters = self._pending_audit
-        self._pending_audit = None
-        self._queue.put(_Item(None, rows, waiters, loop))
-
-    def _submit(self, write, audit_rows) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Item(write, audit_rows, future, loop))
-        return future
+        self._queue.put(_Item(write, future, loop))
+        return await future
 
     # --- the writer thread ------------------------------------------------------------------
 
@@ -133,11 +105,7 @@ class GroupCommitter:
             tx = self._transaction or self._reconnect()
             tx.begin()
             for item in batch:
-                if item.write is not None:
-                    self._run_one(tx, item)
-            audit_rows = [row for item in batch if item.audit_rows for row in item.audit_rows]
-            if audit_rows:
-                tx.executemany(self._audit_sql, audit_rows)
+                self._run_one(tx, item)
             tx.commit()
         except Exception as error:  # the transaction as a whole failed: nothing of it is stored
             _log.exception("group commit of %d writes failed", len(batch))
@@ -194,10 +162,9 @@ class GroupCommitter:
 
 def _settle(items: list[_Item]) -> None:
     for item in items:
-        for future in item.future if isinstance(item.future, list) else (item.future,):
-            if future.done():  # the client went away
-                continue
-            if item.error is not None:
-                future.set_exception(item.error)
-            else:
-                future.set_result(item.outcome)
+        if item.future.done():  # the client went away
+            continue
+        if item.error is not None:
+            item.future.set_exception(item.error)
+        else:
+            item.future.set_result(item.outcome)

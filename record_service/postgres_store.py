@@ -117,8 +117,8 @@ class PostgresStore(Store):
                                          open=False, kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
         url = self.settings.db_url
-        self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), schema.AUDIT_INSERT,
-                                        self.settings.max_batch, self._on_commit, name="record-committer")
+        self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), self.settings.max_batch,
+                                        self._on_commit, name="record-committer")
         self.committer.start()
         self._start_access_history(lambda: _PostgresIndexerTransaction(url))
 

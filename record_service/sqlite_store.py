@@ -1,7 +1,14 @@
 """The embedded back end: SQLite in WAL mode, the record and its access history in two database files.
 
 Reads run on the event loop's own connections: an indexed lookup takes tens of microseconds, less
-than a hop to a thread pool would. Writes go through the group committers' connections with
+than a hop to a thread pool would. Reads made close together share one read transaction: the first
+opens it and queues the callback that ends it, so it lasts until the loop's next turn. Each statement
+on its own took and released the WAL's read lock (a few ``fcntl`` calls), which cost as much as a
+lookup by id (measured: 4.5 µs alone, 2.5 µs in a shared transaction). No client can tell: a request
+that arrives after the transaction's first read is queued on the loop behind the callback that ends
+it, so its own reads see a snapshot taken after it arrived, with everything acknowledged before.
+
+Writes go through the group committer's connections with
 ``synchronous=FULL``, so a committed transaction survives a power cut, and it costs one fsync per
 batch rather than per request.
 
@@ -25,6 +32,7 @@ correctness (``busy_timeout`` remains for any other connection).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
@@ -139,6 +147,7 @@ class SqliteStore(Store):
         super().__init__(settings, journal_dir(self.audit_path), on_commit)
         self._reader: sqlite3.Connection | None = None
         self._audit_reader: sqlite3.Connection | None = None
+        self._reading = False
 
     def create_schema(self) -> None:
         _run_schema(self.path, schema.record_statements("sqlite"))
@@ -154,8 +163,8 @@ class SqliteStore(Store):
         self._reader.execute("PRAGMA query_only = ON")
         self._audit_reader = _connect(self.audit_path)
         self._audit_reader.execute("PRAGMA query_only = ON")
-        self.committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.path), schema.AUDIT_INSERT,
-                                        self.settings.max_batch, self._on_commit, name="record-committer")
+        self.committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.path), self.settings.max_batch,
+                                        self._on_commit, name="record-committer")
         self.committer.start()
         self._start_access_history(lambda: _SqliteWriteTransaction(self.audit_path))
 
@@ -168,7 +177,19 @@ class SqliteStore(Store):
                     reader.close()
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        if not self._reading:
+            self._reader.execute("BEGIN")
+            self._reading = True
+            asyncio.get_running_loop().call_soon(self._end_read)
         return self._reader.execute(sql, params).fetchall()
+
+    def _end_read(self) -> None:
+        self._reading = False
+        try:
+            self._reader.execute("COMMIT")
+        except sqlite3.Error:  # a read transaction has nothing to lose: make sure it is over
+            if self._reader.in_transaction:
+                self._reader.execute("ROLLBACK")
 
     async def _fetch_indexed_audit(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self._audit_reader.execute(sql, params).fetchall()

@@ -1,11 +1,11 @@
-"""What the app needs from a back end: reads on the event loop, writes through the group committers.
+"""What the app needs from a back end: reads on the event loop, writes through the group committer.
 
-Two group committers per worker: one for the record's writes (deposits, patient controls), one for the
-access history's rows. Each answers only after its own commit, so a read by a professional is answered
-only once its access-history row is durable; keeping them apart means a read never waits behind a
-deposit's commit (nor a deposit behind a burst of reads). The access history's "commit" is an append
-to the worker's own journal file, indexed into ``audit_events`` later (see ``audit_journal``), the same
-on both back ends.
+Each worker has a group committer for the record's writes (deposits, patient controls), and a journal
+writer for the access history's rows (see ``audit_journal``: an append to the worker's own journal
+file, indexed into ``audit_events`` later, the same on both back ends). Each answers only once what
+it wrote is durable, so a read by a professional is answered only once its access-history row is;
+keeping them apart means a read never waits behind a deposit's commit (nor a deposit behind a burst
+of reads).
 
 Before the workers start, :func:`prepare` creates the schema and checks that the data directory
 belongs to the database (see :func:`check_data_directory`).
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from record_service import schema
-from record_service.audit_journal import AuditIndexer, AuditJournal
+from record_service.audit_journal import AuditIndexer, JournalWriter
 from record_service.blobs import BlobStore, fsync_directory
 from record_service.committer import GroupCommitter, WriteTransaction
 from record_service.settings import Settings
@@ -47,7 +47,7 @@ class Store:
         self.journal_dir = journal_dir  # the access history's journals
         self._on_commit = on_commit
         self.committer: GroupCommitter | None = None  # the record's writes
-        self.audit_committer: GroupCommitter | None = None  # access-history rows, into this worker's journal
+        self.journal: JournalWriter | None = None  # access-history rows, into this worker's journal
         self._indexer: AuditIndexer | None = None
 
     async def open(self) -> None:
@@ -55,16 +55,15 @@ class Store:
 
     def _start_access_history(self, connect_indexer: Callable[[], WriteTransaction]) -> None:
         """Start this worker's journal writer and its indexer (``connect_indexer``: the indexer's connection)."""
-        self.audit_committer = GroupCommitter(lambda: AuditJournal(self.journal_dir), schema.AUDIT_INSERT,
-                                              self.settings.max_batch, self._on_commit, name="audit-committer")
+        self.journal = JournalWriter(self.journal_dir, self._on_commit)
         self._indexer = AuditIndexer(connect_indexer, self.journal_dir, dialect=self.dialect)
-        self.audit_committer.start()
         self._indexer.start()
 
     async def close(self) -> None:
-        for committer in (self.committer, self.audit_committer):
-            if committer is not None:
-                await asyncio.to_thread(committer.stop)  # drains its queue; the loop goes on answering
+        if self.committer is not None:
+            await asyncio.to_thread(self.committer.stop)  # drains its queue; the loop goes on answering
+        if self.journal is not None:
+            await self.journal.close()
         if self._indexer is not None:  # this worker's journal is finished: index it, then it is deleted
             await asyncio.to_thread(self._indexer.stop)
 
@@ -90,7 +89,7 @@ class Store:
 
     async def audit(self, row: tuple) -> None:
         """Append one access-history row; returns once it is committed (durable)."""
-        await self.audit_committer.audit(row)
+        await self.journal.append(row)
 
 
 def open_store(settings: Settings, on_commit: Callable[[int, float], None] | None = None) -> Store:

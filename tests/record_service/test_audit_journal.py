@@ -3,15 +3,18 @@ whenever a writer stops or dies, and whatever a crash leaves at the end of a jou
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from record_service import schema
-from record_service.audit_journal import AuditIndexer, AuditJournal, index_journals, journal_dir
+from record_service.audit_journal import AuditIndexer, AuditJournal, JournalWriter, index_journals, journal_dir
+from record_service.outcomes import ServiceError
 from record_service.sqlite_store import _run_schema, _SqliteWriteTransaction
 
 
@@ -27,9 +30,7 @@ def _row(n: int, patient: str = "123456789012345") -> tuple:
 
 
 def _append(journal: AuditJournal, rows: list[tuple]) -> None:
-    journal.begin()
-    journal.executemany(schema.AUDIT_INSERT, rows)
-    journal.commit()
+    journal.append(rows)
 
 
 def _index(audit_db: str, max_bytes: int = 1 << 26) -> int:
@@ -215,3 +216,113 @@ def test_a_journal_that_cannot_be_named_leaves_no_descriptor_or_file(audit_db, m
             _append(journal, [_row(0)])
     assert len(os.listdir("/proc/self/fd")) == before
     assert [p for p in directory.iterdir() if p.name.startswith(".")] == []
+
+
+# --- the event loop's side: JournalWriter -----------------------------------------------------
+
+def test_rows_asked_together_share_a_sync_and_each_waits_until_durable(audit_db, monkeypatch):
+    syncs: list[int] = []
+    real_append = AuditJournal.append
+
+    def counted_append(journal, rows):
+        syncs.append(len(rows))
+        real_append(journal, rows)
+
+    monkeypatch.setattr(AuditJournal, "append", counted_append)
+    commits: list[int] = []
+
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db), on_commit=lambda n, _: commits.append(n))
+        try:
+            await asyncio.gather(*(writer.append(_row(n)) for n in range(50)))
+            # every answer came after its row was written: all 50 are in the journal now
+            assert _index(audit_db) == 50
+            for n in range(50, 60):  # one at a time: a sync each
+                await writer.append(_row(n))
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert syncs[0] == 50 and sum(syncs) == 60 and len(syncs) == 11
+    assert commits == syncs
+    assert _index(audit_db) == 10
+    assert sorted(_table(audit_db)) == list(range(60))
+
+
+def test_rows_asked_during_a_sync_go_in_the_next_one(audit_db, monkeypatch):
+    syncs: list[int] = []
+    real_append = AuditJournal.append
+    release = threading.Event()
+
+    def slow_append(journal, rows):
+        syncs.append(len(rows))
+        if len(syncs) == 1:
+            release.wait(5)  # the first sync is slow: rows pile up behind it
+        real_append(journal, rows)
+
+    monkeypatch.setattr(AuditJournal, "append", slow_append)
+
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db))
+        try:
+            first = asyncio.ensure_future(writer.append(_row(0)))
+            await asyncio.sleep(0.05)
+            later = [asyncio.ensure_future(writer.append(_row(n))) for n in range(1, 8)]
+            await asyncio.sleep(0.05)
+            assert not first.done() and not any(task.done() for task in later)
+            release.set()
+            await asyncio.gather(first, *later)
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert syncs == [1, 7]
+    assert _index(audit_db) == 8
+
+
+def test_a_failed_sync_answers_503_to_its_rows_only_and_the_next_rows_are_kept(audit_db, monkeypatch):
+    real_append = AuditJournal.append
+    failures = iter([OSError(5, "Input/output error")])
+
+    def failing_once(journal, rows):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_append(journal, rows)
+
+    monkeypatch.setattr(AuditJournal, "append", failing_once)
+
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db))
+        try:
+            results = await asyncio.gather(*(writer.append(_row(n)) for n in range(3)), return_exceptions=True)
+            assert all(isinstance(r, ServiceError) and r.status == 503 for r in results)
+            assert all(r.headers.get("Retry-After") == "1" for r in results)
+            await writer.append(_row(3))
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    assert _index(audit_db) == 1
+    assert _table(audit_db) == [3]
+
+
+def test_close_waits_for_the_rows_already_asked(audit_db, monkeypatch):
+    real_append = AuditJournal.append
+
+    def slow_append(journal, rows):
+        time.sleep(0.2)
+        real_append(journal, rows)
+
+    monkeypatch.setattr(AuditJournal, "append", slow_append)
+
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db))
+        pending = [asyncio.ensure_future(writer.append(_row(n))) for n in range(4)]
+        await asyncio.sleep(0)  # asked: their sync starts
+        await writer.close()
+        assert all(task.done() and task.exception() is None for task in pending)
+
+    asyncio.run(scenario())
+    assert _index(audit_db) == 4
+    assert list(journal_dir(audit_db).glob("*.journal")) == []  # closed, so finished: deleted once indexed
