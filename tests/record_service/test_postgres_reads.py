@@ -8,6 +8,7 @@ import uuid
 import psycopg
 import pytest
 
+from record_service import postgres_store
 from record_service.settings import Settings
 from record_service.storage import open_store, prepare
 
@@ -81,5 +82,54 @@ def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
             expected = [(g, f"read {n}", 1, 2) for g in range(n, 0, -1) if g % 2 == n % 2]
             assert results[n] == expected, n
         assert results[12] == [(42,)]
+
+    _with_open_store(store, body)
+
+
+def test_a_batch_is_one_statement_whatever_the_number_of_reads(store):
+    """Its text depends on the statement and its parameters' types only: psycopg converts it once and
+    PostgreSQL prepares it once per connection."""
+    sent: list[str] = []
+
+    async def body():
+        real_statements = postgres_store._statements
+
+        def recording(reads, members):
+            statements = real_statements(reads, members)
+            sent.extend(sql for _, _, sql, _ in statements)
+            return statements
+
+        postgres_store._statements = recording
+        try:
+            sql = "SELECT ?::int * 2, ?::text"
+            for count in (3, 7, 20):
+                results = await asyncio.gather(*(store.fetch(sql, (n, f"n{n}")) for n in range(count)))
+                assert results == [[(n * 2, f"n{n}")] for n in range(count)]
+        finally:
+            postgres_store._statements = real_statements
+
+    _with_open_store(store, body)
+    assert len(sent) == 3 and len(set(sent)) == 1
+    assert len(sent[0]) < 4096  # psycopg caches its conversion of statements up to 4096 characters
+
+
+def test_reads_whose_parameter_types_cannot_be_told_run_one_by_one_and_keep_their_answers(store):
+    async def body():
+        sql = "SELECT coalesce(?::int, -1) + ?::int"
+        # first parameter: always NULL (no type to give its array), then mixed int and text
+        results = await asyncio.gather(*(store.fetch(sql, (None, n)) for n in range(5)))
+        assert results == [[(n - 1,)] for n in range(5)]
+        mixed = await asyncio.gather(store.fetch("SELECT ?::text", (1,)), store.fetch("SELECT ?::text", ("a",)))
+        assert mixed == [[("1",)], [("a",)]]
+
+    _with_open_store(store, body)
+
+
+def test_batched_reads_give_back_bytes_numbers_and_text_as_they_are(store):
+    async def body():
+        sql = "SELECT decode(?::text, 'hex'), ?::int8 * 2, ?::text || '!'"
+        reads = [store.fetch(sql, (bytes([n, 0, 255]).hex(), 2**40 + n, f"é{n}")) for n in range(6)]
+        results = await asyncio.gather(*reads)
+        assert results == [[(bytes([n, 0, 255]), 2 * (2**40 + n), f"é{n}!")] for n in range(6)]
 
     _with_open_store(store, body)
