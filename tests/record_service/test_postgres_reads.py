@@ -44,11 +44,11 @@ def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
             return real_connection(*args, **kwargs)
 
         pool.connection = counting_connection
-        reads = [store.fetch("SELECT ?::int * 2, ?::text", (n, f"n{n}")) for n in range(20)]
+        reads = [store.fetch("SELECT ?::int * 2, ?::text", (n, f"n{n}")) for n in range(10)]
         failing = store.fetch("SELECT 1 / ?::int", (0,))  # division by zero, in the same turn
         results = await asyncio.gather(*reads, failing, return_exceptions=True)
-        assert results[:20] == [[(n * 2, f"n{n}")] for n in range(20)]
-        assert isinstance(results[20], psycopg.errors.DivisionByZero)
+        assert results[:10] == [[(n * 2, f"n{n}")] for n in range(10)]
+        assert isinstance(results[10], psycopg.errors.DivisionByZero)
         assert len(sent) == 1  # one connection taken for the whole turn
         # a later turn is a group of its own, and the store still works after the failure
         assert await store.fetch("SELECT ?::int", (7,)) == [(7,)]
@@ -102,7 +102,7 @@ def test_a_batch_is_one_statement_whatever_the_number_of_reads(store):
         postgres_store._statements = recording
         try:
             sql = "SELECT ?::int * 2, ?::text"
-            for count in (3, 7, 20):
+            for count in (3, 7, postgres_store._GROUP_READS):
                 results = await asyncio.gather(*(store.fetch(sql, (n, f"n{n}")) for n in range(count)))
                 assert results == [[(n * 2, f"n{n}")] for n in range(count)]
         finally:
@@ -131,5 +131,23 @@ def test_batched_reads_give_back_bytes_numbers_and_text_as_they_are(store):
         reads = [store.fetch(sql, (bytes([n, 0, 255]).hex(), 2**40 + n, f"é{n}")) for n in range(6)]
         results = await asyncio.gather(*reads)
         assert results == [[(bytes([n, 0, 255]), 2 * (2**40 + n), f"é{n}!")] for n in range(6)]
+
+    _with_open_store(store, body)
+
+
+def test_a_busy_turn_sends_its_reads_in_groups_of_bounded_size(store):
+    async def body():
+        sent: list[int] = []
+        real_connection = store._pool.connection
+
+        def counting_connection(*args, **kwargs):
+            sent.append(1)
+            return real_connection(*args, **kwargs)
+
+        store._pool.connection = counting_connection
+        count = 2 * postgres_store._GROUP_READS + 3
+        results = await asyncio.gather(*(store.fetch("SELECT ?::int + 1", (n,)) for n in range(count)))
+        assert results == [[(n + 1,)] for n in range(count)]
+        assert len(sent) == 3  # two full groups, then the rest of the turn
 
     _with_open_store(store, body)
