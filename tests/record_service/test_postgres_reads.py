@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from record_service import postgres_store
+from open_stores import with_open_store
 from record_service.settings import Settings
 from record_service.storage import open_store, prepare
 
@@ -19,18 +20,6 @@ def store(postgres, tmp_path):
                         key_file=str(tmp_path / "key"))
     prepare(settings)
     return open_store(settings)
-
-
-def _with_open_store(store, body) -> None:
-    """Run the coroutine function ``body`` with ``store`` opened, then close it."""
-    async def scenario():
-        await store.open()
-        try:
-            await body()
-        finally:
-            await store.close()
-
-    asyncio.run(scenario())
 
 
 def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
@@ -54,7 +43,7 @@ def test_reads_of_one_turn_share_a_pipeline_and_keep_their_own_answers(store):
         assert await store.fetch("SELECT ?::int", (7,)) == [(7,)]
         assert len(sent) == 2
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_a_cancelled_read_does_not_disturb_the_others(store):
@@ -68,7 +57,7 @@ def test_a_cancelled_read_does_not_disturb_the_others(store):
             await slow
         assert await store.fetch("SELECT ?::int", (3,)) == [(3,)]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
@@ -83,7 +72,7 @@ def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
             assert results[n] == expected, n
         assert results[12] == [(42,)]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_a_batch_is_one_statement_whatever_the_number_of_reads(store):
@@ -108,7 +97,7 @@ def test_a_batch_is_one_statement_whatever_the_number_of_reads(store):
         finally:
             postgres_store._statements = real_statements
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
     assert len(sent) == 3 and len(set(sent)) == 1
     assert len(sent[0]) < 4096  # psycopg caches its conversion of statements up to 4096 characters
 
@@ -122,7 +111,7 @@ def test_reads_whose_parameter_types_cannot_be_told_run_one_by_one_and_keep_thei
         mixed = await asyncio.gather(store.fetch("SELECT ?::text", (1,)), store.fetch("SELECT ?::text", ("a",)))
         assert mixed == [[("1",)], [("a",)]]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_batched_reads_give_back_bytes_numbers_and_text_as_they_are(store):
@@ -132,7 +121,7 @@ def test_batched_reads_give_back_bytes_numbers_and_text_as_they_are(store):
         results = await asyncio.gather(*reads)
         assert results == [[(bytes([n, 0, 255]), 2 * (2**40 + n), f"é{n}!")] for n in range(6)]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_a_busy_turn_sends_its_reads_in_groups_of_bounded_size(store):
@@ -150,4 +139,4 @@ def test_a_busy_turn_sends_its_reads_in_groups_of_bounded_size(store):
         assert results == [[(n + 1,)] for n in range(count)]
         assert len(sent) == 3  # two full groups, then the rest of the turn
 
-    _with_open_store(store, body)
+    with_open_store(store, body)

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from open_stores import with_open_store
 from record_service.settings import Settings
 from record_service.storage import open_store, prepare
 
@@ -17,17 +18,6 @@ def store(tmp_path):
                         key_file=str(tmp_path / "key"))
     prepare(settings)
     return open_store(settings)
-
-
-def _with_open_store(store, body) -> None:
-    async def scenario():
-        await store.open()
-        try:
-            await body()
-        finally:
-            await store.close()
-
-    asyncio.run(scenario())
 
 
 def _block(store, patient: str) -> None:
@@ -49,7 +39,7 @@ def test_reads_of_one_turn_share_a_snapshot_that_ends_with_the_next_turn(store):
         assert not store._reader.in_transaction
         assert await store.fetch(count, ("p1",)) == [(1,)]  # a later request sees the commit
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_a_request_that_arrives_after_a_commit_reads_it_even_within_an_open_transaction(store):
@@ -69,7 +59,7 @@ def test_a_request_that_arrives_after_a_commit_reads_it_even_within_an_open_tran
         await request
         assert seen == [[(1,)]]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
 
 
 def test_a_failed_read_leaves_no_transaction_behind(store):
@@ -80,4 +70,4 @@ def test_a_failed_read_leaves_no_transaction_behind(store):
         assert not store._reader.in_transaction
         assert await store.fetch("SELECT 1") == [(1,)]
 
-    _with_open_store(store, body)
+    with_open_store(store, body)
