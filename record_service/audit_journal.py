@@ -6,9 +6,9 @@ on PostgreSQL a third of the read's cost went to it): each row
 dirties a page of the per-patient index, and each commit rewrites those pages into the WAL, fsyncs
 it, and takes the database's write lock that every worker process shares. So the record of a read is
 first a line appended to a journal file owned by one worker process (one ``write`` and one
-``fdatasync`` per group of rows, see :class:`JournalWriter`; no lock shared with anyone), and an indexer copies journal lines
-into ``audit_events`` in large transactions: in the background about once a second, and always
-before the access history is read, so a query sees every acknowledged row.
+``fdatasync`` per group of rows, see :class:`JournalWriter`; no lock shared with anyone), and an
+indexer copies journal lines into ``audit_events`` in large transactions: in the background about
+once a second, and always before the access history is read, so a query sees every acknowledged row.
 
 Journal format: one JSON array per line (the columns of :data:`~record_service.schema.AUDIT_INSERT`).
 A worker holds an exclusive ``flock`` on its journal while it writes it; a journal nobody holds is
@@ -111,7 +111,7 @@ class AuditJournal:
             os.fdatasync(self._fd)
         except OSError:
             # what was written may end in a torn line: later lines must not be glued to it, so this
-            # journal is finished here (its complete lines are still indexed) and the next append opens another
+            # journal is finished here (its complete lines are still indexed); the next append opens another
             self._close_file()
             raise
         if self._size >= self._rotate_bytes:
@@ -131,9 +131,8 @@ class JournalWriter:
     """A worker's access-history rows, appended from its event loop; each waits until it is durable.
 
     Rows asked while a sync is under way wait for the next one, so a busy worker makes one ``write`` +
-    ``fdatasync`` and one hop to its journal thread per group of rows, wherever they came from. (Handing
-    each turn of the event loop's rows to a writer thread instead woke that thread, and took the
-    interpreter lock back and forth, for a handful of rows at a time.) The hop is a plain queue and one
+    ``fdatasync``, and one hop to its journal thread and back, per group of rows (measured under load:
+    about 11 rows a sync, 660 syncs a second per worker). The hop is a plain queue there and one
     ``call_soon_threadsafe`` back: through ``run_in_executor`` it cost the event loop 6 % of its time.
     """
 

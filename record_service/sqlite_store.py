@@ -8,9 +8,8 @@ lookup by id (measured: 4.5 µs alone, 2.5 µs in a shared transaction). No clie
 that arrives after the transaction's first read is queued on the loop behind the callback that ends
 it, so its own reads see a snapshot taken after it arrived, with everything acknowledged before.
 
-Writes go through the group committer's connections with
-``synchronous=FULL``, so a committed transaction survives a power cut, and it costs one fsync per
-batch rather than per request.
+Writes go through the group committer's connection with ``synchronous=FULL``, so a committed
+transaction survives a power cut, and it costs one fsync per batch rather than per request.
 
 Professional reads are journaled first (see ``audit_journal``) and indexed into the access history's
 database in large batches, rather than committed there one group at a time.
