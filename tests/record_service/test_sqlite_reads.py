@@ -71,4 +71,3 @@ def test_a_failed_read_leaves_no_transaction_behind(store):
         assert await store.fetch("SELECT 1") == [(1,)]
 
     with_open_store(store, body)
-
