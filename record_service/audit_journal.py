@@ -146,9 +146,12 @@ class JournalWriter:
         self._waiters: list[asyncio.Future] = []
         self._syncing = False  # a sync is under way, or about to start this turn
         self._idle: asyncio.Event | None = None  # set when the last sync ends, for close()
+        self._closing = False
 
     async def append(self, row: tuple) -> None:
         """Append one row; returns once it is durable, or raises a 503 ServiceError if it cannot be."""
+        if self._closing:  # the worker is stopping: its journal takes no more rows
+            raise _unavailable("the service is stopping")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._rows.append(row)
@@ -179,34 +182,40 @@ class JournalWriter:
 
     def _synced(self, loop: asyncio.AbstractEventLoop, error: Exception | None, waiters: list[asyncio.Future],
                 started: float) -> None:
-        if error is not None:
-            _log.error("appending %d rows to the audit journal failed: %s", len(waiters), error)
-            refusal = ServiceError(503, "transient", f"storage unavailable: {error}", reason="storage",
-                                   headers={"Retry-After": "1"})
-        elif self._on_commit:
-            self._on_commit(len(waiters), time.perf_counter() - started)
-        for waiter in waiters:
-            if waiter.done():  # its request went away
-                continue
+        try:
             if error is not None:
-                waiter.set_exception(refusal)
+                _log.error("appending %d rows to the audit journal failed: %s", len(waiters), error)
+                refusal = _unavailable(f"storage unavailable: {error}")
+            for waiter in waiters:
+                if waiter.done():  # its request went away
+                    continue
+                if error is not None:
+                    waiter.set_exception(refusal)
+                else:
+                    waiter.set_result(None)
+            if error is None and self._on_commit:
+                self._on_commit(len(waiters), time.perf_counter() - started)
+        finally:  # whatever happened above, rows asked meanwhile are written and the writer goes on
+            if self._rows:  # asked during this sync: the next one starts at once
+                self._sync(loop)
             else:
-                waiter.set_result(None)
-        if self._rows:  # asked during this sync: the next one starts at once
-            self._sync(loop)
-            return
-        self._syncing = False
-        if self._idle is not None:
-            self._idle.set()
+                self._syncing = False
+                if self._idle is not None:
+                    self._idle.set()
 
     async def close(self) -> None:
         """Wait for the rows already asked to be durable, then close the journal (it is finished)."""
-        if self._syncing:
+        self._closing = True
+        while self._syncing:
             self._idle = asyncio.Event()
             await self._idle.wait()
         self._requests.put(None)
         await asyncio.to_thread(self._thread.join)
         self._journal.close()
+
+
+def _unavailable(message: str) -> ServiceError:
+    return ServiceError(503, "transient", message, reason="storage", headers={"Retry-After": "1"})
 
 
 def _complete_lines(path: Path, offset: int, limit: int) -> tuple[bytes, bool, bool]:

@@ -157,40 +157,10 @@ class PostgresStore(Store):
         task.add_done_callback(self._read_tasks.discard)
 
     async def _run_reads(self, reads: list[tuple[str, Sequence[Any], asyncio.Future]]) -> None:
-        groups: dict[str, list[int]] = {}  # reads of one statement, by their place in ``reads``
-        for index, (sql, _, _) in enumerate(reads):
-            groups.setdefault(sql, []).append(index)
-        statements = [statement for members in groups.values() for statement in _statements(reads, members)]
-        results: list = [None] * len(reads)
         try:
-            async with self._pool.connection() as connection:
-                try:
-                    if len(statements) == 1:  # the usual case under load: one statement, no pipeline needed
-                        members, batched, sql, params = statements[0]
-                        cursors = [(members, batched, await connection.execute(sql, params, binary=True))]
-                    else:
-                        async with connection.pipeline():
-                            cursors = [(members, batched, await connection.execute(sql, params, binary=True))
-                                       for members, batched, sql, params in statements]
-                    for members, batched, cursor in cursors:
-                        rows = await cursor.fetchall()
-                        if not batched:
-                            results[members[0]] = rows
-                            continue
-                        for member in members:
-                            results[member] = []
-                        for row in rows:  # (which read, counted from 1, its columns..., its rank)
-                            results[members[row[0] - 1]].append(row[1:-1])
-                except psycopg.Error:
-                    # one failed read fails its whole statement (and the rest of a pipeline): run them one by
-                    # one so that each gets its own answer (and only the failing one its error)
-                    for index, (sql, params, _) in enumerate(reads):
-                        try:
-                            results[index] = await (await connection.execute(sql, params, binary=True)).fetchall()
-                        except psycopg.Error as error:
-                            results[index] = error
-        except Exception as error:  # no connection, or the server went away: every read of the group fails
-            results = [error] * len(reads)
+            results = await self._results(reads)
+        except Exception as error:  # no connection, the server went away, or parameters the driver refused:
+            results = [error] * len(reads)  # every read of the group fails, none is left waiting
         for (_, _, future), result in zip(reads, results):
             if future.done():  # its request was cancelled
                 continue
@@ -199,6 +169,45 @@ class PostgresStore(Store):
             else:
                 future.set_result(result)
 
+
+    async def _results(self, reads: list[tuple[str, Sequence[Any], asyncio.Future]]) -> list:
+        """Each read's rows, or its own error."""
+        groups: dict[str, list[int]] = {}  # reads of one statement, by their place in ``reads``
+        for index, (sql, _, _) in enumerate(reads):
+            groups.setdefault(sql, []).append(index)
+        statements = [statement for members in groups.values() for statement in _statements(reads, members)]
+        results: list = [None] * len(reads)
+        async with self._pool.connection() as connection:
+            try:
+                if len(statements) == 1:  # the usual case under load: one statement, no pipeline needed
+                    members, batched, sql, params = statements[0]
+                    cursors = [(members, batched, await connection.execute(sql, params, binary=True))]
+                else:
+                    # not prepared in a pipeline: psycopg records a statement as prepared even when an
+                    # earlier failure in the pipeline aborted its preparation, and every later use of it
+                    # on that connection then fails ("prepared statement ... does not exist")
+                    async with connection.pipeline():
+                        cursors = [(members, batched,
+                                    await connection.execute(sql, params, binary=True, prepare=False))
+                                   for members, batched, sql, params in statements]
+                for members, batched, cursor in cursors:
+                    rows = await cursor.fetchall()
+                    if not batched:
+                        results[members[0]] = rows
+                        continue
+                    for member in members:
+                        results[member] = []
+                    for row in rows:  # (which read, counted from 1, its columns..., its rank)
+                        results[members[row[0] - 1]].append(row[1:-1])
+            except psycopg.Error:
+                # one failed read fails its whole statement (and the rest of a pipeline): run them one by
+                # one so that each gets its own answer (and only the failing one its error)
+                for index, (sql, params, _) in enumerate(reads):
+                    try:
+                        results[index] = await (await connection.execute(sql, params, binary=True)).fetchall()
+                    except psycopg.Error as error:
+                        results[index] = error
+        return results
 
 def _statements(reads: list[tuple[str, Sequence[Any], asyncio.Future]],
                 members: list[int]) -> list[tuple[list[int], bool, str, list]]:
@@ -212,6 +221,11 @@ def _statements(reads: list[tuple[str, Sequence[Any], asyncio.Future]],
     parameters' types, not on how many reads it carries, so psycopg converts it once and PostgreSQL
     prepares it once per connection (with one parameter per value, as a VALUES list, each count of reads
     was a new statement: converted again on every use, 9 % of a worker's time, and planned again).
+
+    A batched parameter's type comes from its Python values (str: text, int: int8, …), where a read on
+    its own lets PostgreSQL infer it from where it stands. The service's SQL compares its parameters
+    with TEXT, BIGINT and INTEGER columns, where both give the same answer; SQL that needs another type
+    must cast its parameter.
     """
     sql = reads[members[0]][0]
     columns = list(zip(*(reads[member][1] for member in members)))
@@ -236,8 +250,13 @@ _ARRAY_TYPES = {str: "text", int: "int8", bool: "bool", float: "float8", bytes: 
 def _unnested(sql: str, types: tuple[str, ...]) -> str:
     """``sql`` (psycopg placeholders, one per type) run for each element of its parameters' arrays, the rows
     tagged with the element's number (from 1) and kept in the statement's own order."""
-    pieces = re.split(r"(?<!%)%s", sql)  # placeholders, not a literal "%%" followed by "s"
-    inner = pieces[0] + "".join(f"_q._a{i}{piece}" for i, piece in enumerate(pieces[1:]))
+    pieces, placeholders = [], 0
+    for token in re.split(r"(%%|%s)", sql):  # read left to right: "%%" is a literal "%", "%s" a placeholder
+        if token == "%s":
+            token = f"_q._a{placeholders}"
+            placeholders += 1
+        pieces.append(token)
+    inner = "".join(pieces)
     arrays = ", ".join(f"%s::{name}[]" for name in types)
     columns = "".join(f"_a{i}, " for i in range(len(types)))
     return (f"SELECT _q._n, _r.* FROM unnest({arrays}) WITH ORDINALITY AS _q({columns}_n) CROSS JOIN LATERAL"

@@ -326,3 +326,41 @@ def test_close_waits_for_the_rows_already_asked(audit_db, monkeypatch):
     asyncio.run(scenario())
     assert _index(audit_db) == 4
     assert list(journal_dir(audit_db).glob("*.journal")) == []  # closed, so finished: deleted once indexed
+
+
+def test_a_failing_commit_callback_does_not_stop_the_writer(audit_db):
+    calls: list[int] = []
+
+    def failing_callback(rows: int, seconds: float) -> None:
+        calls.append(rows)
+        raise RuntimeError("metrics are broken")
+
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db), on_commit=failing_callback)
+        try:
+            await asyncio.wait_for(writer.append(_row(0)), 5)
+            await asyncio.wait_for(asyncio.gather(*(writer.append(_row(n)) for n in range(1, 4))), 5)
+        finally:
+            await asyncio.wait_for(writer.close(), 5)
+
+    asyncio.run(scenario())
+    assert calls == [1, 3]
+    assert _index(audit_db) == 4
+
+
+def test_rows_asked_once_closing_has_begun_are_refused_not_left_waiting(audit_db):
+    async def scenario():
+        writer = JournalWriter(journal_dir(audit_db))
+        first = asyncio.ensure_future(writer.append(_row(0)))
+        await asyncio.sleep(0)  # its sync starts
+        closing = asyncio.ensure_future(writer.close())
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceError) as refused:
+            await asyncio.wait_for(writer.append(_row(1)), 5)
+        assert refused.value.status == 503
+        await asyncio.wait_for(closing, 5)
+        await first  # asked before closing began: written
+
+    asyncio.run(scenario())
+    assert _index(audit_db) == 1
+    assert _table(audit_db) == [0]

@@ -140,3 +140,44 @@ def test_a_busy_turn_sends_its_reads_in_groups_of_bounded_size(store):
         assert len(sent) == 3  # two full groups, then the rest of the turn
 
     with_open_store(store, body)
+
+
+def test_parameters_the_driver_refuses_fail_their_group_instead_of_leaving_it_waiting(store):
+    async def body():
+        reads = [store.fetch("SELECT ?::int", (n,)) for n in range(3)]
+        refused = store.fetch("SELECT ?::int", None)  # not a sequence: the group cannot be built
+        results = await asyncio.wait_for(asyncio.gather(*reads, refused, return_exceptions=True), 10)
+        assert all(isinstance(result, Exception) for result in results)
+        assert await store.fetch("SELECT ?::int", (5,)) == [(5,)]  # the next turn is served
+
+    with_open_store(store, body)
+
+
+def test_a_failure_in_a_pipeline_does_not_spoil_a_statement_for_later_reads(store, monkeypatch):
+    """A statement psycopg would prepare at its sixth use, reached in a pipeline that a failed read aborts."""
+    monkeypatch.setattr(postgres_store, "_POOL_SIZE", 1)  # every read on the same connection
+
+    async def body():
+        probe = "SELECT 1 WHERE ?::int = 0"
+        for _ in range(5):
+            assert await store.fetch(probe, (1,)) == []
+        results = await asyncio.gather(store.fetch("SELECT 10 / ?::int", (0,)), store.fetch(probe, (0,)),
+                                       return_exceptions=True)
+        assert isinstance(results[0], psycopg.errors.DivisionByZero)
+        assert results[1] == [(1,)]
+        for _ in range(3):
+            assert await store.fetch(probe, (0,)) == [(1,)]
+
+    with_open_store(store, body)
+
+
+def test_a_literal_percent_before_a_parameter_keeps_batching_right(store):
+    async def body():
+        sql = "SELECT '10%' || ?::text, ? * 2"
+        results = await asyncio.gather(*(store.fetch(sql, (f"x{n}", n)) for n in range(4)))
+        assert results == [[(f"10%x{n}", 2 * n)] for n in range(4)]
+        assert "%%%s" in postgres_store.to_psycopg("SELECT 10%?")
+        batched = postgres_store._unnested(postgres_store.to_psycopg("SELECT 10%?"), ("int8",))
+        assert "10%%_q._a0" in batched
+
+    with_open_store(store, body)
