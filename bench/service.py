@@ -10,7 +10,9 @@ For each back end, in one run and bounded in time:
   It also answers a constant 100 KB body, the ceiling for a retrieve of that size.
 The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
 bare "hello" rate; also each of them apart, and retrieves over the bare 100 KB rate) and
-deposits_vs_raw_storage, with every figure behind them.
+deposits_vs_raw_storage, with every figure behind them, and the CPU each request cost the server and the
+client in each phase (``cpu_us_per_request``; the bare server's in ``bare_cpu_us_per_request``): where the
+gap to the bare rate goes.
 
 The load client: the bare endpoint, finds and retrieves are all driven by the same client with the same
 connections, against the same server (Granian, same worker count) on 127.0.0.1: `wrk` (a native load
@@ -322,6 +324,18 @@ def start_bare(work: Path, workers: int) -> Server:
     return Server([sys.executable, "-c", code], port, "/hello", work / "bare.log")
 
 
+def _cpu_per_request(run: dict) -> dict:
+    """Microseconds of CPU per answered request in one phase: the server's and, for GETs, the client's."""
+    answered = sum(n for status, n in run["statuses"].items()
+                   if status == "2xx/3xx" or (isinstance(status, int) and 200 <= status < 300))
+    if not answered:
+        return {}
+    per_request = {"server": round(run["server_cpu_s"] / answered * 1e6, 1)}
+    if run.get("client_cpu_s") is not None:
+        per_request["client"] = round(run["client_cpu_s"] / answered * 1e6, 1)
+    return per_request
+
+
 def settle(seconds: float = 1.0) -> None:
     """Let the previous phase's aftermath pass before the next is measured: a deposit phase leaves some
     400 MB of written pages that the kernel would otherwise flush, on the same two cores, during the reads."""
@@ -542,6 +556,12 @@ def main() -> None:
                          "find_p50_ms": f["finds"]["p50_ms"], "find_p99_ms": f["finds"]["p99_ms"],
                          "retrieve_p50_ms": f["retrieves"]["p50_ms"], "retrieve_p99_ms": f["retrieves"]["p99_ms"]}
                for backend, f in results.items()}
+    for backend, f in results.items():  # where each request's CPU goes: the gap to the bare rate, itemised
+        summary[backend]["cpu_us_per_request"] = {phase: _cpu_per_request(f[phase]) for phase in
+                                                  ("deposits", "finds", "retrieves")}
+    median_bare_run = sorted(bare_runs, key=lambda run: run["hello"]["per_s"])[len(bare_runs) // 2]
+    summary["bare_cpu_us_per_request"] = {name: _cpu_per_request(median_bare_run[name])
+                                          for name in ("hello", "document")}
     summary["bare_per_s"] = bare
     summary["bare_runs_per_s"] = [run["hello"]["per_s"] for run in bare_runs]
     summary["bare_document_per_s"] = bare_document
