@@ -37,7 +37,7 @@ import orjson
 
 from record_service.blobs import fsync_directory
 from record_service.committer import WriteTransaction
-from record_service.outcomes import ServiceError
+from record_service.outcomes import unavailable
 from record_service.schema import AUDIT_INSERT
 
 _log = logging.getLogger("record_service.audit_journal")
@@ -151,7 +151,7 @@ class JournalWriter:
     async def append(self, row: tuple) -> None:
         """Append one row; returns once it is durable, or raises a 503 ServiceError if it cannot be."""
         if self._closing:  # the worker is stopping: its journal takes no more rows
-            raise _unavailable("the service is stopping")
+            raise unavailable("the service is stopping")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._rows.append(row)
@@ -185,7 +185,7 @@ class JournalWriter:
         try:
             if error is not None:
                 _log.error("appending %d rows to the audit journal failed: %s", len(waiters), error)
-                refusal = _unavailable(f"storage unavailable: {error}")
+                refusal = unavailable(f"storage unavailable: {error}")
             for waiter in waiters:
                 if waiter.done():  # its request went away
                     continue
@@ -212,10 +212,6 @@ class JournalWriter:
         self._requests.put(None)
         await asyncio.to_thread(self._thread.join)
         self._journal.close()
-
-
-def _unavailable(message: str) -> ServiceError:
-    return ServiceError(503, "transient", message, reason="storage", headers={"Retry-After": "1"})
 
 
 def _complete_lines(path: Path, offset: int, limit: int) -> tuple[bytes, bool, bool]:

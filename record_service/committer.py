@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from record_service.outcomes import ServiceError
+from record_service.outcomes import ServiceError, unavailable
 
 _log = logging.getLogger("record_service.committer")
 T = TypeVar("T")
@@ -114,8 +114,7 @@ class GroupCommitter:
                 # a write's own refusal stays the right answer; everything else was undone with the
                 # transaction and must be retried
                 if not isinstance(item.error, ServiceError):
-                    item.error = ServiceError(503, "transient", f"storage unavailable: {error}",
-                                              reason="storage", headers={"Retry-After": "1"})
+                    item.error = unavailable(f"storage unavailable: {error}")
         else:
             if self._on_commit:
                 self._on_commit(len(batch), time.perf_counter() - started)

@@ -62,3 +62,8 @@ def conflict(message: str, where: str | None = None) -> ServiceError:
 def unauthenticated(message: str) -> ServiceError:
     return ServiceError(401, "login", message, reason="unauthenticated",
                         headers={"WWW-Authenticate": 'Bearer realm="segur"'})
+
+
+def unavailable(message: str) -> ServiceError:
+    """Storage could not make the request durable: nothing of it was kept, retry after a second."""
+    return ServiceError(503, "transient", message, reason="storage", headers={"Retry-After": "1"})

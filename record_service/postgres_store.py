@@ -5,9 +5,9 @@ and are grouped: the reads asked during one turn of the event loop travel togeth
 up to 16 a group (one round trip, one wake-up of one backend), those of one statement as a single
 statement over arrays of their parameters (see :func:`_statements`), different statements as one
 pipeline. Under load that costs PostgreSQL and the worker a fraction of a query per read. Each read
-keeps its own result, and its own error, so grouping changes no answer. Results come in PostgreSQL's binary format:
-in the text format every ``bytea`` (the stored resources a find returns) travels as hex, twice its
-size, and the answer to a group of finds took twice as many turns of the event loop to arrive.
+keeps its own result, and its own error, so grouping changes no answer. Results come in PostgreSQL's
+binary format: in the text format every ``bytea`` (the stored resources a find returns) travels as
+hex, twice its size, and the answer to a group of finds took twice as many turns of the event loop.
 
 Writes go through the group committer's own synchronous connection. A professional's read is
 recorded, before it is answered, in the worker's access-history journal in the data directory (see
