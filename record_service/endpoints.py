@@ -161,9 +161,10 @@ class Endpoints:
                 self._bases[host] = base
         return base
 
-    async def _readable(self, actor: Actor, document_id: str) -> tuple:
-        """The row of a document ``actor`` may read (audited for professionals), else the refusal."""
-        row = await registry.document(self.store, document_id, actor)
+    async def _readable(self, actor: Actor, document_id: str, with_resource: bool = False) -> tuple:
+        """The :func:`~record_service.registry.document` row of a document ``actor`` may read (audited for
+        professionals), else the refusal."""
+        row = await registry.document(self.store, document_id, actor, with_resource)
         if row is None:
             raise ServiceError(404, "not-found", "no such document", reason="not-found")
         facts = registry.facts(row)
@@ -194,8 +195,8 @@ class Endpoints:
 
     async def read_document(self, request: Request) -> Response:
         actor = self._actor(request)
-        row = await self._readable(actor, self._document_id(request))
-        return fhir(bytes(row[10]))
+        row = await self._readable(actor, self._document_id(request), with_resource=True)
+        return fhir(bytes(row[12]))
 
     # --- ITI-68 -----------------------------------------------------------------------------
 

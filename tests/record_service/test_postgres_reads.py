@@ -75,6 +75,22 @@ def test_reads_of_one_statement_run_as_one_and_keep_their_rows_and_order(store):
     with_open_store(store, body)
 
 
+def test_reads_of_a_statement_without_order_keep_their_own_rows_and_skip_the_ranking(store):
+    async def body():
+        sql = "SELECT g, ?::text FROM generate_series(1, ?::int) AS g WHERE g % 2 = ?"
+        reads = [store.fetch(sql, (f"read {n}", n, n % 2)) for n in range(12)]  # none, one or several rows each
+        results = await asyncio.gather(*reads)
+        for n in range(12):
+            expected = {(g, f"read {n}") for g in range(1, n + 1) if g % 2 == n % 2}
+            assert sorted(results[n]) == sorted(expected), n
+        unordered = postgres_store._unnested(postgres_store.to_psycopg(sql), ("text", "int8", "int8"))
+        ordered = postgres_store._unnested(postgres_store.to_psycopg(sql + " ORDER BY g"), ("text", "int8", "int8"))
+        assert "row_number" not in unordered and "row_number" in ordered
+        assert "order by" not in unordered.lower()
+
+    with_open_store(store, body)
+
+
 def test_a_batch_is_one_statement_whatever_the_number_of_reads(store):
     """Its text depends on the statement and its parameters' types only: psycopg converts it once and
     PostgreSQL prepares it once per connection."""
