@@ -10,9 +10,11 @@ For each back end, in one run and bounded in time:
   It also answers a constant 100 KB body, the ceiling for a retrieve of that size.
 The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
 bare "hello" rate; also each of them apart, and retrieves over the bare 100 KB rate) and
-deposits_vs_raw_storage, with every figure behind them, and the CPU each request cost the server and the
-client in each phase (``cpu_us_per_request``; the bare server's in ``bare_cpu_us_per_request``): where the
-gap to the bare rate goes.
+deposits_vs_raw_storage, with every figure behind them, and the CPU each request cost the server, the
+client, the PostgreSQL cluster and the whole machine in each phase (``cpu_us_per_request``; the bare
+server's in ``bare_cpu_us_per_request``): where the gap to the bare rate goes. ``read_budget_us`` turns
+that into a budget per read: of the machine CPU that half the bare rate allows a read, what an answer of
+its size and the database cost whatever the service does, what that leaves the service, and what it used.
 
 The load client: the bare endpoint, finds and retrieves are all driven by the same client with the same
 connections, against the same server (Granian, same worker count) on 127.0.0.1: `wrk` (a native load
@@ -181,9 +183,12 @@ class Load:
 
     def __init__(self, client: str, connections: int, seconds: float, work: Path):
         self.client, self.connections, self.seconds, self.work = client, connections, seconds, work
+        self.database: "Postgres | None" = None  # a database server of its own, whose CPU is counted apart
 
     def get(self, server: "Server", paths: list[str], token: str | None) -> dict:
         before_server, before_client = server.cpu_seconds(), _children_cpu_seconds()
+        before_machine = _machine_cpu_seconds()
+        before_database = self.database.cpu_seconds() if self.database else None
         if self.client == "wrk":
             result = drive_wrk(server.port, paths, token, self.connections, self.seconds, self.work)
         else:
@@ -192,12 +197,38 @@ class Load:
         result["client"] = self.client
         result["server_cpu_s"] = round(server.cpu_seconds() - before_server, 2)
         result["client_cpu_s"] = round(_children_cpu_seconds() - before_client, 2)
+        result["machine_cpu_s"] = round(_machine_cpu_seconds() - before_machine, 2)
+        if before_database is not None:
+            result["database_cpu_s"] = round(self.database.cpu_seconds() - before_database, 2)
         return result
 
 
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (every process, the kernel's interrupt work included)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu_seconds(matches) -> float:
+    """CPU time (user + system) so far of the processes whose /proc stat fields ``matches`` accepts."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if matches(int(entry), fields):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -284,18 +315,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server's process group so far: its supervisor and workers."""
-        total = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.proc.pid:  # process group id
-                total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return _process_cpu_seconds(lambda pid, fields: int(fields[2]) == self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -331,9 +351,33 @@ def _cpu_per_request(run: dict) -> dict:
     if not answered:
         return {}
     per_request = {"server": round(run["server_cpu_s"] / answered * 1e6, 1)}
-    if run.get("client_cpu_s") is not None:
-        per_request["client"] = round(run["client_cpu_s"] / answered * 1e6, 1)
+    for part in ("client", "database", "machine"):
+        if run.get(f"{part}_cpu_s") is not None:
+            per_request[part] = round(run[f"{part}_cpu_s"] / answered * 1e6, 1)
     return per_request
+
+
+def _read_budget(service: dict, bare: dict) -> dict:
+    """Per read, in µs of the whole machine's CPU: what reaching half the bare rate allows, and where it goes.
+
+    With the machine busy in both runs, reads at half the bare "hello" rate may each cost twice a hello.
+    Part of that goes, whatever the service does, to an answer of the read's size over the same stack
+    (the bare "hello" for a find, the bare 100 KB answer for a retrieve) and to the database server when
+    it runs apart (PostgreSQL; SQLite runs inside the service); what is left is the service's own budget.
+    """
+    hello, document = bare["hello"].get("machine"), bare["document"].get("machine")
+    if hello is None or document is None:
+        return {}
+    budget = {}
+    for phase, answer in (("finds", hello), ("retrieves", document)):
+        used = service[phase].get("machine")
+        if used is None:
+            continue
+        database = service[phase].get("database", 0.0)
+        budget[phase] = {"at_half_the_bare_rate": round(2 * hello, 1), "answer": answer, "database": database,
+                         "left_for_the_service": round(2 * hello - answer - database, 1),
+                         "service_used": round(used - answer - database, 1)}
+    return budget
 
 
 def settle(seconds: float = 1.0) -> None:
@@ -379,6 +423,11 @@ class Postgres:
                    " -c max_connections=200 -c fsync=on -c synchronous_commit=on")
         subprocess.run([*self.prefix, "pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o",
                         options, "-w", "start"], check=True, capture_output=True)
+
+    def cpu_seconds(self) -> float:
+        """CPU time so far of the cluster: its postmaster and every process it started (backends included)."""
+        postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        return _process_cpu_seconds(lambda pid, fields: pid == postmaster or int(fields[1]) == postmaster)
 
     def database(self, name: str) -> str:
         import psycopg
@@ -521,7 +570,9 @@ def main() -> None:
             if backend == "postgresql":
                 _POSTGRES = _POSTGRES or Postgres(work)
                 db_url = _POSTGRES.database("bench")
+            load.database = _POSTGRES if db_url else None
             figures = bench_backend(backend, db_url, work / backend, load, args.workers)
+            load.database = None
             results[backend] = figures
             for phase in ("deposits", "finds", "retrieves"):
                 f = figures[phase]
@@ -562,6 +613,14 @@ def main() -> None:
     median_bare_run = sorted(bare_runs, key=lambda run: run["hello"]["per_s"])[len(bare_runs) // 2]
     summary["bare_cpu_us_per_request"] = {name: _cpu_per_request(median_bare_run[name])
                                           for name in ("hello", "document")}
+    for backend, f in results.items():
+        summary[backend]["read_budget_us"] = _read_budget(summary[backend]["cpu_us_per_request"],
+                                                          summary["bare_cpu_us_per_request"])
+        for phase, budget in summary[backend]["read_budget_us"].items():
+            print(f"{backend:10s} {phase:9s} half the bare rate allows {budget['at_half_the_bare_rate']} µs of machine CPU;"
+                  f" its answer's size costs {budget['answer']}, the database {budget['database']}: "
+                  f"{budget['left_for_the_service']} left for the service, which used {budget['service_used']}",
+                  flush=True)
     summary["bare_per_s"] = bare
     summary["bare_runs_per_s"] = [run["hello"]["per_s"] for run in bare_runs]
     summary["bare_document_per_s"] = bare_document
