@@ -375,6 +375,15 @@ def searchset(resources: list[bytes], kind: str, self_link: str, next_link: str 
     links = [b'{"relation":"self","url":' + orjson.dumps(self_link) + b"}"]
     if next_link:
         links.append(b'{"relation":"next","url":' + orjson.dumps(next_link) + b"}")
-    entries = [b'{"resource":' + resource + b',"search":{"mode":"match"}}' for resource in resources]
-    return (b'{"resourceType":"Bundle","type":"searchset","id":"' + os.urandom(16).hex().encode() + b'","link":['
-            + b",".join(links) + b'],"entry":[' + b",".join(entries) + b"]}")
+    # one join copies each resource once: wrapping each in its entry first copied it twice more
+    parts = [b'{"resourceType":"Bundle","type":"searchset","id":"', os.urandom(16).hex().encode(), b'","link":[',
+             b",".join(links), b'],"entry":[']
+    if resources:
+        parts += [_ENTRY_START, _BETWEEN_ENTRIES.join(resources), _ENTRY_END]
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+_ENTRY_START = b'{"resource":'
+_ENTRY_END = b',"search":{"mode":"match"}}'
+_BETWEEN_ENTRIES = _ENTRY_END + b"," + _ENTRY_START
