@@ -34,7 +34,6 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from record_service import schema
-from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
@@ -124,11 +123,7 @@ class PostgresStore(Store):
         self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=_POOL_SIZE, max_size=_POOL_SIZE,
                                          open=False, kwargs={"autocommit": True})
         await self._pool.open(wait=True, timeout=30)
-        url = self.settings.db_url
-        self.committer = GroupCommitter(lambda: _PostgresWriteTransaction(url), self.settings.max_batch,
-                                        self._on_commit, name="record-committer")
-        self.committer.start()
-        self._start_access_history(lambda: _PostgresIndexerTransaction(url))
+        self._start_writers(lambda: _PostgresIndexerTransaction(self.settings.db_url))
 
     async def close(self) -> None:
         try:

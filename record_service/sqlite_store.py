@@ -40,7 +40,6 @@ from typing import Any
 
 from record_service import schema
 from record_service.audit_journal import journal_dir
-from record_service.committer import GroupCommitter
 from record_service.storage import Store
 
 _BUSY_TIMEOUT_MS = 10_000
@@ -162,10 +161,7 @@ class SqliteStore(Store):
         self._reader.execute("PRAGMA query_only = ON")
         self._audit_reader = _connect(self.audit_path)
         self._audit_reader.execute("PRAGMA query_only = ON")
-        self.committer = GroupCommitter(lambda: _SqliteWriteTransaction(self.path), self.settings.max_batch,
-                                        self._on_commit, name="record-committer")
-        self.committer.start()
-        self._start_access_history(lambda: _SqliteWriteTransaction(self.audit_path))
+        self._start_writers(lambda: _SqliteWriteTransaction(self.audit_path))
 
     async def close(self) -> None:
         try:

@@ -53,8 +53,12 @@ class Store:
     async def open(self) -> None:
         raise NotImplementedError
 
-    def _start_access_history(self, connect_indexer: Callable[[], WriteTransaction]) -> None:
-        """Start this worker's journal writer and its indexer (``connect_indexer``: the indexer's connection)."""
+    def _start_writers(self, connect_indexer: Callable[[], WriteTransaction]) -> None:
+        """Start this worker's group committer (on a :meth:`connect` connection), its access-history journal
+        writer and the journals' indexer (``connect_indexer``: the indexer's connection)."""
+        self.committer = GroupCommitter(self.connect, self.settings.max_batch, self._on_commit,
+                                        name="record-committer")
+        self.committer.start()
         self.journal = JournalWriter(self.journal_dir, self._on_commit)
         self._indexer = AuditIndexer(connect_indexer, self.journal_dir, dialect=self.dialect)
         self._indexer.start()
