@@ -1,39 +1,166 @@
-"""Overload control: a bound on in-flight requests per worker, past which the answer is 503 at once.
+"""Overload control: bounds on the requests a worker holds, past which the answer is a 4xx/503 at once.
 
 Queueing without limit turns a burst into timeouts for everyone and memory that grows with the
 backlog; refusing the excess immediately, with ``Retry-After``, keeps latency and memory bounded for
 the requests that are admitted, and the service recovers by itself as soon as the load drops.
 Health and metrics stay reachable under overload so that operators can see what is happening.
+
+A request that carries a body (POST, PUT, PATCH) is received whole *before* it takes one of the
+``max_in_flight`` slots, so a client that sends its body slowly (R.U.D.Y., slowloris on the body)
+holds no slot that complete requests need. Bodies being received have their own, larger bound
+(``max_receiving``) and a deadline: a body must arrive within ``grace_s`` seconds plus one second
+per ``min_rate`` bytes received so far (an average rate after a grace period; a client that
+stalls is answered 408 and its connection closed). Memory held by bodies being received is what
+clients actually sent, at most ``max_bytes`` each (413 beyond, or at once when ``Content-Length``
+says so); to hold it a client must keep sending at ``min_rate`` at least. Slow *headers* are
+Granian's side: its HTTP/1 ``header_read_timeout`` (see ``record_service.server``).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from record_service.outcomes import outcome_bytes
 
 _EXEMPT = frozenset({"/health", "/metrics"})
-_BODY = outcome_bytes("transient", "the service is at capacity: retry after the delay given in Retry-After")
+_WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # bodies of these are never read
+_OVERLOADED = outcome_bytes("transient", "the service is at capacity: retry after the delay given in Retry-After")
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """How a request body must arrive: at most ``max_bytes`` bytes, within ``grace_s`` seconds plus one
+    second per ``min_rate`` bytes received (bytes per second)."""
+
+    max_bytes: int
+    grace_s: float = 10.0
+    min_rate: int = 64 * 1024
+
+
+class _Refused(Exception):
+    """A body that cannot be admitted: answered ``status`` with an OperationOutcome, connection closed."""
+
+    def __init__(self, status: int, code: str, message: str, reason: str):
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
 
 
 class AdmissionMiddleware:
-    def __init__(self, app, max_in_flight: int, on_reject=None, retry_after_s: int = 1):
+    """At most ``max_in_flight`` requests worked on and ``max_receiving`` bodies being received, per worker.
+
+    Past either bound: 503 with ``Retry-After: retry_after_s``. A body that breaks ``body`` (see
+    :class:`BodyLimits`): 413 (too large) or 408 (too slow), with ``Connection: close``. ``on_reject``
+    is called with the reason of every refusal (a metrics label).
+    """
+
+    def __init__(self, app, max_in_flight: int, on_reject: Callable[[str], None] | None = None,
+                 retry_after_s: int = 1, max_receiving: int = 1024, body: BodyLimits | None = None):
         self.app = app
         self.max_in_flight = max_in_flight
+        self.max_receiving = max_receiving
+        self.body = body or BodyLimits(max_bytes=2**62)
         self.in_flight = 0
-        self._on_reject = on_reject
+        self.receiving = 0
+        self._on_reject = on_reject or (lambda reason: None)
         self._headers = [(b"content-type", b"application/fhir+json"), (b"retry-after", str(retry_after_s).encode()),
-                         (b"content-length", str(len(_BODY)).encode())]
+                         (b"content-length", str(len(_OVERLOADED)).encode())]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in _EXEMPT:
             return await self.app(scope, receive, send)
+        if scope["method"] not in _WITHOUT_BODY:
+            receive = await self._received(scope, receive, send)
+            if receive is None:
+                return
         if self.in_flight >= self.max_in_flight:
-            if self._on_reject:
-                self._on_reject("overload")
-            await send({"type": "http.response.start", "status": 503, "headers": self._headers})
-            await send({"type": "http.response.body", "body": _BODY})
-            return
+            return await self._overloaded(send, "overload")
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def _received(self, scope, receive, send):
+        """``receive`` replaying the whole body, received under the body bounds; None when answered already
+        (or when the client left)."""
+        if self.receiving >= self.max_receiving:
+            await self._overloaded(send, "overload-receiving")
+            return None
+        self.receiving += 1
+        try:
+            messages = await _receive_body(receive, self.body, _declared_length(scope))
+        except _Refused as refused:
+            self._on_reject(refused.reason)
+            await _answer_and_close(send, refused)
+            return None
+        finally:
+            self.receiving -= 1
+        return None if messages is None else _replay(messages, receive)
+
+    async def _overloaded(self, send, reason: str) -> None:
+        self._on_reject(reason)
+        await send({"type": "http.response.start", "status": 503, "headers": self._headers})
+        await send({"type": "http.response.body", "body": _OVERLOADED})
+
+
+def _declared_length(scope) -> int | None:
+    """The request's ``Content-Length`` (bytes), None when absent (chunked) or not a number."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _receive_body(receive, limits: BodyLimits, declared: int | None) -> list[dict] | None:
+    """Every ``http.request`` message of the body, in order; None when the client disconnected.
+
+    Raises :class:`_Refused` (413) past ``limits.max_bytes``, (408) when the body is late."""
+    if declared is not None and declared > limits.max_bytes:
+        raise _too_large(limits)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    messages: list[dict] = []
+    received = 0
+    try:
+        async with asyncio.timeout_at(started + limits.grace_s) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                received += len(message.get("body", b""))
+                if received > limits.max_bytes:
+                    raise _too_large(limits)
+                messages.append(message)
+                if not message.get("more_body", False):
+                    return messages
+                deadline.reschedule(started + limits.grace_s + received / limits.min_rate)
+    except TimeoutError:
+        expected = "an unknown number of" if declared is None else f"{declared}"
+        raise _Refused(408, "timeout", f"the request body did not arrive in time: {received} of {expected} bytes "
+                       f"in {loop.time() - started:.1f} s (a body has {limits.grace_s:g} s plus 1 s per "
+                       f"{limits.min_rate} bytes received); send it faster, or in one go", "body-timeout") from None
+
+
+def _too_large(limits: BodyLimits) -> _Refused:
+    return _Refused(413, "too-costly", f"the request body is larger than {limits.max_bytes} bytes", "oversized")
+
+
+def _replay(messages: list[dict], receive):
+    """A ``receive`` that gives ``messages`` first, then whatever the connection says (a disconnect)."""
+    pending = iter(messages)
+
+    async def replayed():
+        message = next(pending, None)
+        return message if message is not None else await receive()
+
+    return replayed
+
+
+async def _answer_and_close(send, refused: _Refused) -> None:
+    body = outcome_bytes(refused.code, refused.message)
+    await send({"type": "http.response.start", "status": refused.status,
+                "headers": [(b"content-type", b"application/fhir+json"), (b"connection", b"close"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from record_service.admission import AdmissionMiddleware
+from record_service.admission import AdmissionMiddleware, BodyLimits
 from record_service.auth import TokenVerifier, load_or_create_key
 from record_service.capability import capability_statement
 from record_service.endpoints import Endpoints, fhir
@@ -98,7 +98,9 @@ def create_app(settings: Settings):
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ServiceError: refused, HTTPException: http_error, Exception: crashed})
-    admission = AdmissionMiddleware(app, settings.max_in_flight, metrics.reject)
+    admission = AdmissionMiddleware(app, settings.max_in_flight, metrics.reject, max_receiving=settings.max_receiving,
+                                    body=BodyLimits(settings.max_body_bytes, settings.body_timeout_s,
+                                                    settings.min_body_rate))
     return MetricsMiddleware(admission, metrics)
 
 

@@ -8,8 +8,11 @@ every request; the expiry is still checked on every use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import stat
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,11 +22,13 @@ import jwt
 
 from record_service.codes import SECTORS
 from record_service.outcomes import ServiceError, unauthenticated
+from segur.errors import InputError
 from segur.identifiers import is_valid_finess, is_valid_ins, is_valid_rpps
 
 DEFAULT_KEY_FILE = Path(".segur") / "signing.key"  # git-ignored; shared by `serve` and `token`
 _ALGORITHM = "HS256"
 _ISSUER = "segur-record-service"
+_MIN_KEY_CHARACTERS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +49,88 @@ class Actor:
         return self.ins is not None
 
 
-def load_or_create_key(path: str | Path) -> bytes:
-    """The signing key in ``path``, created (256 random bits, mode 0600) on first use."""
+class KeyFileError(InputError):
+    """A signing key file that cannot be used as it is; the message names the file and the fix."""
+
+
+def load_or_create_key(path: str | Path, create_parents: bool = True) -> bytes:
+    """The signing key in ``path`` (at least 32 characters of text), created on first use.
+
+    A file that does not exist is created atomically with 256 random bits in hex, mode 0600: written to a
+    temporary file beside it, then linked to its name, so that processes starting together (several
+    ``segur serve`` / ``segur token``) all read the same complete key, never an empty one. Its directory
+    is made when ``create_parents`` (the default location), else it must exist.
+
+    Raises :class:`KeyFileError` (exit 2 on the command line) when the file exists but is not a regular
+    file, cannot be read, is readable or writable by group or others, is empty, too short or not text,
+    or when its directory is missing; an existing key is never replaced.
+    """
     path = Path(path)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ValueError(f"signing key in {path} is too short (at least 32 characters)")
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        _create_key(path, create_parents)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    """The key in ``path``; FileNotFoundError when there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise KeyFileError(f"signing key {path} is not a regular file")
+            if info.st_mode & 0o077:
+                raise KeyFileError(f"signing key {path} is open to group or others (mode {info.st_mode & 0o777:03o}): "
+                                   f"run `chmod 600 {path}` (and make a new key if others may have read it)")
+            raw = f.read(4096)
+    except FileNotFoundError:
+        raise
+    except (IsADirectoryError, NotADirectoryError):
+        raise KeyFileError(f"signing key {path} is not a regular file") from None
+    except OSError as error:
+        raise KeyFileError(f"cannot read signing key {path}: {error.strerror}") from None
+    try:
+        key = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise KeyFileError(f"signing key {path} is not text: remove it to have a new one made, or give another "
+                           "--key") from None
+    if len(key) < _MIN_KEY_CHARACTERS:
+        state = "empty" if not key else f"too short ({len(key)} characters, at least {_MIN_KEY_CHARACTERS})"
+        raise KeyFileError(f"signing key {path} is {state}: remove it to have a new one made, or give another --key")
     return key.encode()
+
+
+def _create_key(path: Path, create_parents: bool) -> None:
+    """Make the key file at ``path`` unless another process made it first (then theirs is kept)."""
+    if create_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise KeyFileError(f"cannot make signing key {path}: directory {path.parent} does not exist")
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # O_EXCL, mode 0600
+    except OSError as error:
+        raise KeyFileError(f"cannot make signing key {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process linked its key first: use theirs
+            os.link(temporary, path)
+        _sync_directory(path.parent)
+    except OSError as error:  # a full disk, a file system without hard links
+        raise KeyFileError(f"cannot make signing key {path}: {error.strerror}") from None
+    finally:
+        os.unlink(temporary)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_actor(actor: Actor) -> str | None:
@@ -141,4 +210,5 @@ class TokenVerifier:
             self._cache.popitem(last=False)
 
 
-__all__ = ["Actor", "DEFAULT_KEY_FILE", "ServiceError", "TokenVerifier", "issue_token", "load_or_create_key"]
+__all__ = ["Actor", "DEFAULT_KEY_FILE", "KeyFileError", "ServiceError", "TokenVerifier", "issue_token",
+           "load_or_create_key"]

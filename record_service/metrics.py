@@ -9,9 +9,11 @@ its figures in prometheus_client's multiprocess files (``PROMETHEUS_MULTIPROC_DI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -81,9 +83,30 @@ class Metrics:
     def exposition(self) -> bytes:
         if not self._shared:
             return generate_latest(self.registry)
+        _forget_dead_workers(self._shared)
         every_worker = CollectorRegistry()
         MultiProcessCollector(every_worker, self._shared)
         return generate_latest(every_worker)
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges of workers that died without :meth:`Metrics.close` (SIGKILL, a crash): a
+    replaced worker's last in-flight figure must not count for ever. Their counters stay summed."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another worker's scrape removed it first
+                mark_process_dead(int(pid), directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class MetricsMiddleware:

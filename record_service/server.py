@@ -4,6 +4,19 @@ Why Granian: its HTTP/1.1 parsing and connection handling are in Rust, off the P
 which leaves more of this 2-core machine's CPU to the app than a pure-Python server; it runs several
 worker processes on one port, and stops them cleanly on SIGTERM/SIGINT (running the app's lifespan
 shutdown, so the group committer drains its queue).
+
+A worker that dies (SIGKILL by the OOM killer, a crash) is replaced at once (Granian's
+``respawn_failed_workers``) while the others keep serving. What a worker leaves behind survives it:
+its metrics files stay summed (its live gauges are dropped at the next scrape, see
+``record_service.metrics``), its access-history journal is unlocked by its death and indexed by the
+others, and the data directory's lock is held by this (main) process, not by workers. A worker that
+keeps dying is not replaced for ever: Granian stops the service when a replacement dies within 5.5 s
+of its start, and :class:`_Supervisor` when more than ``MAX_RESPAWNS`` replacements were needed within
+``RESPAWN_WINDOW_S`` seconds (the service then exits 1, the workers' errors above in its log).
+
+Slow clients: Granian closes a connection whose request headers take longer than
+``HTTP1Settings.header_read_timeout`` (30 s, its default) to arrive, before the app sees anything;
+slow bodies are bounded by the app (``record_service.admission``).
 """
 
 from __future__ import annotations
@@ -12,24 +25,53 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops
+from granian.log import logger as granian_logger
 
 from record_service.metrics import MULTIPROCESS_DIRECTORY
 from record_service.settings import Settings
 
+MAX_RESPAWNS = 10  # replacements of failed workers allowed within RESPAWN_WINDOW_S
+RESPAWN_WINDOW_S = 60.0
+
+
+class _Supervisor(Granian):
+    """Granian's main process, giving up (exit 1) when failed workers need too many replacements."""
+
+    def __init__(self, *args, max_respawns: int = MAX_RESPAWNS, window_s: float = RESPAWN_WINDOW_S, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._respawns: list[float] = []
+        self._max_respawns = max_respawns
+        self._window_s = window_s
+
+    def _respawn_workers(self, workers, spawn_target, target_loader, delay: float = 0):
+        now = time.monotonic()
+        self._respawns = [t for t in self._respawns if now - t < self._window_s] + [now] * len(workers)
+        if len(self._respawns) > self._max_respawns:
+            granian_logger.error(f"workers failed {len(self._respawns)} times within {self._window_s:g} s: "
+                                 "stopping the service (see the errors above)")
+            self.interrupt_children.extend(workers)  # the service's exit status says it failed
+            self.interrupt_signal = True
+            self.main_loop_interrupt.set()
+            return None
+        return super()._respawn_workers(workers, spawn_target, target_loader, delay)
+
 
 def serve(settings: Settings, host: str, port: int, workers: int,
           target: str = "record_service.app:app_from_environment", announce=print) -> None:
-    """Serve ``target`` (a factory reading its settings from the environment) until a signal stops it."""
+    """Serve ``target`` (a factory reading its settings from the environment) until a signal stops it.
+
+    Exits 1 (``SystemExit``) when failed workers could not be kept running (see the module's docstring)."""
     settings.to_environment()
     # each run's metrics start from zero, summed over its workers (see record_service.metrics)
     metrics_directory = tempfile.mkdtemp(prefix="segur-metrics-")
     os.environ[MULTIPROCESS_DIRECTORY] = metrics_directory
-    server = Granian(target, address=host, port=port, interface=Interfaces.ASGI, factory=True, workers=workers,
-                     loop=Loops.uvloop, http=HTTPModes.http1, backlog=2048, log_level="warning",
-                     log_access=False, websockets=False)
+    server = _Supervisor(target, address=host, port=port, interface=Interfaces.ASGI, factory=True, workers=workers,
+                         loop=Loops.uvloop, http=HTTPModes.http1, backlog=2048, log_level="warning",
+                         log_access=False, websockets=False, respawn_failed_workers=True)
     announce(f"listening on http://{host}:{port}")
     logging.getLogger("record_service").setLevel(logging.INFO)
     try:

@@ -15,6 +15,9 @@ _ENVIRONMENT_VARIABLE = "SEGUR_RECORD_SERVICE_SETTINGS"
 
 DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # the DMP's documented ceiling for one document
 DEFAULT_MAX_IN_FLIGHT = 256
+DEFAULT_MAX_RECEIVING = 1024  # bodies being received at once, per worker (they hold no in-flight slot)
+DEFAULT_BODY_TIMEOUT_S = 10.0  # a body has this long, plus 1 s per DEFAULT_MIN_BODY_RATE bytes received
+DEFAULT_MIN_BODY_RATE = 64 * 1024  # bytes/s: a 28 MB deposit may take 7 min, a stalled one 10 s
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class Settings:
     key_file: str
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_receiving: int = DEFAULT_MAX_RECEIVING
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    min_body_rate: int = DEFAULT_MIN_BODY_RATE
     max_batch: int = 256  # operations committed together by the group committer
     blob_threads: int = 16  # parallel file writes + fsyncs
 
