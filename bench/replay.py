@@ -1,6 +1,7 @@
 """How fast can one load-driver process replay a schedule on time? Prints figures; the last line is JSON.
 
-A trivial endpoint (Granian, one worker, answering 200 to every path) takes the traffic, so what
+A trivial endpoint (Granian, one worker, answering every path with 200 and an empty searchset Bundle,
+which the driver's answer check accepts for a search) takes the traffic, so what
 is measured is the driver: one Locust process (`load/locustfile.py`, exactly as `segur load` runs
 it) replays synthetic schedules of searches at increasing constant rates. The driver's ceiling
 is the highest rate at which it still sends every request, has them answered at that rate, and
@@ -38,7 +39,7 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": b"{}"})
+    await send({"type": "http.response.body", "body": b'{"resourceType":"Bundle","type":"searchset","entry":[]}'})
 '''
 ON_TIME_MS = 20.0
 

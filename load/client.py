@@ -10,14 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from load import requests
+from load.checks import (CreatedDocuments, Deposited, Outcome, check_deposit, check_retrieve,
+                         check_search)
 from record_service.auth import Actor, issue_token, load_or_create_key
+
+if TYPE_CHECKING:  # load.http imports gevent's HTTP client, which `segur seed` (threads) does not need
+    from load.http import Reply
 
 TOKEN_LIFETIME_S = 24 * 3600
 
@@ -42,18 +48,35 @@ class Tokens:
 
 
 class Locations:
-    """masterIdentifier -> (DocumentReference id, Binary path) of documents the service holds."""
+    """masterIdentifier -> (DocumentReference id, Binary path) of documents the service holds, and what was
+    deposited for each when known (size and sha256 of its bytes: what a retrieve must answer).
+
+    ``locations.parquet`` (written by `segur seed`) has the columns ``document_id``, ``document``, ``binary``,
+    and, since the driver checks retrieves, ``size`` (bytes, -1 unknown) and ``sha256`` (hex, "" unknown);
+    a file without the last two loads with sizes unknown (retrieves of those documents are not checked).
+    A seeded document's bytes were made from its ``document_id`` (see ``load.requests.DocumentBytes``).
+    """
 
     COLUMNS = ("document_id", "document", "binary")
+    DEPOSIT_COLUMNS = ("size", "sha256")
 
     def __init__(self) -> None:
         self._known: dict[str, tuple[str, str]] = {}
+        self._deposited: dict[str, Deposited] = {}
 
-    def add(self, master_id: str, document: str, binary: str) -> None:
+    def add(self, master_id: str, document: str, binary: str, deposited: Deposited | None = None) -> None:
         self._known[master_id] = (document, binary)
+        if deposited is not None:
+            self._deposited[master_id] = deposited
+        else:
+            self._deposited.pop(master_id, None)
 
     def get(self, master_id: str | None) -> tuple[str, str] | None:
         return self._known.get(master_id) if master_id else None
+
+    def deposited(self, master_id: str | None) -> Deposited | None:
+        """What was deposited under ``master_id`` (None: unknown, e.g. a file written before sizes were kept)."""
+        return self._deposited.get(master_id) if master_id else None
 
     def __len__(self) -> int:
         return len(self._known)
@@ -62,15 +85,27 @@ class Locations:
     def load(cls, path: str | Path | None) -> "Locations":
         known = cls()
         if path and Path(path).exists():
-            table = pq.read_table(path, columns=list(cls.COLUMNS))
-            for master_id, document, binary in zip(*(table.column(c).to_pylist() for c in cls.COLUMNS)):
-                known.add(master_id, document, binary)
+            names = set(pq.read_schema(path).names)
+            extra = [c for c in cls.DEPOSIT_COLUMNS if c in names] if set(cls.DEPOSIT_COLUMNS) <= names else []
+            table = pq.read_table(path, columns=list(cls.COLUMNS) + extra)
+            columns = [table.column(c).to_pylist() for c in cls.COLUMNS]
+            if extra:
+                sizes, hashes = (table.column(c).to_pylist() for c in cls.DEPOSIT_COLUMNS)
+            else:
+                sizes, hashes = [-1] * table.num_rows, [""] * table.num_rows
+            for (master_id, document, binary), size, sha256 in zip(zip(*columns), sizes, hashes):
+                deposited = Deposited(size, sha256 or "", master_id) if size is not None and size >= 0 else None
+                known.add(master_id, document, binary, deposited)
         return known
 
     def save(self, path: str | Path, target: str) -> None:
         ids = list(self._known)
+        unknown = Deposited(-1)
+        deposited = [self._deposited.get(i, unknown) for i in ids]
         table = pa.table({"document_id": ids, "document": [self._known[i][0] for i in ids],
-                          "binary": [self._known[i][1] for i in ids]}, metadata={"target": target})
+                          "binary": [self._known[i][1] for i in ids],
+                          "size": pa.array([d.size for d in deposited], pa.int64()),
+                          "sha256": [d.sha256 for d in deposited]}, metadata={"target": target})
         temporary = Path(f"{path}.partial")
         pq.write_table(table, temporary)
         os.replace(temporary, path)
@@ -109,13 +144,15 @@ class UnknownTarget(Exception):
 
 
 class RecordClient:
-    """Sends rows through a :class:`load.http.RecordHttp` (which reports them to Locust's statistics)."""
+    """Sends rows through a :class:`load.http.RecordHttp` (which reports them to Locust's statistics),
+    and checks what each is answered (``load.checks``): ``send`` returns the row's :class:`Outcome`."""
 
     def __init__(self, http: Any, tokens: Tokens, locations: Locations, acks: AckLog,
                  documents: requests.DocumentBytes, request_event: Any, run_tag: str = ""):
         self.http, self.tokens, self.locations, self.acks = http, tokens, locations, acks
         self.documents, self.request_event = documents, request_event
         self.run_tag = run_tag
+        self.created = CreatedDocuments()
 
     def master_id(self, row: dict) -> str:
         """The masterIdentifier sent: the schedule's, made unique to this run and loop of the window,
@@ -123,55 +160,69 @@ class RecordClient:
         suffix = ".".join(part for part in (self.run_tag, str(row.get("cycle", 0) or "")) if part)
         return f"{row['document_id']}.{suffix}" if suffix else row["document_id"]
 
-    def send(self, row: dict) -> bool:
+    def send(self, row: dict) -> Outcome:
         return getattr(self, f"_{row['operation']}")(row)
 
     def _call(self, method: str, path: str, row: dict, ok: tuple[int, ...] = (200,), body: bytes | None = None,
-              accept: str = requests.FHIR_JSON) -> tuple[bool, bytes]:
+              accept: str = requests.FHIR_JSON, check: Callable[[bytes], Any] | None = None) -> Reply:
         headers = {"Authorization": self.tokens.header(row), "Accept": accept}
         if body is not None:
             headers["Content-Type"] = requests.FHIR_JSON
-        accepted, _, content = self.http.call(method, path, row["operation"], headers, body, ok)
-        return accepted, content
+        return self.http.call(method, path, row["operation"], headers, body, ok, check)
 
-    def _unknown(self, row: dict) -> bool:
+    def _unknown(self, row: dict) -> Outcome:
         self.request_event.fire(request_type="SKIP", name=row["operation"], response_time=0, response_length=0,
                                 exception=UnknownTarget(f"{row['document_id']} was never acknowledged"), context={})
-        return False
+        return Outcome.FAILED
 
-    def _deposit(self, row: dict) -> bool:
+    def _deposit(self, row: dict) -> Outcome:
         master_id = self.master_id(row)
         data = self.documents.content(master_id, row["size_bytes"])
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         bundle = requests.deposit({**row, "document_id": master_id}, data, when)
-        ok, content = self._call("POST", "/", row, ok=(200, 201), body=bundle.body)
-        if ok:
-            document, binary = requests.locations(content)
-            if document and binary:  # later reads in this window name the schedule's id
-                self.locations.add(row["document_id"], document, binary)
-            self.acks.append(master_id, bundle.sha256, bundle.size, binary or "")
-        return ok
+        reply = self._call("POST", "/", row, ok=(200, 201), body=bundle.body,
+                           check=partial(check_deposit, entries=bundle.entries))
+        if reply.outcome:
+            answer = reply.checked  # later reads in this window name the schedule's id
+            self.locations.add(row["document_id"], answer.document, answer.binary,
+                               Deposited(bundle.size, bundle.sha256, master_id))
+            if answer.created:
+                self.created.created(row["patient_ins"], answer.document)
+            self.acks.append(master_id, bundle.sha256, bundle.size, answer.binary)
+        return reply.outcome
 
-    def _search(self, row: dict) -> bool:
-        return self._call("GET", requests.search_path(row["patient_ins"]), row)[0]
+    def _search(self, row: dict) -> Outcome:
+        ins = row["patient_ins"]
+        expected = self.created.expected(ins, by_patient=row["actor_kind"] == "patient")
+        return self._call("GET", requests.search_path(ins), row,
+                          check=partial(check_search, patient_ins=ins, expected=expected)).outcome
 
-    def _retrieve(self, row: dict) -> bool:
+    def _retrieve(self, row: dict) -> Outcome:
+        deposited = self.locations.deposited(row["document_id"])
+        check = None if deposited is None else partial(check_retrieve, deposited=deposited,
+                                                       remake=self.documents.content)
         return self._on_target(row, lambda document, binary: self._call(
-            "GET", "/" + binary, row, accept="application/pdf")[0])
+            "GET", "/" + binary, row, accept="application/pdf", check=check).outcome)
 
-    def _mask(self, row: dict) -> bool:
-        return self._on_target(row, lambda document, binary: self._call(
-            "POST", f"/DocumentReference/{document}/$mask", row, ok=(200, 204), body=b"{}")[0])
+    def _mask(self, row: dict) -> Outcome:
+        def act(document: str, binary: str) -> Outcome:
+            self.created.masking(document)  # from now on, professionals' searches need not list it
+            return self._call("POST", f"/DocumentReference/{document}/$mask", row, ok=(200, 204), body=b"{}").outcome
+        return self._on_target(row, act)
 
-    def _delete(self, row: dict) -> bool:
-        # DELETE is idempotent: a document already gone (an earlier loop of the window deleted it) is no error
-        return self._on_target(row, lambda document, binary: self._call(
-            "DELETE", f"/DocumentReference/{document}", row, ok=(200, 204, 404, 410))[0])
+    def _delete(self, row: dict) -> Outcome:
+        def act(document: str, binary: str) -> Outcome:
+            self.created.deleting(document)
+            # DELETE is idempotent: a document already gone (an earlier loop of the window deleted it) is no error
+            return self._call("DELETE", f"/DocumentReference/{document}", row, ok=(200, 204, 404, 410)).outcome
+        return self._on_target(row, act)
 
-    def _on_target(self, row: dict, act) -> bool:
+    def _on_target(self, row: dict, act: Callable[[str, str], Outcome]) -> Outcome:
         """Run ``act(document id, binary path)`` on the row's document, or report it unknown to the service."""
         known = self.locations.get(row["document_id"])
         return self._unknown(row) if known is None else act(*known)
 
-    def _block(self, row: dict) -> bool:
-        return self._call("POST", "/Patient/$block", row, ok=(200, 204), body=requests.block_body(row["target_rpps"]))[0]
+    def _block(self, row: dict) -> Outcome:
+        self.created.blocking(row["patient_ins"])
+        return self._call("POST", "/Patient/$block", row, ok=(200, 204),
+                          body=requests.block_body(row["target_rpps"])).outcome

@@ -71,7 +71,10 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
 
     Every request leaves at its planned time divided by --speedup; lateness is measured, not
     hidden. Writes Locust's CSV and HTML reports, the acknowledged deposits (acks.csv) and the
-    replay's figures (replay.json). Exit code 0 when every request was sent and answered OK.
+    replay's figures (replay.json). Every answer is checked, not only its status (a search lists
+    only the searched patient's documents, a retrieve gives the bytes deposited, a deposit names its
+    locations): a wrong answer is a failure, counted apart as "wrong_answers" in replay.json.
+    Exit code 0 when every request was sent and answered OK, 1 otherwise (wrong answers included).
     For Locust's web UI instead: locust -f load/locustfile.py --schedule RESULT_DIR --host URL
 
     \b
@@ -90,7 +93,14 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     if not report_path.exists():
         raise click.ClickException(f"locust exited {proc.returncode} without a replay report")
     report = json.loads(report_path.read_text())
-    click.echo(f"sent {report['sent']:,}/{report['planned']:,}, failed {report['failed']:,}, lateness p99 "
-               f"{report['lateness_p99_ms']} ms", err=True)
+    wrong = report.get("wrong_answers", 0)
+    click.echo(f"sent {report['sent']:,}/{report['planned']:,}, failed {report['failed']:,} (wrong answers "
+               f"{wrong:,}), lateness p99 {report['lateness_p99_ms']} ms", err=True)
+    if wrong:
+        by_operation = ", ".join(f"{operation} {count:,}"
+                                 for operation, count in report.get("wrong_answers_by_operation", {}).items())
+        click.echo(f"WRONG ANSWERS: {wrong:,} answers with an accepted status did not hold what was asked "
+                   f"({by_operation}); kinds in {out / 'locust_failures.csv'}, the first ones logged above", err=True)
     click.echo(str(out))
-    sys.exit(0 if proc.returncode == 0 and report["sent"] == report["planned"] and not report["failed"] else 1)
+    done = proc.returncode == 0 and report["sent"] == report["planned"] and not report["failed"] and not wrong
+    sys.exit(0 if done else 1)

@@ -4,20 +4,38 @@ Locust's FastHttpSession does more per request than a replay needs (URL parsing,
 a response context manager); at thousands of requests per second per process that is the
 driver's own ceiling. This client sends through geventhttpclient's connection pool directly and
 reports each request through Locust's ``request`` event, exactly as Locust's clients do, so its
-statistics, CSV and HTML reports are unchanged.
+statistics, CSV and HTML reports are unchanged. An answer with an accepted status is also given
+to the caller's check (see ``load.checks``): a wrong answer is reported as that request's failure.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
 
+from load.checks import Outcome, WrongAnswer
+
+_LOGGED_WRONG_ANSWERS = 5   # per process: the first wrong answers are logged with their details
+
 
 class HttpFailure(Exception):
     """An answer with a status the caller did not accept (its text names the status and the body's start)."""
+
+    def __repr__(self) -> str:  # Locust's failures table shows repr(): "503 …", not "HttpFailure('503 …')"
+        return str(self)
+
+
+class Reply(NamedTuple):
+    """One request's end: its outcome, the status (0: no answer), the body and what the check returned."""
+
+    outcome: Outcome
+    status: int
+    body: bytes
+    checked: Any = None
 
 
 class RecordHttp:
@@ -27,10 +45,15 @@ class RecordHttp:
                                            network_timeout=network_timeout)
         self._prefix = urlsplit(base_url).path.rstrip("/")
         self._event = request_event
+        self._log = logging.getLogger(__name__)
+        self.wrong_answers = 0
 
     def call(self, method: str, path: str, name: str, headers: dict, body: bytes | None = None,
-             ok: tuple[int, ...] = (200,)) -> tuple[bool, int, bytes]:
-        """Send one request; returns (accepted, status, body). Connection errors are failures, status 0."""
+             ok: tuple[int, ...] = (200,), check: Callable[[bytes], Any] | None = None) -> Reply:
+        """Send one request and report it to Locust. A status outside ``ok`` or a connection error is
+        ``FAILED`` (status 0 for the latter); otherwise ``check(body)``, when given, runs on the answer:
+        if it raises :class:`WrongAnswer` the request is ``WRONG`` (reported to Locust as a failure with
+        that exception), else ``OK`` with what the check returned."""
         started = time.perf_counter()
         try:
             response = self._client.request(method, self._prefix + path, body=body, headers=headers)
@@ -38,10 +61,24 @@ class RecordHttp:
             status = response.status_code
         except Exception as error:  # noqa: BLE001 - any transport error is this request's failure, reported
             self._fire(method, name, started, 0, error)
-            return False, 0, b""
-        failure = None if status in ok else HttpFailure(f"{status} {content[:120].decode(errors='replace')}")
-        self._fire(method, name, started, len(content), failure)
-        return failure is None, status, content
+            return Reply(Outcome.FAILED, 0, b"")
+        if status not in ok:
+            self._fire(method, name, started, len(content),
+                       HttpFailure(f"{status} {content[:120].decode(errors='replace')}"))
+            return Reply(Outcome.FAILED, status, content)
+        try:
+            checked = check(content) if check is not None else None
+        except WrongAnswer as wrong:
+            self._fire(method, name, started, len(content), wrong)
+            self._note(wrong, method, path)
+            return Reply(Outcome.WRONG, status, content)
+        self._fire(method, name, started, len(content), None)
+        return Reply(Outcome.OK, status, content, checked)
+
+    def _note(self, wrong: WrongAnswer, method: str, path: str) -> None:
+        self.wrong_answers += 1
+        if self.wrong_answers <= _LOGGED_WRONG_ANSWERS:
+            self._log.warning("%s (%s %s): %s", wrong, method, path[:120], wrong.detail)
 
     def _fire(self, method: str, name: str, started: float, length: int, exception: Exception | None) -> None:
         self._event.fire(request_type=method, name=name, response_time=(time.perf_counter() - started) * 1000,

@@ -187,6 +187,9 @@ def _write_report(environment, **_kwargs) -> None:
     # pipelines read the exit code: a replay that sent fewer rows than planned did not do its job
     if report["sent"] != report["planned"] and environment.process_exit_code in (None, 0):
         environment.process_exit_code = 3
+    # a wrong answer (another patient's document, other bytes, no location) is never a served request
+    if report["wrong_answers"] and environment.process_exit_code in (None, 0):
+        environment.process_exit_code = 1
 
 
 def _page_data(run: ReplayRun) -> dict:

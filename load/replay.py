@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import gevent
 from gevent.pool import Pool
 
+from load.checks import Outcome
 from load.stats import ReplayStats
 
 
@@ -25,8 +26,8 @@ _SLEEP_THRESHOLD_S = 0.001
 
 
 class OpenLoopReplay:
-    def __init__(self, rows: Iterable[dict], send: Callable[[dict], bool], stats: ReplayStats, *, start_at: float,
-                 speedup: float = 1.0, concurrency: int = 2000, drain_s: float | None = None,
+    def __init__(self, rows: Iterable[dict], send: Callable[[dict], bool | Outcome], stats: ReplayStats, *,
+                 start_at: float, speedup: float = 1.0, concurrency: int = 2000, drain_s: float | None = None,
                  clock: Callable[[], float] = time.time):
         if speedup <= 0:
             raise ValueError("the speed-up must be positive")
@@ -53,5 +54,5 @@ class OpenLoopReplay:
     def _one(self, row: dict, planned: float) -> None:
         now = self.clock()
         self.stats.record_send(row["operation"], (now - planned) * 1000.0, int(now - self.start_at))
-        ok = self.send(row)
-        self.stats.record_outcome(row["operation"], ok, self.clock() - self.start_at)
+        outcome = self.send(row)
+        self.stats.record_outcome(row["operation"], outcome, self.clock() - self.start_at)

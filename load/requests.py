@@ -54,9 +54,12 @@ def _author(row: dict) -> list[dict]:
 
 @dataclass(frozen=True)
 class Deposit:
+    """An ITI-65 request: its body, the document's sha256 (hex) and size (bytes), the Bundle's entries."""
+
     body: bytes
     sha256: str
     size: int
+    entries: int = 3
 
 
 def deposit(row: dict, data: bytes, when: str) -> Deposit:
@@ -86,7 +89,7 @@ def deposit(row: dict, data: bytes, when: str) -> Deposit:
          "resource": {"resourceType": "Binary", "contentType": "application/pdf",
                       "data": base64.b64encode(data).decode()}},
     ]}
-    return Deposit(orjson.dumps(bundle), hashlib.sha256(data).hexdigest(), len(data))
+    return Deposit(orjson.dumps(bundle), hashlib.sha256(data).hexdigest(), len(data), len(bundle["entry"]))
 
 
 def locations(response_body: bytes) -> tuple[str | None, str | None]:

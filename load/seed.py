@@ -2,7 +2,9 @@
 
 Each corpus document is deposited by its author, as the replay's deposits are, from a pool of
 threads each keeping its own connection open. What the service answers is kept in
-``locations.parquet`` beside the corpus, so the replay can address documents by the service's ids.
+``locations.parquet`` beside the corpus, so the replay can address documents by the service's ids
+(and check that a retrieve answers the size and bytes deposited). A 2xx answer that names no
+location is a wrong answer (``load.checks``): that document counts as refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from load import requests
+from load.checks import DepositAnswer, Deposited, WrongAnswer, check_deposit
 from load.client import Locations, Tokens
 from segur.errors import InputError
 
@@ -70,6 +73,18 @@ def _corpus_rows(path: Path, batch_rows: int = 2048) -> Iterator[dict]:
                    "sector": doc["author_sector"], "facility_id": doc["facility_id"], "date": doc["date"]}
 
 
+def _answer(status: int, body: bytes, entries: int) -> tuple[DepositAnswer | None, str]:
+    """The deposit's locations, or why it failed: a refusal, a connection error, or a wrong answer
+    (a 2xx that is no transaction-response naming the document's locations, see ``load.checks``)."""
+    if status not in (200, 201):
+        return None, (f"{status} {body[:100].decode(errors='replace')}" if status
+                      else f"connection: {body[:80].decode(errors='replace')}")
+    try:
+        return check_deposit(body, entries), ""
+    except WrongAnswer as wrong:
+        return None, str(wrong)
+
+
 def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: int = 16,
          progress: bool | None = None, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
          ) -> tuple[SeedOutcome, Path]:
@@ -98,14 +113,14 @@ def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: 
                                                               "Accept": requests.FHIR_JSON})
         except OSError as error:
             status, body = 0, str(error).encode()
+        answer, reason = _answer(status, body, bundle.entries)
         with lock:
-            if status in (200, 201):
-                document, binary = requests.locations(body)
-                locations.add(row["document_id"], document or "", binary or "")
+            if answer is not None:
+                locations.add(row["document_id"], answer.document, answer.binary,
+                              Deposited(bundle.size, bundle.sha256, row["document_id"]))
                 outcome.stored += 1
                 outcome.bytes += bundle.size
             else:
-                reason = f"{status} {body[:100].decode(errors='replace')}" if status else f"connection: {body[:80].decode()}"
                 outcome.failures[reason] = outcome.failures.get(reason, 0) + 1
 
     show = sys.stderr.isatty() if progress is None else progress

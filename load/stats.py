@@ -1,12 +1,15 @@
 """What the replay measures beside Locust's own statistics: lateness, and planned against achieved rate.
 
 Everything is counts in fixed bins, so the master merges workers' snapshots by adding them.
+A wrong answer (``load.checks``) is a failure, also counted on its own (``wrong_answers``).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+
+from load.checks import Outcome
 
 # lateness bins in milliseconds: 0.1 ms steps to 10 ms, then log-spaced to 10 minutes
 _EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
@@ -55,6 +58,7 @@ class ReplayStats:
         self.sent: dict[str, int] = defaultdict(int)
         self.succeeded: dict[str, int] = defaultdict(int)
         self.failed: dict[str, int] = defaultdict(int)
+        self.wrong: dict[str, int] = defaultdict(int)   # failed because the answer was wrong (load.checks)
         # per second since the replay's start: planned sends, actual sends, completions
         self.timeline: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self.late_max_ms = 0.0
@@ -70,8 +74,12 @@ class ReplayStats:
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
         self.timeline[second][1] += 1
 
-    def record_outcome(self, operation: str, ok: bool, elapsed_s: float) -> None:
+    def record_outcome(self, operation: str, ok: bool | Outcome, elapsed_s: float) -> None:
+        """One answer (or failure) ``elapsed_s`` after the replay's start; ``ok`` is a bool or an
+        :class:`load.checks.Outcome` (``WRONG``: a failure that is also counted as a wrong answer)."""
         (self.succeeded if ok else self.failed)[operation] += 1
+        if ok is Outcome.WRONG:
+            self.wrong[operation] += 1
         self.timeline[int(elapsed_s)][2 if ok else 3] += 1
         self.last_answer_s = max(self.last_answer_s, elapsed_s)
 
@@ -79,7 +87,8 @@ class ReplayStats:
 
     def snapshot(self) -> dict:
         return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
-                "failed": dict(self.failed), "timeline": {str(k): v for k, v in self.timeline.items()},
+                "failed": dict(self.failed), "wrong": dict(self.wrong),
+                "timeline": {str(k): v for k, v in self.timeline.items()},
                 "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered}
 
     @classmethod
@@ -87,8 +96,8 @@ class ReplayStats:
         merged = cls()
         for snapshot in snapshots:
             merged.lateness.merge(LatenessHistogram(snapshot["lateness"]))
-            for name in ("sent", "succeeded", "failed"):
-                for operation, count in snapshot[name].items():
+            for name in ("sent", "succeeded", "failed", "wrong"):
+                for operation, count in snapshot.get(name, {}).items():
                     getattr(merged, name)[operation] += count
             for second, values in snapshot["timeline"].items():
                 row = merged.timeline[int(second)]
@@ -108,6 +117,8 @@ class ReplayStats:
             "failed": sum(self.failed.values()),
             "unanswered": self.unanswered,
             "failed_by_operation": dict(sorted(self.failed.items())),
+            "wrong_answers": sum(self.wrong.values()),     # part of "failed": an accepted status, wrong content
+            "wrong_answers_by_operation": dict(sorted(self.wrong.items())),
             "lateness_p50_ms": self.lateness.percentile(50),
             "lateness_p99_ms": self.lateness.percentile(99),
             "lateness_max_ms": round(self.late_max_ms, 3),

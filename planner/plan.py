@@ -89,6 +89,8 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
     if step is None:
         return {"kind": "none-found", "words": f"no step broke the SLO up to {limits.max_speedup:g}x: "
                                               "the search stopped before finding the limit"}
+    if step.wrong_answers:
+        return _wrong_answers(step)
     service_cores = step.service_cpu_cores
     evidence = (f"service CPU {service_cores if service_cores is not None else 'unknown'} cores, "
                 f"driver CPU {step.driver_cpu_cores:.2f} cores, p99 {step.p99_ms:.0f} ms, "
@@ -141,6 +143,14 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
             f"saturated: look at its event loop, connection handling and database locks. ({evidence})"}
 
 
+def _wrong_answers(step: Step) -> dict:
+    by_operation = ", ".join(f"{op} {n}" for op, n in sorted(step.wrong_answers_by_operation.items()))
+    return {"kind": "wrong-answers", "words": f"the service gave wrong answers at {step.speedup:g}x: "
+            f"{step.wrong_answers} answers with an accepted status did not hold what was asked ({by_operation}; "
+            f"kinds in {Path(step.folder).name}/locust_failures.csv): a wrong answer is not a served request, "
+            "whatever the speed."}
+
+
 def _rejections(step: Step) -> int:
     path = Path(step.folder) / "locust_failures.csv"
     if not path.exists():
@@ -182,6 +192,9 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
                                 "limit": limiting})
             log(f"  model: knee predicted at {predicted:,.0f}x ({limiting})")
         speedup = _next_speedup(steps, predicted, limits)
+        if step.wrong_answers and not any(s.holds for s in steps):
+            log("  wrong answers at the lowest rate tried: no capacity to search for, the search stops")
+            speedup = None
 
     held = [s for s in steps if s.holds]
     max_speedup = max((s.speedup for s in held), default=0.0)
@@ -213,7 +226,10 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "predicted_limit": limiting,
         "model": asdict(model) if model else None,
         "model_history": predictions,
-        "holds_scenario": any(s.holds and s.speedup >= 1 for s in steps),
+        # a service that answers wrong at any step (another patient's documents, other bytes) holds nothing
+        "holds_scenario": any(s.holds and s.speedup >= 1 for s in steps) and not any(s.wrong_answers for s in steps),
+        "wrong_answers": sum(s.wrong_answers for s in steps),
+        "wrong_answers_by_operation": _wrong_by_operation(steps),
     }
     disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
     result["disturbed_steps"] = disturbed
@@ -223,10 +239,20 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     return result
 
 
+def _wrong_by_operation(steps: list[Step]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for step in steps:
+        for operation, count in step.wrong_answers_by_operation.items():
+            total[operation] = total.get(operation, 0) + count
+    return dict(sorted(total.items()))
+
+
 def _verdict(plan_: dict, summary: dict) -> str:
     speedup = plan_["max_sustainable_speedup"]
     window = plan_["window"]
     where = f"the {window['minutes']}-minute window of {plan_['scenario']} starting {window['start']}"
+    if plan_["wrong_answers"]:
+        return _wrong_verdict(plan_, where)
     if not plan_["holds_scenario"]:
         return (f"The service does NOT hold {where} within the SLO"
                 + (f"; it holds {speedup:.3g}x of it." if speedup else ".") + f" First limit: {plan_['bottleneck_explained']}")
@@ -234,3 +260,15 @@ def _verdict(plan_: dict, summary: dict) -> str:
     return (f"The service holds {speedup:,.0f}x {where} (scale {plan_['scale']}: {national:.3g}x the national traffic "
             f"at this hour), about {plan_['documents_per_year_sustained'] / 1e6:,.0f} M documents a year at this profile "
             f"and scale. First limit beyond that: {plan_['bottleneck_explained']}")
+
+
+def _wrong_verdict(plan_: dict, where: str) -> str:
+    """The verdict of a plan with wrong answers: it does not hold, and says where they came."""
+    at = [f"{step['speedup']:g}x ({step['wrong_answers']})" for step in plan_["steps"] if step["wrong_answers"]]
+    by_operation = ", ".join(f"{op} {n}" for op, n in plan_["wrong_answers_by_operation"].items())
+    speedup = plan_["max_sustainable_speedup"]
+    return (f"The service does NOT hold {where}: it gave {plan_['wrong_answers']} wrong answers ({by_operation}) in "
+            f"the steps at {', '.join(at)}; an answer with an accepted status but the wrong content (another "
+            "patient's documents, other bytes, no location) is not a served request. "
+            + (f"The steps without any kept the SLO up to {speedup:,.3g}x. " if speedup else "")
+            + f"First limit: {plan_['bottleneck_explained']}")

@@ -49,12 +49,19 @@ class Step:
     driver_cpu_cores: float             # mean cores busy in the load driver's processes
     by_operation: dict[str, dict] = field(default_factory=dict)
     rejections: int = 0                 # answered 503 (the service's in-flight bound), part of the failures
+    wrong_answers: int = 0              # accepted status, wrong content (load.checks), part of the failures
+    wrong_answers_by_operation: dict[str, int] = field(default_factory=dict)
     folder: str = ""
     holds: bool = False
     broken: list[str] = field(default_factory=list)
 
     def judge(self, slo: SLO) -> None:
+        """Set ``holds`` and ``broken`` (the reasons, in words). A step with any wrong answer does not
+        hold, whatever its error rate: an answer with another patient's document is no served read."""
         broken = []
+        if self.wrong_answers:
+            by_operation = ", ".join(f"{op} {n}" for op, n in sorted(self.wrong_answers_by_operation.items()))
+            broken.append(f"{self.wrong_answers} wrong answers ({by_operation})")
         if self.p99_ms > slo.p99_ms:
             broken.append(f"p99 {self.p99_ms:.0f} ms > {slo.p99_ms:.0f} ms")
         if self.error_rate > slo.max_error_rate:
@@ -145,7 +152,8 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         p50_ms=_number(total.get("50%")), p99_ms=_number(total.get("99%")),
         error_rate=failures / requests if requests else 0.0, lateness_p99_ms=report["lateness_p99_ms"],
         requests=requests, failures=failures, planned=report["planned"], sent=report["sent"], unanswered=unanswered,
-        wall_s=wall_s,
+        wall_s=wall_s, wrong_answers=report.get("wrong_answers", 0),
+        wrong_answers_by_operation=report.get("wrong_answers_by_operation", {}),
         service_cpu_cores=_busiest_cores(service_samples, wall_s) if service_samples else None,
         service_busiest_process_cores=_busiest_process(process_samples, wall_s) if process_samples else None,
         other_cpu_cores=_other_cores(machine_samples, service_samples, driver_samples, wall_s),

@@ -1,0 +1,234 @@
+"""What the load driver checks in the answers it is given: a 200 is not a served request if its content is wrong.
+
+A target that ignores ``patient.identifier`` answers every search with 200 and somebody else's
+documents; counted by status alone, it would look like a service that serves reads. Every answer
+the driver can check cheaply is checked (orjson on small bodies, one ``memcmp`` on documents):
+
+- a search (ITI-67) answers a ``searchset`` Bundle of DocumentReferences that all belong to the
+  searched patient (``subject.identifier.value``, or a conditional reference
+  ``Patient?identifier=SYSTEM|INS``; none, or another INS, is wrong) and are ``current`` (the
+  search asks ``status=current``); a complete answer (no ``next`` link) lists every document this
+  replay created for the patient and the searcher may see (see :class:`CreatedDocuments`);
+- a retrieve (ITI-68) answers the bytes that were deposited: their size, and their content when
+  the driver knows it (the deposit's bytes are re-made and compared; the sha256 decides if not equal);
+- a deposit (ITI-65) answers a ``transaction-response`` with one entry per request entry, naming
+  the DocumentReference's and the Binary's locations.
+
+A wrong answer raises :class:`WrongAnswer`, whose text starts "wrong answer:" and names its kind
+without identifiers, so that Locust's failures table groups it (the identifiers are in ``detail``).
+Source: HL7 FHIR R4 (Bundle, search), IHE ITI TF-2 MHD ITI-65/67/68.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+SEARCH_STATUS = "current"      # what requests.search_path asks for
+_CONDITIONAL_PATIENT = "Patient?identifier="
+
+
+class Outcome(enum.Enum):
+    """How one request ended: only ``OK`` is true, so code that tests an outcome as a bool keeps working."""
+
+    OK = "ok"
+    FAILED = "failed"            # transport error or a status the caller did not accept
+    WRONG = "wrong answer"       # an accepted status whose content is wrong
+
+    def __bool__(self) -> bool:
+        return self is Outcome.OK
+
+
+class WrongAnswer(Exception):
+    """An answer with an accepted status whose content is not what was asked for.
+
+    ``str()`` and ``repr()`` are both "wrong answer: <operation>: <kind>" (constant per kind, so Locust's
+    failures table groups the occurrences); ``detail`` names the documents and values involved.
+    """
+
+    def __init__(self, operation: str, kind: str, detail: str = ""):
+        super().__init__(f"wrong answer: {operation}: {kind}")
+        self.operation, self.kind, self.detail = operation, kind, detail
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Deposited:
+    """What the driver deposited for one document: bytes (size, sha256 hex) and how to re-make them."""
+
+    size: int
+    sha256: str = ""
+    content_id: str = ""     # the masterIdentifier its bytes were made from (load.requests.DocumentBytes)
+
+
+@dataclass(frozen=True, slots=True)
+class DepositAnswer:
+    """The locations a transaction-response names, and whether the document was created by this deposit."""
+
+    document: str            # the DocumentReference id
+    binary: str              # the Binary path, e.g. "Binary/abc"
+    created: bool            # "201 Created" (False: "200 OK", a repeat of a document already stored)
+
+
+def _json(body: bytes, operation: str, expected: str) -> dict:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise WrongAnswer(operation, f"not JSON (a {expected} was expected)", repr(body[:80])) from None
+    if not isinstance(parsed, dict):
+        raise WrongAnswer(operation, f"not a JSON object (a {expected} was expected)", repr(body[:80]))
+    return parsed
+
+
+def _bundle(body: bytes, operation: str, kind: str) -> dict:
+    bundle = _json(body, operation, f"{kind} Bundle")
+    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
+        raise WrongAnswer(operation, f"not a {kind} Bundle",
+                          f"resourceType {bundle.get('resourceType')!r}, type {bundle.get('type')!r}")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise WrongAnswer(operation, "Bundle.entry is not a list of entries")
+    return bundle
+
+
+def subject_ins(document: dict) -> str | None:
+    """The patient's INS a DocumentReference names: ``subject.identifier.value``, or the value of a
+    conditional reference ``Patient?identifier=SYSTEM|INS``; None when it names neither."""
+    subject = document.get("subject")
+    if not isinstance(subject, dict):
+        return None
+    identifier = subject.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+        return identifier["value"]
+    reference = subject.get("reference")
+    if isinstance(reference, str) and reference.startswith(_CONDITIONAL_PATIENT):
+        return reference.rpartition("|")[2] or None
+    return None
+
+
+def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = frozenset()) -> None:
+    """Raise :class:`WrongAnswer` unless ``body`` is a searchset of ``patient_ins``'s current documents
+    that, when complete (no ``next`` link), lists every id in ``expected``."""
+    bundle = _bundle(body, "search", "searchset")
+    found = set()
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            raise WrongAnswer("search", "an entry without a resource")
+        kind = resource.get("resourceType")
+        if kind == "OperationOutcome":  # search.mode "outcome": warnings about the search itself
+            continue
+        if kind != "DocumentReference":
+            raise WrongAnswer("search", "an entry that is not a DocumentReference", f"resourceType {kind!r}")
+        ins = subject_ins(resource)
+        if ins != patient_ins:
+            raise WrongAnswer("search", "a DocumentReference of another patient" if ins else
+                              "a DocumentReference without a patient identifier",
+                              f"DocumentReference/{resource.get('id')} has subject {ins!r}, searched {patient_ins}")
+        status = resource.get("status", SEARCH_STATUS)
+        if status != SEARCH_STATUS:
+            raise WrongAnswer("search", f"a DocumentReference not {SEARCH_STATUS}",
+                              f"DocumentReference/{resource.get('id')} is {status!r}")
+        found.add(resource.get("id"))
+    if expected and not _has_next(bundle) and not expected <= found:
+        missing = sorted(expected - found)
+        raise WrongAnswer("search", "a document the service acknowledged is missing",
+                          f"patient {patient_ins}: {len(missing)} missing, e.g. DocumentReference/{missing[0]}")
+
+
+def _has_next(bundle: dict) -> bool:
+    links = bundle.get("link")
+    return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next"
+                                           for link in links)
+
+
+def check_retrieve(body: bytes, deposited: Deposited | None, remake: Callable[[str, int], bytes]) -> None:
+    """Raise :class:`WrongAnswer` unless ``body`` is the deposited document: same size, and same bytes
+    when known (re-made by ``remake(content_id, size)`` and compared; if they differ, the sha256 decides).
+    Nothing is checked when the deposit is unknown (``deposited`` None or of unknown size, -1)."""
+    if deposited is None or deposited.size < 0:
+        return
+    if len(body) != deposited.size:
+        raise WrongAnswer("retrieve", "not the size deposited", f"{len(body)} bytes, {deposited.size} deposited")
+    if deposited.content_id and body == remake(deposited.content_id, deposited.size):
+        return
+    if deposited.sha256 and hashlib.sha256(body).hexdigest() != deposited.sha256:
+        raise WrongAnswer("retrieve", "not the bytes deposited", f"sha256 differs from {deposited.sha256}")
+
+
+def check_deposit(body: bytes, entries: int) -> DepositAnswer:
+    """The locations of a transaction-response to a transaction of ``entries`` entries; raises
+    :class:`WrongAnswer` unless it has one entry per request entry and names a DocumentReference and
+    a Binary location (``DocumentReference/<id>[/_history/<v>]``, ``Binary/<id>``)."""
+    bundle = _bundle(body, "deposit", "transaction-response")
+    answers = bundle.get("entry", [])
+    if len(answers) != entries:
+        raise WrongAnswer("deposit", "not one response entry per request entry",
+                          f"{len(answers)} entries for {entries}")
+    document, binary, created = "", "", False
+    for entry in answers:
+        response = entry.get("response")
+        location = response.get("location") if isinstance(response, dict) else None
+        if not isinstance(location, str):
+            continue
+        if location.startswith("DocumentReference/") and location.split("/")[1]:
+            document = location.split("/")[1]
+            created = str(response.get("status", "")).startswith("201")
+        elif location.startswith("Binary/") and location.split("/")[1]:
+            binary = location
+    if not document:
+        raise WrongAnswer("deposit", "no DocumentReference location")
+    if not binary:
+        raise WrongAnswer("deposit", "no Binary location", f"DocumentReference/{document}")
+    return DepositAnswer(document, binary, created)
+
+
+class CreatedDocuments:
+    """Documents this replay created (answered "201 Created"), by patient: what later searches must list.
+
+    Only documents created by this run are expected (a corpus document may have been masked or deleted
+    by an earlier run on the same service). A document is no longer expected from the moment a delete
+    of it is sent (whatever the answer), nor by professionals once a mask is sent; no professional's
+    search of a patient is checked for completeness once a block was sent for that patient (the
+    DMP's rules: a patient sees their whole record, masked documents included; a mask hides a document
+    from professionals other than its author; a blocked professional sees nothing).
+    """
+
+    def __init__(self) -> None:
+        self._patient_of: dict[str, str] = {}
+        self._by_patient: dict[str, dict[str, bool]] = {}   # patient -> {document id: masked}
+        self._blocking: set[str] = set()
+
+    def created(self, patient_ins: str, document: str) -> None:
+        self._patient_of[document] = patient_ins
+        self._by_patient.setdefault(patient_ins, {})[document] = False
+
+    def masking(self, document: str) -> None:
+        patient = self._patient_of.get(document)
+        if patient is not None:
+            self._by_patient[patient][document] = True
+
+    def deleting(self, document: str) -> None:
+        patient = self._patient_of.pop(document, None)
+        if patient is not None:
+            del self._by_patient[patient][document]
+
+    def blocking(self, patient_ins: str) -> None:
+        self._blocking.add(patient_ins)
+
+    def expected(self, patient_ins: str, by_patient: bool) -> frozenset[str]:
+        """The ids a complete search of ``patient_ins``'s record must list, by the patient or a professional."""
+        documents = self._by_patient.get(patient_ins)
+        if not documents:
+            return frozenset()
+        if by_patient:
+            return frozenset(documents)
+        if patient_ins in self._blocking:
+            return frozenset()
+        return frozenset(document for document, masked in documents.items() if not masked)

@@ -1,0 +1,121 @@
+"""The driver's answer checks: what a search, a retrieve and a deposit must answer to count as served."""
+
+import hashlib
+
+import orjson
+import pytest
+
+from load.checks import CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_retrieve, check_search
+from load.requests import DocumentBytes
+from segur.identifiers import INS_NIR_SYSTEM
+
+ME, OTHER = "295109912611193", "292051305508777"
+
+
+def _document(doc_id: str, subject: dict | None, status: str = "current") -> dict:
+    document = {"resourceType": "DocumentReference", "id": doc_id, "status": status}
+    if subject is not None:
+        document["subject"] = subject
+    return document
+
+
+def _searchset(*documents: dict, next_link: bool = False) -> bytes:
+    links = [{"relation": "self", "url": "x"}] + ([{"relation": "next", "url": "y"}] if next_link else [])
+    return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "link": links,
+                         "entry": [{"resource": d, "search": {"mode": "match"}} for d in documents]})
+
+
+def _by_identifier(ins: str) -> dict:
+    return {"identifier": {"system": INS_NIR_SYSTEM, "value": ins}}
+
+
+def test_a_search_answer_of_the_patients_documents_is_right():
+    check_search(_searchset(_document("a", _by_identifier(ME)),
+                            _document("b", {"reference": f"Patient?identifier={INS_NIR_SYSTEM}|{ME}"})), ME)
+    check_search(_searchset(), ME)  # an empty record
+
+
+@pytest.mark.parametrize("answer, kind", [
+    (_searchset(_document("a", _by_identifier(ME)), _document("x", _by_identifier(OTHER))), "another patient"),
+    (_searchset(_document("x", None)), "without a patient identifier"),
+    (_searchset(_document("x", {"reference": "Patient/123"})), "without a patient identifier"),
+    (_searchset(_document("x", {"identifier": {"system": INS_NIR_SYSTEM}})), "without a patient identifier"),
+    (_searchset(_document("a", _by_identifier(ME), status="superseded")), "not current"),
+    (_searchset({"resourceType": "Patient", "id": "p"}), "not a DocumentReference"),
+    (orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": []}), "not a searchset"),
+    (orjson.dumps({"resourceType": "OperationOutcome"}), "not a searchset"),
+    (b"{}", "not a searchset"),
+    (b"[]", "not a JSON object"),
+    (b"<html>ok</html>", "not JSON"),
+    (orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": {"resource": {}}}), "not a list"),
+])
+def test_a_wrong_search_answer_is_named_by_its_kind(answer, kind):
+    with pytest.raises(WrongAnswer) as raised:
+        check_search(answer, ME)
+    assert kind in str(raised.value) and str(raised.value).startswith("wrong answer: search: ")
+    assert repr(raised.value) == str(raised.value)  # what Locust's failures table shows, without ids
+
+
+def test_a_complete_search_answer_lists_the_documents_it_must():
+    answer = _searchset(_document("a", _by_identifier(ME)))
+    check_search(answer, ME, frozenset({"a"}))
+    with pytest.raises(WrongAnswer, match="missing"):
+        check_search(answer, ME, frozenset({"a", "b"}))
+    check_search(_searchset(_document("a", _by_identifier(ME)), next_link=True), ME, frozenset({"a", "b"}))  # paged
+
+
+def test_created_documents_follow_the_dmp_visibility_rules():
+    created = CreatedDocuments()
+    created.created(ME, "a")
+    created.created(ME, "b")
+    created.created(ME, "c")
+    created.masking("b")
+    created.deleting("c")
+    created.masking("unknown")  # a document this run did not create: nothing to forget
+    assert created.expected(ME, by_patient=True) == {"a", "b"}      # the patient sees masked documents
+    assert created.expected(ME, by_patient=False) == {"a"}         # professionals do not
+    created.blocking(ME)
+    assert created.expected(ME, by_patient=False) == frozenset() and created.expected(OTHER, True) == frozenset()
+
+
+def test_a_retrieve_must_answer_the_bytes_deposited():
+    documents = DocumentBytes(block_bytes=1 << 16)
+    data = documents.content("urn:oid:1.9", 5000)
+    deposited = Deposited(5000, hashlib.sha256(data).hexdigest(), "urn:oid:1.9")
+    check_retrieve(data, deposited, documents.content)
+    check_retrieve(b"anything", None, documents.content)            # nothing known: nothing checked
+    check_retrieve(data, Deposited(5000, deposited.sha256, "other-id"), documents.content)  # the hash decides
+    with pytest.raises(WrongAnswer, match="size"):
+        check_retrieve(data[:-1], deposited, documents.content)
+    with pytest.raises(WrongAnswer, match="bytes"):
+        check_retrieve(data[:-1] + b"x", deposited, documents.content)
+    with pytest.raises(WrongAnswer, match="bytes"):
+        check_retrieve(documents.content("urn:oid:1.8", 5000), deposited, documents.content)
+
+
+def _response(*locations: str | None, status: str = "201 Created") -> bytes:
+    return orjson.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": [
+        {"response": {"status": status, **({"location": loc} if loc else {})}} for loc in locations]})
+
+
+def test_a_deposit_answer_names_its_locations():
+    answer = check_deposit(_response("List/l/_history/1", "DocumentReference/d/_history/1", "Binary/d"), 3)
+    assert (answer.document, answer.binary, answer.created) == ("d", "Binary/d", True)
+    assert not check_deposit(_response(None, "DocumentReference/d", "Binary/d", status="200 OK"), 3).created
+
+
+@pytest.mark.parametrize("answer, kind", [
+    (_response("List/l", None, "Binary/d"), "no DocumentReference location"),
+    (_response("List/l", "DocumentReference/", "Binary/d"), "no DocumentReference location"),
+    (_response("List/l", "DocumentReference/d", None), "no Binary location"),
+    (_response("DocumentReference/d", "Binary/d"), "one response entry per request entry"),
+    (orjson.dumps({"resourceType": "OperationOutcome", "issue": []}), "not a transaction-response"),
+    (b"", "not JSON"),
+])
+def test_a_wrong_deposit_answer_is_named_by_its_kind(answer, kind):
+    with pytest.raises(WrongAnswer, match=kind):
+        check_deposit(answer, 3)
+
+
+def test_only_an_ok_outcome_is_true():
+    assert Outcome.OK and not Outcome.FAILED and not Outcome.WRONG
