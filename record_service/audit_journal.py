@@ -37,7 +37,7 @@ import orjson
 
 from record_service.blobs import fsync_directory
 from record_service.committer import WriteTransaction
-from record_service.outcomes import unavailable
+from record_service.outcomes import storage_fault, unavailable
 from record_service.schema import AUDIT_INSERT
 
 _log = logging.getLogger("record_service.audit_journal")
@@ -116,7 +116,10 @@ class AuditJournal:
             raise
         if self._size >= self._rotate_bytes:
             self._close_file()
-            self._open_new()
+            try:
+                self._open_new()
+            except OSError:  # these rows are durable all the same: the next append opens a journal, or fails
+                _log.warning("could not start a new audit journal in %s", self.directory, exc_info=True)
 
     def _close_file(self) -> None:
         if self._fd >= 0:
@@ -149,7 +152,8 @@ class JournalWriter:
         self._closing = False
 
     async def append(self, row: tuple) -> None:
-        """Append one row; returns once it is durable, or raises a 503 ServiceError if it cannot be."""
+        """Append one row; returns once it is durable, or raises a ServiceError if it cannot be (507 for a
+        full disk, 503 with Retry-After for any other failure: see ``outcomes.storage_fault``)."""
         if self._closing:  # the worker is stopping: its journal takes no more rows
             raise unavailable("the service is stopping")
         loop = asyncio.get_running_loop()
@@ -185,7 +189,8 @@ class JournalWriter:
         try:
             if error is not None:
                 _log.error("appending %d rows to the audit journal failed: %s", len(waiters), error)
-                refusal = unavailable(f"storage unavailable: {error}")
+                # the read is refused rather than answered unaudited: 507 on a full disk, else 503
+                refusal = storage_fault(error) or unavailable(f"storage unavailable: {error}")
             for waiter in waiters:
                 if waiter.done():  # its request went away
                     continue

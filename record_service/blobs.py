@@ -1,17 +1,32 @@
-"""Document bytes, stored once per content in files named by their SHA-256.
+"""Document bytes, stored once per content in files named by their SHA-256, and who holds them.
 
 A file is written under a temporary name, fsynced, renamed into place and its directory fsynced,
 so a file under its final name is always complete: a crash leaves at most an orphan temporary file,
 never a truncated document. Identical documents share one file (deduplication for free).
+
+Sharing files makes removing one a race: a deposit of the same bytes, in this worker process or another,
+may be about to commit a document that names it. :class:`ContentHolds` settles it: a deposit *holds*
+each content it writes from before the file is looked for until its metadata transaction has answered,
+and a file is removed only by whoever *claims* its content, which succeeds only when no deposit in any
+process holds it (and blocks new holders until the claim ends). The claimant then asks the database
+whether a live document names the content, and removes the file only if none does (see
+``storage.Store.discard``).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+_HOLDS_FILE = ".holds"
+_RETRY_DEADLOCK_S = 0.005
 
 
 def fsync_directory(directory: Path) -> None:
@@ -23,19 +38,137 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _offset(sha256: str) -> int:
+    """The byte of the holds file that stands for a content: its first 60 bits. Two contents sharing one
+    only make removal more cautious (a claim fails while either is held), never less."""
+    return int(sha256[:15], 16)
+
+
+class ContentHolds:
+    """Contents (SHA-256 in hex) held by deposits in flight, across the processes sharing a data directory.
+
+    Across processes, a POSIX record lock (``fcntl.lockf``) on one byte of ``<blobs>/.holds`` per content:
+    shared while held, exclusive while claimed for removal; the kernel drops a dead process's locks. Such
+    locks belong to the process, not to a thread or a descriptor, so within a process a count per content
+    (under a condition variable) decides when the process takes and drops its shared lock, and a claim
+    fails while any of its own deposits holds the content. The process keeps a single descriptor of the
+    file, opened on first use (in the worker, after any fork): closing any descriptor of it would drop all
+    of the process's locks. Linux may report a false deadlock (EDEADLK) between processes, since it sees
+    locks per process: the wait is then retried.
+
+    :meth:`hold` blocks while another process has the content claimed (the claimant's check, one commit);
+    :meth:`claim` never blocks. Errors: ``OSError`` from the holds file (open, lock).
+    """
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._fd = -1
+        self._pid = -1
+        self._changed = threading.Condition()
+        self._held: dict[str, int] = {}  # content -> deposits of this process holding it
+        self._busy: set[str] = set()  # contents whose process-wide lock is being taken, or which are claimed
+
+    def _descriptor(self) -> int:
+        if self._pid != os.getpid():  # first use, or a forked child: locks are not inherited
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    def _lock(self, sha256: str, how: int) -> None:
+        while True:
+            try:
+                fcntl.lockf(self._descriptor(), how, 1, _offset(sha256))
+                return
+            except OSError as error:
+                if error.errno != errno.EDEADLK:
+                    raise
+                time.sleep(_RETRY_DEADLOCK_S)
+
+    def _drop(self, sha256: str) -> bool:
+        """One holder fewer (the condition held); whether it was this process's last."""
+        count = self._held[sha256] - 1
+        if count:
+            self._held[sha256] = count
+            return False
+        del self._held[sha256]
+        return True
+
+    def hold(self, sha256: str) -> None:
+        """Hold a content: until :meth:`release`, nobody removes its file."""
+        with self._changed:
+            while sha256 in self._busy:
+                self._changed.wait()
+            count = self._held.get(sha256, 0)
+            self._held[sha256] = count + 1
+            if count:
+                return
+            self._busy.add(sha256)
+        try:
+            self._lock(sha256, fcntl.LOCK_SH)  # outside the condition: may wait for another process's claim
+        except BaseException:
+            with self._changed:
+                self._drop(sha256)
+                self._busy.discard(sha256)
+                self._changed.notify_all()
+            raise
+        with self._changed:
+            self._busy.discard(sha256)
+            self._changed.notify_all()
+
+    def release(self, sha256: str) -> None:
+        """Stop holding a content (its deposit has answered)."""
+        with self._changed:
+            if self._drop(sha256):
+                self._lock(sha256, fcntl.LOCK_UN)
+
+    def claim(self, sha256: str, holding: bool = False) -> bool:
+        """Claim a content for removal; False when a deposit (of any process) holds it, or another claims it.
+
+        ``holding``: the caller holds it (a refused deposit) and stops holding it, whatever the answer. A
+        claim that fails leaves the decision to the holders: the last of them to be refused claims it.
+        """
+        with self._changed:
+            if holding and not self._drop(sha256):
+                return False
+            if not holding and (sha256 in self._held or sha256 in self._busy):
+                return False
+            try:  # turns this process's shared lock, if any, into the exclusive one
+                fcntl.lockf(self._descriptor(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _offset(sha256))
+            except OSError:  # held elsewhere (EACCES, EAGAIN), or no lock to be had: the file is kept
+                if holding:  # a failed request leaves the shared lock in place
+                    self._lock(sha256, fcntl.LOCK_UN)
+                return False
+            self._busy.add(sha256)
+            return True
+
+    def end_claim(self, sha256: str) -> None:
+        """The claimant is done (file removed or kept): holders may come again."""
+        with self._changed:
+            try:
+                self._lock(sha256, fcntl.LOCK_UN)
+            finally:
+                self._busy.discard(sha256)
+                self._changed.notify_all()
+
+
 class BlobStore:
-    """Content-addressed files under ``root/<2 hex>/<sha256>``."""
+    """Content-addressed files under ``root/<2 hex>/<sha256>``, and the holds on them (``holds``)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
+        self.holds = ContentHolds(self.root / _HOLDS_FILE)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
     def put(self, data: bytes, sha256: str | None = None) -> str:
-        """Store ``data`` durably (fsynced before returning) and return its SHA-256 in hex."""
+        """Store ``data`` durably (fsynced before returning) and return its SHA-256 in hex.
+
+        Errors: ``OSError`` (e.g. ENOSPC), with no temporary file left behind. Without a hold (see
+        :meth:`hold`) the file may be removed by a concurrent clean-up: for tools and benches only.
+        """
         sha256 = sha256 or hashlib.sha256(data).hexdigest()
         final = self.path(sha256)
         if final.exists():  # complete by construction: only ever renamed into place after fsync
@@ -45,16 +178,33 @@ class BlobStore:
         temporary = directory / f".{sha256}.{secrets.token_hex(4)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, final)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, final)
+        except BaseException:  # a full disk, an I/O error: no half-written file stays
+            temporary.unlink(missing_ok=True)
+            raise
         fsync_directory(directory)
         return sha256
+
+    def hold(self, data: bytes, sha256: str) -> None:
+        """Hold ``sha256`` (see :class:`ContentHolds`) and make sure its file is stored, durably.
+
+        On return the caller holds it and must :meth:`ContentHolds.release` it (its deposit accepted) or
+        claim it for removal (refused). Errors: ``OSError`` (e.g. ENOSPC), with the hold already released.
+        """
+        self.holds.hold(sha256)
+        try:
+            self.put(data, sha256)
+        except BaseException:
+            self.holds.release(sha256)
+            raise
 
     def get(self, sha256: str, size: int | None = None) -> bytes:
         """The bytes of a stored document; ``size``, when known, lets one read() fetch them all.

@@ -5,6 +5,11 @@ takes whatever has queued up while the previous transaction committed, runs each
 savepoint (so a refused one leaves no trace and does not spoil the others), commits once, then answers
 all of them. Under load this turns N fsyncs into one; when idle a lone write commits at once.
 Answers are given only after the commit, so a 2xx always means durable.
+
+Storage faults answer as faults (see :func:`~record_service.outcomes.storage_fault`): a full disk 507,
+anything else that broke underneath (a database restarting or unreachable, an I/O error) 503 with
+``Retry-After``; a broken connection is dropped and a new one opened for the next group, so the
+service recovers by itself once the fault clears.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from record_service.outcomes import ServiceError, unavailable
+from record_service.outcomes import ServiceError, as_storage_fault, storage_fault, unavailable
 
 _log = logging.getLogger("record_service.committer")
 T = TypeVar("T")
@@ -114,7 +119,7 @@ class GroupCommitter:
                 # a write's own refusal stays the right answer; everything else was undone with the
                 # transaction and must be retried
                 if not isinstance(item.error, ServiceError):
-                    item.error = unavailable(f"storage unavailable: {error}")
+                    item.error = storage_fault(error) or unavailable(f"storage unavailable: {error}")
         else:
             if self._on_commit:
                 self._on_commit(len(batch), time.perf_counter() - started)
@@ -127,8 +132,8 @@ class GroupCommitter:
             item.outcome = item.write(tx)
         except Exception as error:  # a refusal (ServiceError) or a bug: either way, undo this write only
             tx.execute("ROLLBACK TO SAVEPOINT one_write")
-            item.error = error
-            if not isinstance(error, ServiceError):
+            item.error = as_storage_fault(error)  # a full disk or an I/O error is the storage's, not the write's
+            if not isinstance(item.error, ServiceError):
                 _log.exception("write failed")
         tx.execute("RELEASE SAVEPOINT one_write")
 

@@ -34,6 +34,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from record_service import schema
+from record_service.outcomes import as_storage_fault
 from record_service.storage import Store
 
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
@@ -44,6 +45,13 @@ _POOL_SIZE = 8  # read connections per worker process
 # several connections (measured, finds: 8 -> 8.4-9.5 k/s p99 18-20 ms, 16 -> 11.2-11.6 k/s p99 15 ms,
 # 32 -> 10.1-10.8 k/s p99 36-42 ms, unbounded -> 10.0-10.3 k/s p99 40 ms)
 _GROUP_READS = 16
+# A server that restarts or goes away: connecting gives up after this long, a read waits this long at most
+# for a pool connection (then 503), and the pool retries a lost connection (with back-off) this long before
+# giving it up; a read that finds the pool short then grows it again at once, so the service recovers as
+# soon as the server is back
+_CONNECT_TIMEOUT_S = 5
+_POOL_WAIT_S = 5.0
+_RECONNECT_S = 5.0
 _AUDIT_UNNEST = ("INSERT INTO audit_events (patient_ins, at_us, actor_rpps, actor_sector, actor_finess, action,"
                  " document_id, outcome, detail) SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[],"
                  " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])")
@@ -61,7 +69,7 @@ def conninfo(url: str) -> str:
 
 class _PostgresWriteTransaction:
     def __init__(self, url: str):
-        self._connection = psycopg.connect(conninfo(url), autocommit=False)
+        self._connection = psycopg.connect(conninfo(url), autocommit=False, connect_timeout=_CONNECT_TIMEOUT_S)
         self._connection.execute("SET synchronous_commit = on")
 
     def begin(self) -> None:
@@ -120,8 +128,11 @@ class PostgresStore(Store):
         self.create_schema()
         # opened in full at start: connections are not set up while requests wait for them (each find is
         # one query, so 8 per worker keeps a 2-core machine's CPUs busy without a backend per request)
+        # no ``check`` callback (a round trip more per read): a connection found broken by a read fails that
+        # read (503), is discarded when returned, and replaced in the background
         self._pool = AsyncConnectionPool(conninfo(self.settings.db_url), min_size=_POOL_SIZE, max_size=_POOL_SIZE,
-                                         open=False, kwargs={"autocommit": True})
+                                         open=False, timeout=_POOL_WAIT_S, reconnect_timeout=_RECONNECT_S,
+                                         kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S})
         await self._pool.open(wait=True, timeout=30)
         self._start_writers(lambda: _PostgresIndexerTransaction(self.settings.db_url))
 
@@ -159,8 +170,8 @@ class PostgresStore(Store):
         for (_, _, future), result in zip(reads, results):
             if future.done():  # its request was cancelled
                 continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
+            if isinstance(result, BaseException):  # a server away or restarting answers 503, not 500
+                future.set_exception(as_storage_fault(result))
             else:
                 future.set_result(result)
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,8 +32,10 @@ from record_service import schema
 from record_service.audit_journal import AuditIndexer, JournalWriter
 from record_service.blobs import BlobStore, fsync_directory
 from record_service.committer import GroupCommitter, WriteTransaction
+from record_service.outcomes import as_storage_fault
 from record_service.settings import Settings
 
+_log = logging.getLogger("record_service.storage")
 T = TypeVar("T")
 
 
@@ -49,6 +53,7 @@ class Store:
         self.committer: GroupCommitter | None = None  # the record's writes
         self.journal: JournalWriter | None = None  # access-history rows, into this worker's journal
         self._indexer: AuditIndexer | None = None
+        self._background: set[asyncio.Task] = set()  # writes and removals that outlive their request
 
     async def open(self) -> None:
         raise NotImplementedError
@@ -64,6 +69,8 @@ class Store:
         self._indexer.start()
 
     async def close(self) -> None:
+        if self._background:  # deposits and removals still going: their holds end with them
+            await asyncio.wait(list(self._background), timeout=30)
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)  # drains its queue; the loop goes on answering
         if self.journal is not None:
@@ -82,7 +89,10 @@ class Store:
     async def fetch_audit(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Rows of a read-only query on the access history (``audit_events``), once every journal line
         acknowledged so far is indexed."""
-        await asyncio.to_thread(self._indexer.index)
+        try:
+            await asyncio.to_thread(self._indexer.index)
+        except Exception as error:  # the history cannot be brought up to date: a fault, not a partial answer
+            raise as_storage_fault(error) from error
         return await self._fetch_indexed_audit(sql, params)
 
     async def _fetch_indexed_audit(self, sql: str, params: Sequence[Any]) -> list[tuple]:
@@ -91,9 +101,103 @@ class Store:
     async def write(self, write: Callable[[WriteTransaction], T]) -> T:
         return await self.committer.write(write)
 
+    async def write_with_bytes(self, write: Callable[[WriteTransaction], T], contents: Mapping[str, bytes],
+                               executor: Executor) -> T:
+        """Store the files of ``contents`` (SHA-256 in hex -> bytes; fsynced, on ``executor``'s threads), then
+        run ``write`` (the metadata naming them) through the group committer; its result once committed.
+
+        A refused request leaves no byte behind, whatever refused it (the write's ServiceError, a storage
+        fault, a file that could not be written): the contents are held while the write is in flight, then
+        released if it committed, or given to :meth:`discard` if not (removed unless a live document names
+        them). Runs to its end even if the caller is cancelled (a client gone away): the write may still
+        commit, and the holds must last until it has answered. Errors: the write's ServiceError; a storage
+        fault as its 503/507 ServiceError (see ``outcomes.storage_fault``).
+        """
+        return await self._shielded(self._write_with_bytes(write, contents, executor))
+
+    async def _write_with_bytes(self, write: Callable[[WriteTransaction], T], contents: Mapping[str, bytes],
+                                executor: Executor) -> T:
+        loop = asyncio.get_running_loop()
+        shas = list(contents)
+        results = await asyncio.gather(*(loop.run_in_executor(executor, self.blobs.hold, contents[sha], sha)
+                                         for sha in shas), return_exceptions=True)
+        held = [sha for sha, result in zip(shas, results) if not isinstance(result, BaseException)]
+        failure = next((result for result in results if isinstance(result, BaseException)), None)
+        if failure is not None:
+            await self._discard(held, holding=True)
+            raise as_storage_fault(failure) from failure
+        try:
+            result = await self.write(write)
+        except BaseException:
+            await self._discard(held, holding=True)
+            raise
+        for sha in held:
+            self.blobs.holds.release(sha)
+        return result
+
+    async def _shielded(self, work: Awaitable[T]) -> T:
+        """``work`` run to its end whatever happens to the caller (its outcome still retrieved)."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that went away does not make it "never retrieved"
+
+    async def discard(self, contents: Sequence[str], holding: bool = False) -> int:
+        """Remove the files of ``contents`` that no live document names (see :meth:`_discard`); how many.
+        Runs to its end even if the caller is cancelled."""
+        return await self._shielded(self._discard(contents, holding))
+
+    async def _discard(self, contents: Sequence[str], holding: bool = False) -> int:
+        """Remove the files of ``contents`` (SHA-256 in hex) that no live document names; how many.
+
+        Called with ``holding`` by a refused deposit for the contents it held, and without by a delete once
+        it has committed. Safe against deposits of the same bytes, in any worker process: a content is
+        removed only by whoever claims it (:meth:`~record_service.blobs.ContentHolds.claim`), which fails
+        while a deposit holds it (that deposit either commits a document naming the file, or is refused and
+        claims it in turn), and keeps new holders waiting until the removal is over. The claimant asks,
+        through the group committer (after every write queued before), which claimed contents a document
+        that is not deleted still names, and removes the others' files once that answer has committed. If
+        the database cannot answer, the files are kept (the start-up sweep removes them if unnamed).
+        """
+        claimed = [sha for sha in dict.fromkeys(contents) if self.blobs.holds.claim(sha, holding)]
+        if not claimed:
+            return 0
+        try:
+            unnamed = await self.write(_unnamed(claimed))
+            await asyncio.to_thread(_remove_files, self.blobs, unnamed)
+            return len(unnamed)
+        except Exception as error:
+            _log.warning("kept %d files of refused or deleted documents (removed at the next start): %s",
+                         len(claimed), error)
+            return 0
+        finally:
+            for sha in claimed:
+                self.blobs.holds.end_claim(sha)
+
     async def audit(self, row: tuple) -> None:
         """Append one access-history row; returns once it is committed (durable)."""
         await self.journal.append(row)
+
+
+def _unnamed(contents: list[str]) -> Callable[[WriteTransaction], list[str]]:
+    """A write that answers which of ``contents`` no document that is not deleted names."""
+    def write(tx: WriteTransaction) -> list[str]:
+        marks = ",".join("?" * len(contents))
+        named = {row[0] for row in tx.execute(
+            f"SELECT DISTINCT sha256 FROM documents WHERE sha256 IN ({marks}) AND status <> 'deleted'", contents)}
+        return [sha for sha in contents if sha not in named]
+
+    return write
+
+
+def _remove_files(blobs: BlobStore, contents: list[str]) -> None:
+    for sha in contents:
+        blobs.remove(sha)
 
 
 def open_store(settings: Settings, on_commit: Callable[[int, float], None] | None = None) -> Store:
@@ -132,6 +236,7 @@ class DataDirectoryCheck:
 
 
 _SAMPLE = 50  # documents whose files are looked for at start
+_LIVE = "status <> 'deleted'"  # a deleted document's file is removed (see Store.discard): it names none
 _BATCH = 500  # files asked about per query when sweeping
 
 
@@ -201,19 +306,20 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
       random point of the id index, has its files: a database pointed at another service's data directory
       is refused at start rather than answering 500 per read, or losing files to the sweep below.
     - Temporary files are writes that never completed; files no document names are bytes written for a
-      deposit whose metadata never committed (refused by a concurrent conflict, a storage error, a crash).
-      Neither was ever acknowledged, and no request is in flight to claim them, so both are removed.
+      deposit whose metadata never committed (refused by a concurrent conflict, a storage error, a crash)
+      or the bytes of deleted documents whose removal was cut short (a deleted document names no file).
+      No request is in flight to claim them, so both are removed.
     """
     blobs = store.blobs
     connection = store.connect()
     try:
         _tie_to_database(store, connection)
         start = secrets.token_hex(16)
-        sample = connection.execute("SELECT id, sha256, size FROM documents WHERE id >= ? ORDER BY id LIMIT ?",
-                                    (start, _SAMPLE))
+        sample = connection.execute(f"SELECT id, sha256, size FROM documents WHERE id >= ? AND {_LIVE}"
+                                    " ORDER BY id LIMIT ?", (start, _SAMPLE))
         if len(sample) < _SAMPLE:
-            sample += connection.execute("SELECT id, sha256, size FROM documents WHERE id < ? ORDER BY id LIMIT ?",
-                                         (start, _SAMPLE - len(sample)))
+            sample += connection.execute(f"SELECT id, sha256, size FROM documents WHERE id < ? AND {_LIVE}"
+                                         " ORDER BY id LIMIT ?", (start, _SAMPLE - len(sample)))
         missing = [(doc_id, sha256) for doc_id, sha256, size in sample if blobs.size(sha256) != size]
         if len(missing) * 2 > len(sample):  # most of them: the wrong directory, not a few damaged files
             raise DataDirectoryMismatch(
@@ -227,8 +333,8 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
             if not stored:
                 continue
             marks = ",".join("?" * len(stored))
-            named = {row[0] for row in connection.execute(f"SELECT DISTINCT sha256 FROM documents WHERE sha256 IN ({marks})",
-                                                          stored)}
+            named = {row[0] for row in connection.execute(
+                f"SELECT DISTINCT sha256 FROM documents WHERE sha256 IN ({marks}) AND {_LIVE}", stored)}
             for name in stored:
                 if name not in named:
                     blobs.remove(name)
