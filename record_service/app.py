@@ -84,6 +84,7 @@ def create_app(settings: Settings):
         Route("/DocumentReference", e.find_documents, methods=["GET"]),
         Route("/Binary/{id}", e.retrieve, methods=["GET"]),
         Route("/", e.deposit, methods=["POST"]),
+        Route("/DocumentReference/_search", e.search_documents, methods=["POST"]),
         Route("/DocumentReference/{id}", e.read_document, methods=["GET"]),
         Route("/DocumentReference/{id}", e.delete, methods=["DELETE"]),
         Route("/DocumentReference/{id}/$mask", e.mask, methods=["POST"]),

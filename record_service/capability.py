@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import orjson
 
-_DOCUMENT_SEARCH = ["patient.identifier", "status", "type", "date", "author.identifier", "_count"]
+from record_service.document_search import SEARCH_PARAMETERS
+
+_HL7 = "http://hl7.org/fhir/SearchParameter/"
+_DEFINITIONS = {  # the standard definitions of the ITI-67 parameters (FHIR R4 DocumentReference, IHE MHD)
+    "patient.identifier": _HL7 + "DocumentReference-patient", "status": _HL7 + "DocumentReference-status",
+    "type": _HL7 + "clinical-type", "category": _HL7 + "DocumentReference-category",
+    "date": _HL7 + "DocumentReference-date", "period": _HL7 + "DocumentReference-period",
+    "creation": "https://profiles.ihe.net/ITI/MHD/SearchParameter/DocumentReference-Creation",
+    "author.identifier": _HL7 + "DocumentReference-author", "facility": _HL7 + "DocumentReference-facility",
+    "setting": _HL7 + "DocumentReference-setting", "security-label": _HL7 + "DocumentReference-security-label",
+    "format": _HL7 + "DocumentReference-format", "event": _HL7 + "DocumentReference-event",
+    "identifier": _HL7 + "clinical-identifier", "relatesto": _HL7 + "DocumentReference-relatesto",
+    "_id": _HL7 + "Resource-id",
+}
+_MODIFIERS = {"token": ":not, :missing", "date": ":missing; prefixes eq ne gt lt ge le sa eb ap, any precision",
+              "reference": ":identifier, :missing"}
+_OWN_DOCUMENTATION = {
+    "patient.identifier": "SYSTEM|INS (an INS system) or INS; no modifier", "_id": "no modifier",
+    "author.identifier": "an author's RPPS (8 + RPPS) or an authoring facility's FINESS; no modifier",
+}
+_SEARCH_DOCUMENTATION = (
+    "ITI-67 by GET or by POST [base]/DocumentReference/_search (application/x-www-form-urlencoded). A repeated"
+    " parameter is AND, a comma list OR. patient.identifier (one patient) is required. Result parameters:"
+    " _count (clamped to 0-100; 0 returns only Bundle.total), _total=none|estimate|accurate, _summary=count|false."
+    " Any other parameter is ignored and left out of the self link, or refused (400) with Prefer: handling=strict.")
+
+
+def _search_parameters() -> list[dict]:
+    found = [{"name": name, "definition": _DEFINITIONS[name], "type": kind,
+              "documentation": _documentation(name, kind)} for name, kind in SEARCH_PARAMETERS.items()]
+    return found + [{"name": "_count", "type": "number", "documentation": "a page's size, clamped to 0-100"}]
+
+
+def _documentation(name: str, kind: str) -> str:
+    return _OWN_DOCUMENTATION.get(name) or _MODIFIERS[kind]
 
 
 def capability_statement() -> bytes:
-    search = [{"name": name, "type": "token" if name not in ("date", "_count") else
-               ("date" if name == "date" else "number")} for name in _DOCUMENT_SEARCH]
+    """The CapabilityStatement (JSON bytes): every interaction, search parameter and operation served."""
+    search = _search_parameters()
     return orjson.dumps({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -28,6 +62,7 @@ def capability_statement() -> bytes:
             "resource": [
                 {"type": "DocumentReference", "interaction": [{"code": "read"}, {"code": "search-type"},
                                                               {"code": "delete"}],
+                 "documentation": _SEARCH_DOCUMENTATION,
                  "searchParam": search,
                  "operation": [{"name": "mask", "definition": "urn:segur:OperationDefinition/mask"},
                                {"name": "unmask", "definition": "urn:segur:OperationDefinition/unmask"}]},

@@ -20,6 +20,7 @@ from record_service import registry, rules, searches
 from record_service.audit_events import audit_event
 from record_service.auth import Actor, TokenVerifier
 from record_service.bundles import parse_deposit, searchset, transaction_response
+from record_service.document_search import document_search
 from record_service.metrics import Metrics
 from record_service.outcomes import ServiceError, invalid, operation_outcome, required
 from record_service.settings import Settings
@@ -30,12 +31,23 @@ _log = logging.getLogger("record_service")
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json")
 _HEX_DIGITS = frozenset("0123456789abcdef")
+_FORM = "application/x-www-form-urlencoded"
+_MAX_FORM_BYTES = 64 * 1024  # a _search form: far more than every parameter ITI-67 has, repeated
+_SEARCHSET_TYPE = b'"type":"searchset",'
 
 
 def fhir(body: bytes | dict, status: int = 200, headers: dict | None = None) -> Response:
     if isinstance(body, dict):
         body = orjson.dumps(body)
     return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _with_total(bundle: bytes, total: int | None) -> bytes:
+    """A :func:`~record_service.bundles.searchset` with ``Bundle.total`` (when asked: ``_total``, ``_summary=count``)."""
+    if total is None:
+        return bundle
+    head = bundle.index(_SEARCHSET_TYPE) + len(_SEARCHSET_TYPE)
+    return b"".join((bundle[:head], b'"total":', str(total).encode(), b",", bundle[head:]))
 
 
 def _information(message: str) -> Response:
@@ -127,29 +139,63 @@ class Endpoints:
     # --- ITI-67 -----------------------------------------------------------------------------
 
     async def find_documents(self, request: Request) -> Response:
-        actor = self._actor(request)
+        """ITI-67 find, ``GET /DocumentReference?…`` (see :mod:`~record_service.document_search`)."""
         query_string = request.scope["query_string"]
-        parameters = searches.Parameters(query_string)
-        query = searches.document_query(parameters)
+        return await self._find(request, searches.Parameters(query_string), query_string)
+
+    async def search_documents(self, request: Request) -> Response:
+        """ITI-67 find, ``POST /DocumentReference/_search``: the parameters of the URL and of the
+        ``application/x-www-form-urlencoded`` body together, answered exactly as the GET is."""
+        query_string = request.scope["query_string"]
+        body = await self._form_body(request)
+        return await self._find(request, searches.Parameters(b"&".join(p for p in (query_string, body) if p)), None)
+
+    async def _find(self, request: Request, parameters: searches.Parameters, query_string: bytes | None) -> Response:
+        actor = self._actor(request)
+        search = document_search(parameters, searches.prefers_strict(request.headers.get("prefer")))
+        query = search.query
         rules.check_record_access(actor, query.patient_ins)
         base = self._base_url(request)
-        # the raw query string as received (what request.url.query gives, without parsing the whole URL again)
-        self_link = f"{base}DocumentReference?{query_string.decode('latin-1')}"
-        rows = await registry.search(self.store, query, actor)
-        if not rows:  # nothing found: say why in the access history
+        # the raw query string as received when every parameter was applied as written (the usual case)
+        applied = query_string.decode("latin-1") if search.as_given and query_string is not None \
+            else search.self_query()
+        self_link = f"{base}DocumentReference?{applied}"
+        rows = await registry.search(self.store, query, actor) if search.entries else []
+        total = None
+        if search.total:
+            total = len(rows) if search.entries and query.after is None and len(rows) <= query.count \
+                else await registry.count_matches(self.store, query, actor)
+        if not rows and not total:  # nothing found: say why in the access history
             state = await registry.patient_state(self.store, query.patient_ins, actor)
             if state.opted_out or state.blocked:
                 await self._audit(actor, query.patient_ins, "search", None, "refused",
                                   "blocked by the patient" if state.blocked else "record closed")
-                return fhir(searchset([], "DocumentReference", self_link, None))
+                return fhir(_with_total(searchset([], "DocumentReference", self_link, None), total))
         next_link = None
         if len(rows) > query.count:
             rows = rows[:query.count]
-            params = [(k, v) for k, v in parameters.multi_items() if k != "_cursor"]
-            params.append(("_cursor", searches.cursor_token(rows[-1][1], rows[-1][0])))
-            next_link = f"{base}DocumentReference?{urlencode(params)}"
-        await self._audit(actor, query.patient_ins, "search", None, "success", f"{len(rows)} documents")
-        return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link))
+            cursor = searches.cursor_token(rows[-1][1], rows[-1][0])
+            next_link = f"{base}DocumentReference?{search.next_query(cursor)}"
+        found = f"{len(rows)} documents" if search.entries else f"count: {total}"
+        await self._audit(actor, query.patient_ins, "search", None, "success", found)
+        return fhir(_with_total(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link,
+                                          next_link), total))
+
+    async def _form_body(self, request: Request) -> bytes:
+        """A ``_search`` form body (application/x-www-form-urlencoded), at most :data:`_MAX_FORM_BYTES`."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != _FORM:
+            raise ServiceError(415, "not-supported", f"send the search parameters as {_FORM}, not"
+                               f" {content_type[:60]!r}", "Content-Type", reason="wrong-content-type")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > _MAX_FORM_BYTES:
+                raise ServiceError(413, "too-costly", f"a search form is at most {_MAX_FORM_BYTES} bytes",
+                                   reason="oversized")
+            chunks.append(chunk)
+        return b"".join(chunks).strip()
 
     def _base_url(self, request: Request) -> str:
         """The service's base URL as the client addressed it (cached per Host: it is built on every search)."""

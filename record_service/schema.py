@@ -5,7 +5,8 @@ Hot queries and the indexes that serve them:
 - the same narrowed by type (``type=`` searches): ``documents_by_patient_type``;
 - idempotency by masterIdentifier: the UNIQUE constraint's index;
 - the files documents name (the start-up sweep): ``documents_by_sha256``;
-- a patient's access history, newest first: ``audit_by_patient_time``.
+- a patient's access history, newest first: ``audit_by_patient_time``;
+- a document's search values by parameter (search filters): the keys of ``document_tokens``, ``document_dates``.
 The document's FHIR JSON is kept ready to send (``resource``), rewritten on each metadata change, so
 a search splices stored bytes instead of rebuilding resources.
 """
@@ -57,6 +58,30 @@ def record_statements(dialect: str) -> list[str]:
         """CREATE TABLE IF NOT EXISTS opt_outs (
             patient_ins TEXT PRIMARY KEY,
             at_us BIGINT NOT NULL)""",
+        *search_statements(),
+    ]
+
+
+def search_statements() -> list[str]:
+    """The search values of each document (see ``search_index``), written once at deposit.
+
+    A find starts from the patient's documents (``documents_by_patient_status``) and probes these by
+    document id, so each table's key leads with it; no index leads with the code: every ITI-67 search
+    names its patient, so none would be used.
+    """
+    return [
+        """CREATE TABLE IF NOT EXISTS document_tokens (
+            document_id TEXT NOT NULL,
+            parameter TEXT NOT NULL,
+            system TEXT NOT NULL,
+            code TEXT NOT NULL,
+            PRIMARY KEY (document_id, parameter, code, system))""",
+        """CREATE TABLE IF NOT EXISTS document_dates (
+            document_id TEXT NOT NULL,
+            parameter TEXT NOT NULL,
+            low_us BIGINT NOT NULL,
+            high_us BIGINT NOT NULL,
+            PRIMARY KEY (document_id, parameter, low_us, high_us))""",
     ]
 
 

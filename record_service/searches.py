@@ -1,24 +1,19 @@
-"""ITI-67 search parameters: from a query string to a checked :class:`~record_service.registry.DocumentQuery`.
+"""Query-string parameters of the service's searches, and the checks the searches share.
 
-Every malformed parameter is a 400 naming it; nothing is guessed.
+Every malformed parameter is a 400 naming it; nothing is guessed. The DocumentReference search (ITI-67)
+itself is :mod:`~record_service.document_search`.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
-from record_service.codes import TYPE_CODES_BY_SYSTEM
-from record_service.outcomes import ServiceError, invalid, required
-from record_service.registry import DocumentQuery
-from segur.identifiers import INS_SYSTEMS, RPPS_SYSTEM, is_valid_ins, is_valid_rpps
+from record_service.outcomes import invalid, required
+from segur.identifiers import INS_SYSTEMS, is_valid_ins
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
-STATUSES = ("current", "superseded")
-_ALL_TYPE_CODES = frozenset().union(*TYPE_CODES_BY_SYSTEM.values())
-_DAY_US = 86_400 * 1_000_000
 # ASCII digits only, and few enough to fit a 64-bit column: str.isdigit() also accepts "²" (int() refuses it)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _STAMP = re.compile(r"-?[0-9]{1,18}")
@@ -73,6 +68,7 @@ def patient_ins(params: Parameters) -> str:
 
 
 def count(params: Parameters) -> int:
+    """An access-history page's size: ``_count`` from 1 to :data:`MAX_COUNT` (default :data:`DEFAULT_COUNT`)."""
     raw = params.get("_count")
     if raw is None:
         return DEFAULT_COUNT
@@ -81,71 +77,19 @@ def count(params: Parameters) -> int:
     return int(raw)
 
 
-def _instant_bounds(raw: str) -> tuple[int, int]:
-    """[first, last] microsecond covered by a FHIR date value (a day, or an instant)."""
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-            return int(start.timestamp() * 1e6), int((start + timedelta(days=1)).timestamp() * 1e6) - 1
-        moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        instant = int(moment.timestamp() * 1e6)
-    except (ValueError, OverflowError):
-        raise invalid(f"date {raw[:40]!r} is not YYYY-MM-DD or an ISO 8601 date-time", "date") from None
-    return instant, instant
+def prefers_strict(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks ``handling=strict`` (FHIR R4 search.html#errors: refuse, with a 400,
+    a parameter the server does not support, instead of ignoring it)."""
+    if not prefer:
+        return False
+    return any(part.strip().lower().replace(" ", "") == "handling=strict"
+               for part in prefer.replace(";", ",").split(","))
 
 
-def _date_range(values: list[str]) -> tuple[int | None, int | None]:
-    low: int | None = None
-    high: int | None = None
-    for value in values:
-        prefix, raw = (value[:2], value[2:]) if value[:2].isalpha() else ("eq", value)
-        first, last = _instant_bounds(raw)
-        if prefix == "ge":
-            low = first if low is None else max(low, first)
-        elif prefix == "gt":
-            low = last + 1 if low is None else max(low, last + 1)
-        elif prefix == "le":
-            high = last if high is None else min(high, last)
-        elif prefix == "lt":
-            high = first - 1 if high is None else min(high, first - 1)
-        elif prefix == "eq":
-            low = first if low is None else max(low, first)
-            high = last if high is None else min(high, last)
-        else:
-            raise invalid(f"date prefix {prefix!r} is not supported (eq, ge, gt, le, lt)", "date")
-    return low, high
-
-
-def _type_codes(values: list[str]) -> tuple[str, ...]:
-    codes: list[str] = []
-    for value in values:
-        for token in value.split(","):
-            system, bar, code = token.partition("|")
-            if not bar:
-                system, code = "", token
-            known = TYPE_CODES_BY_SYSTEM.get(system, frozenset()) if system else _ALL_TYPE_CODES
-            if code not in known:
-                raise ServiceError(400, "code-invalid", f"type {token[:80]!r} is not a known document type", "type",
-                                   reason="unknown-type")
-            codes.append(code)
-    return tuple(codes)
-
-
-def _author(value: str | None) -> str | None:
-    if value is None:
-        return None
-    system, bar, identifier = value.partition("|")
-    if not bar:
-        system, identifier = "", value
-    if system not in ("", RPPS_SYSTEM):
-        raise invalid(f"author.identifier system must be {RPPS_SYSTEM}", "author.identifier")
-    rpps = identifier[1:] if len(identifier) == 12 and identifier.startswith("8") else identifier
-    if not is_valid_rpps(rpps):
-        raise invalid(f"author.identifier {identifier[:40]!r} is not an RPPS or '8' + RPPS", "author.identifier")
-    return rpps
+def document_cursor(value: str) -> tuple[int, str]:
+    """The DocumentReference keyset cursor ``date_us.id`` of the last document sent."""
+    parts = _keyset(value, _STAMP, _ID)
+    return int(parts[0]), parts[1]
 
 
 def _keyset(value: str | None, first: re.Pattern, second: re.Pattern) -> tuple[str, str] | None:
@@ -158,30 +102,10 @@ def _keyset(value: str | None, first: re.Pattern, second: re.Pattern) -> tuple[s
     return head, tail
 
 
-def _cursor(value: str | None) -> tuple[int, str] | None:
-    parts = _keyset(value, _STAMP, _ID)
-    return (int(parts[0]), parts[1]) if parts else None
-
-
 def audit_cursor(value: str | None) -> tuple[int, int] | None:
     """The AuditEvent keyset cursor ``at_us.id`` of the last event sent."""
     parts = _keyset(value, _DIGITS, _DIGITS)
     return (int(parts[0]), int(parts[1])) if parts else None
-
-
-def document_query(params: Parameters) -> DocumentQuery:
-    statuses: list[str] = []
-    for value in params.getlist("status"):
-        for status in value.split(","):
-            if status not in STATUSES and status != "entered-in-error":
-                raise invalid(f"status {status[:40]!r} is not current, superseded or entered-in-error", "status")
-            statuses.append(status)
-    low, high = _date_range(params.getlist("date"))
-    return DocumentQuery(
-        patient_ins=patient_ins(params), statuses=tuple(statuses) or STATUSES,
-        type_codes=_type_codes(params.getlist("type")), date_from_us=low, date_to_us=high,
-        author_rpps=_author(params.get("author.identifier")), count=count(params),
-        after=_cursor(params.get("_cursor")))
 
 
 def cursor_token(date_us: int, doc_id: str) -> str:

@@ -166,7 +166,7 @@ def test_corsican_ins_is_accepted(service, rng):
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&type=http://loinc.org|0000-0", "type"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&date=ge2025-13-45", "date"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&date=xx2025-01-01", "date"),
-    ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=0", "_count"),
+    ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=-1", "_count"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_count=abc", "_count"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_cursor=zzz", "_cursor"),
     ("?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|295109912611193&_cursor=%C2%B2.abc", "_cursor"),
