@@ -9,22 +9,28 @@ The ``*_bundle`` functions assemble responses, splicing stored JSON bytes rather
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import parse_qsl
 
 import orjson
 
+from record_service import fhir_types
 from record_service.codes import (CONTENT_TYPES, MASKED_FROM_PROFESSIONALS, SUBMISSION_SET_SYSTEM,
                                   TYPE_CODES_BY_SYSTEM, VISIBILITY_SYSTEM)
 from record_service.outcomes import ServiceError, invalid, required
-from segur.identifiers import INS_SYSTEMS, RPPS_SYSTEM, is_valid_ins, is_valid_rpps
+from segur.identifiers import FINESS_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM, is_valid_finess, is_valid_ins, is_valid_rpps
 
 _ALLOWED_RESOURCES = ("List", "DocumentReference", "Binary")
 _MAX_MASTER_ID = 256
+# FINESS as the French profiles write it: the FINESS registry's systems, or IdNat_Struct ("1" + FINESS)
+_FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
+_IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
+_AUTHOR_KINDS = ("Practitioner", "PractitionerRole", "Organization")
+_RELATIONS = ("replaces", "transforms", "signs", "appends")  # FHIR R4 document-relationship-type
 
 
 @dataclass(slots=True)
@@ -40,9 +46,10 @@ class NewDocument:
     data: bytes
     sha256: str
     masked: bool
-    replaces: str | None
+    replaces: str | None  # the replaced document's id, as relatesTo.target.reference gives it
     resource: dict
     entry_index: int
+    replaces_master_id: str | None = None  # or its masterIdentifier, as relatesTo.target.identifier gives it
 
 
 @dataclass(slots=True)
@@ -52,22 +59,12 @@ class Deposit:
     entry_count: int
     list_index: int
     binary_index: dict[int, int] = field(default_factory=dict)  # Binary entry -> document position
+    patches: dict[int, str] = field(default_factory=dict)  # UpdateDocumentRefs PATCH entry -> the document it supersedes
 
 
 def parse_instant(value: object, where: str) -> int:
-    """An ISO 8601 date or date-time as microseconds since the epoch (UTC; a bare date is midnight UTC)."""
-    if not isinstance(value, str) or not value:
-        raise required(where) if not value else invalid(f"{where} must be a date-time string", where)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise invalid(f"{where} is not an ISO 8601 date-time: {value[:40]!r}", where) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        return int(moment.timestamp() * 1_000_000)
-    except (OverflowError, ValueError):
-        raise invalid(f"{where} is out of range: {value[:40]!r}", where) from None
+    """A FHIR ``instant`` (e.g. ``DocumentReference.date``) as microseconds since the epoch; 400 otherwise."""
+    return fhir_types.instant(value, where)
 
 
 def format_instant(microseconds: int) -> str:
@@ -98,18 +95,85 @@ def _text(value: object, where: str) -> str:
     return value
 
 
-def patient_identifier(subject: object, where: str) -> str:
-    """The INS of a ``subject`` reference given by identifier (INS-NIR or its test system)."""
-    identifier = _object(_object(subject, where).get("identifier"), f"{where}.identifier")
-    system = _text(identifier.get("system"), f"{where}.identifier.system")
+def _ins(system: object, value: object, where: str) -> str:
+    """The INS of an identifier (system, value), with the INS checks; 400 naming ``where`` otherwise."""
+    system = _text(system, f"{where}.system")
     if system not in INS_SYSTEMS:
-        raise invalid(f"{where}.identifier.system must be an INS system ({', '.join(sorted(INS_SYSTEMS))}),"
-                      f" not {system[:80]!r}", f"{where}.identifier.system", reason="invalid-ins")
-    value = _text(identifier.get("value"), f"{where}.identifier.value")
+        raise invalid(f"{where}.system must be an INS system ({', '.join(sorted(INS_SYSTEMS))}),"
+                      f" not {system[:80]!r}", f"{where}.system", reason="invalid-ins")
+    value = _text(value, f"{where}.value")
     if not is_valid_ins(value):
-        raise invalid(f"{where}.identifier.value is not a valid INS (13 characters + 2-digit key): {value[:40]!r}",
-                      f"{where}.identifier.value", reason="invalid-ins")
+        raise invalid(f"{where}.value is not a valid INS (13 characters + 2-digit key): {value[:40]!r}",
+                      f"{where}.value", reason="invalid-ins")
     return value
+
+
+def _conditional_ins(reference: str, where: str) -> str:
+    """The INS of a conditional reference ``[base/]Patient?identifier=SYSTEM|INS`` (URL-encoded or not)."""
+    path, _, query = reference.partition("?")
+    criteria = parse_qsl(query, keep_blank_values=True)
+    if not path.rstrip("/").endswith("Patient") or [name for name, _ in criteria] != ["identifier"]:
+        raise ServiceError(422, "not-supported", f"{where} {reference[:100]!r}: this service finds patients by INS "
+                           "only: Patient?identifier=SYSTEM|INS", where, reason="invalid-ins")
+    system, bar, value = criteria[0][1].partition("|")
+    if not bar:
+        raise invalid(f"{where}: the identifier of a conditional reference needs its system (SYSTEM|INS)", where,
+                      reason="invalid-ins")
+    return _ins(system, value, f"{where}(identifier)")
+
+
+def patient_identifier(subject: object, where: str, contained: dict[str, dict] | None = None) -> str:
+    """The INS a ``subject`` names, in every form IHE MHD allows: ``identifier`` (INS-NIR or its test system),
+    a conditional reference ``Patient?identifier=SYSTEM|INS``, a contained Patient (``#id``), or several of
+    them at once, which must agree. A literal reference (``Patient/123``) names a resource this service does
+    not hold: 422."""
+    subject = _object(subject, where)
+    found: list[str] = []
+    if subject.get("identifier") is not None:
+        identifier = _object(subject["identifier"], f"{where}.identifier")
+        found.append(_ins(identifier.get("system"), identifier.get("value"), f"{where}.identifier"))
+    reference = subject.get("reference")
+    if reference is not None:
+        reference = _text(reference, f"{where}.reference")
+        if reference.startswith("#"):
+            found.append(_contained_patient(contained or {}, reference, f"{where}.reference"))
+        elif "?" in reference:
+            found.append(_conditional_ins(reference, f"{where}.reference"))
+        else:
+            raise ServiceError(422, "not-supported", f"{where}.reference {reference[:80]!r} names a Patient resource "
+                               "this service does not hold: give the INS (identifier, or Patient?identifier=SYSTEM|INS)",
+                               f"{where}.reference", reason="invalid-ins")
+    if not found:
+        raise required(f"{where}.identifier")
+    if len(set(found)) > 1:
+        raise invalid(f"{where}: its identifier and its reference name different patients", where,
+                      reason="invalid-ins")
+    return found[0]
+
+
+def _contained_patient(contained: dict[str, dict], reference: str, where: str) -> str:
+    patient = contained.get(reference[1:])
+    if patient is None or patient.get("resourceType") != "Patient":
+        raise invalid(f"{where} {reference[:60]!r} names no contained Patient", where)
+    for i, identifier in enumerate(patient.get("identifier") or []):
+        if isinstance(identifier, dict) and identifier.get("system") in INS_SYSTEMS:
+            return _ins(identifier.get("system"), identifier.get("value"), f"{where}(contained).identifier[{i}]")
+    raise invalid(f"{where}: the contained Patient has no INS identifier", where, reason="invalid-ins")
+
+
+def _contained(resource: dict, where: str) -> dict[str, dict]:
+    """The contained resources of ``resource`` by their local id (``#id`` references name them)."""
+    contained = resource.get("contained")
+    if contained is None:
+        return {}
+    found: dict[str, dict] = {}
+    for i, item in enumerate(_list(contained, f"{where}.contained")):
+        item = _object(item, f"{where}.contained[{i}]")
+        local_id = _text(item.get("id"), f"{where}.contained[{i}].id")
+        if local_id in found:
+            raise invalid(f"{where}.contained[{i}].id {local_id[:40]!r} is used twice", f"{where}.contained[{i}].id")
+        found[local_id] = item
+    return found
 
 
 def professional_rpps(identifier: dict, where: str) -> str | None:
@@ -142,20 +206,75 @@ def _type_code(document: dict, where: str) -> str:
                        f"({', '.join(TYPE_CODES_BY_SYSTEM)})", f"{where}.type", reason="unknown-type")
 
 
-def _authors(document: dict, where: str) -> tuple[str, ...]:
+def _organisation_finess(identifier: dict, where: str) -> str | None:
+    """The FINESS of an organisation identifier (FINESS system, or IdNat_Struct ``1`` + FINESS), else None."""
+    system = identifier.get("system")
+    if system not in _FINESS_SYSTEMS and system != _IDNAT_STRUCT_SYSTEM:
+        return None
+    value = _text(identifier.get("value"), f"{where}.value")
+    if system == _IDNAT_STRUCT_SYSTEM:
+        if not value.startswith("1"):
+            return None  # an IdNat_Struct of another kind (SIRET, ADELI cabinet...): not a FINESS
+        value = value[1:]
+    if not is_valid_finess(value):
+        raise invalid(f"{where}.value is not a valid FINESS (9 digits, Luhn key): {value[:40]!r}", f"{where}.value")
+    return value
+
+
+def _identified(identifier: object, where: str) -> list[str]:
+    """The RPPS or FINESS an identifier carries (none for another system)."""
+    identifier = _object(identifier, where)
+    found = professional_rpps(identifier, where) or _organisation_finess(identifier, where)
+    return [found] if found else []
+
+
+def _reference_identities(reference: object, where: str, contained: dict[str, dict], depth: int = 0) -> list[str]:
+    """RPPS / FINESS named by a Reference: its ``identifier``, or the contained resource ``#id`` it points to.
+
+    A literal reference to a resource held elsewhere (``Practitioner/123``) is kept as given but names
+    nobody here; a ``#id`` that resolves to nothing is refused (FHIR: a contained reference must resolve).
+    """
+    reference = _object(reference, where)
+    found: list[str] = []
+    if reference.get("identifier") is not None:
+        found += _identified(reference["identifier"], f"{where}.identifier")
+    local = reference.get("reference")
+    if isinstance(local, str) and local.startswith("#") and depth < 2:
+        target = contained.get(local[1:])
+        if target is None or target.get("resourceType") not in _AUTHOR_KINDS:
+            raise invalid(f"{where}.reference {local[:60]!r} names no contained {', '.join(_AUTHOR_KINDS)}",
+                          f"{where}.reference")
+        found += _resource_identities(target, f"{where}.reference(contained)", contained, depth + 1)
+    elif local is not None and not isinstance(local, str):
+        raise invalid(f"{where}.reference must be a string", f"{where}.reference")
+    return found
+
+
+def _resource_identities(resource: dict, where: str, contained: dict[str, dict], depth: int) -> list[str]:
+    """RPPS / FINESS of a Practitioner, an Organization, or a PractitionerRole (its own identifiers, its
+    practitioner's and its organization's)."""
+    found: list[str] = []
+    for i, identifier in enumerate(resource.get("identifier") or []):
+        found += _identified(identifier, f"{where}.identifier[{i}]")
+    if resource.get("resourceType") == "PractitionerRole":
+        for part in ("practitioner", "organization"):
+            if resource.get(part) is not None:
+                found += _reference_identities(resource[part], f"{where}.{part}", contained, depth)
+    return found
+
+
+def _authors(document: dict, where: str, contained: dict[str, dict]) -> tuple[str, ...]:
+    """RPPS of the authoring professionals and FINESS of the authoring organisations, from identifiers and
+    from contained Practitioner / PractitionerRole / Organization resources alike."""
     authors = _list(document.get("author"), f"{where}.author")
     found: list[str] = []
     for i, author in enumerate(authors):
         author = _object(author, f"{where}.author[{i}]")
-        identifier = author.get("identifier")
-        if identifier is None:
-            if "reference" in author or "display" in author:
-                continue
+        if author.get("identifier") is None and "reference" not in author and "display" not in author:
             raise required(f"{where}.author[{i}].identifier")
-        rpps = professional_rpps(_object(identifier, f"{where}.author[{i}].identifier"),
-                                 f"{where}.author[{i}].identifier")
-        if rpps:
-            found.append(rpps)
+        for identity in _reference_identities(author, f"{where}.author[{i}]", contained):
+            if identity not in found:
+                found.append(identity)
     return tuple(found)
 
 
@@ -174,47 +293,119 @@ def _masked(document: dict, where: str) -> bool:
     return False
 
 
-def _replaces(document: dict, where: str) -> str | None:
+def _replaces(document: dict, where: str) -> tuple[str | None, str | None]:
+    """(id, masterIdentifier) of the document this one replaces (one of the two given), or (None, None).
+
+    The target is ``relatesTo.target.reference`` (``DocumentReference/<id>``, relative or absolute) or, as
+    MHD 4.2 and the DMP guide allow, ``relatesTo.target.identifier`` (the replaced document's
+    masterIdentifier). Only ``replaces`` is supported: ``transforms``, ``signs`` and ``appends`` are 422.
+    """
     relations = document.get("relatesTo")
     if relations is None:
-        return None
+        return None, None
     relations = _list(relations, f"{where}.relatesTo")
-    target_id = None
+    found: tuple[str | None, str | None] | None = None
     for i, relation in enumerate(relations):
-        relation = _object(relation, f"{where}.relatesTo[{i}]")
-        code = _text(relation.get("code"), f"{where}.relatesTo[{i}].code")
+        at = f"{where}.relatesTo[{i}]"
+        relation = _object(relation, at)
+        code = _text(relation.get("code"), f"{at}.code")
+        if code not in _RELATIONS:
+            raise invalid(f"{at}.code {code[:20]!r} is not a document relationship ({', '.join(_RELATIONS)})",
+                          f"{at}.code")
         if code != "replaces":
-            raise invalid(f"{where}.relatesTo[{i}].code {code[:20]!r} is not supported (only 'replaces')",
-                          f"{where}.relatesTo[{i}].code")
-        reference = _text(_object(relation.get("target"), f"{where}.relatesTo[{i}].target").get("reference"),
-                          f"{where}.relatesTo[{i}].target.reference")
-        kind, _, local_id = reference.rstrip("/").rpartition("/")
-        if not kind.endswith("DocumentReference") or not local_id:
-            raise invalid(f"{where}.relatesTo[{i}].target.reference must be DocumentReference/<id>",
-                          f"{where}.relatesTo[{i}].target.reference")
-        if target_id is not None:
+            raise ServiceError(422, "not-supported", f"{at}.code {code[:20]!r} is not supported: this service "
+                               "implements 'replaces' only (not transforms, signs, appends)", f"{at}.code",
+                               reason="not-supported")
+        target = _object(relation.get("target"), f"{at}.target")
+        if found is not None:
             raise invalid("a document replaces at most one other", f"{where}.relatesTo")
-        target_id = local_id
-    return target_id
+        if target.get("reference") is not None:
+            reference = _text(target["reference"], f"{at}.target.reference")
+            kind, _, local_id = reference.rstrip("/").rpartition("/")
+            if not kind.endswith("DocumentReference") or not local_id:
+                raise invalid(f"{at}.target.reference must be DocumentReference/<id>", f"{at}.target.reference")
+            found = (local_id, None)
+        elif target.get("identifier") is not None:
+            identifier = _object(target["identifier"], f"{at}.target.identifier")
+            found = (None, _text(identifier.get("value"), f"{at}.target.identifier.value"))
+        else:
+            raise required(f"{at}.target.reference")
+    return found or (None, None)
 
 
-def _decode(binary: dict, where: str, max_bytes: int) -> bytes:
-    data = _text(binary.get("data"), f"{where}.data")
-    if len(data) * 3 // 4 > max_bytes + 3:
-        raise ServiceError(413, "too-costly", f"the document (Binary) is larger than the limit of {max_bytes} bytes",
-                           f"{where}.data", reason="oversized")
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise invalid(f"{where}.data is not valid base64", f"{where}.data") from None
-    if len(decoded) > max_bytes:
-        raise ServiceError(413, "too-costly", f"the document (Binary) is {len(decoded)} bytes, over the limit of "
-                           f"{max_bytes}", f"{where}.data", reason="oversized")
-    return decoded
+def _patch_target(entry: dict, where: str) -> str:
+    """The document an ``UpdateDocumentRefs`` PATCH entry (MHD 4.2) marks superseded; 422 for any other PATCH.
+
+    The one change supported is the one a replacement makes: FHIRPath Patch (a ``Parameters`` resource)
+    replacing ``DocumentReference.status`` by ``superseded``. A patient's or an author's other changes go
+    through the service's own operations ($mask, $unmask, DELETE).
+    """
+    url = _text(entry["request"].get("url"), f"{where}.request.url")
+    kind, _, local_id = url.partition("?")[0].rstrip("/").rpartition("/")
+    if not kind.endswith("DocumentReference") or not local_id:
+        raise ServiceError(422, "not-supported", f"{where}.request.url {url[:80]!r}: a PATCH in a deposit may only "
+                           "update a DocumentReference/<id>", f"{where}.request.url", reason="not-supported")
+    resource = entry.get("resource")
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Parameters":
+        raise ServiceError(422, "not-supported", f"{where}.resource: a PATCH entry must carry a FHIRPath Patch "
+                           "(a Parameters resource); JSON Patch is not supported", f"{where}.resource",
+                           reason="not-supported")
+    operations = _list(resource.get("parameter"), f"{where}.resource.parameter")
+    for i, operation in enumerate(operations):
+        at = f"{where}.resource.parameter[{i}]"
+        operation = _object(operation, at)
+        parts = {part.get("name"): part for part in operation.get("part") or [] if isinstance(part, dict)}
+        change = (operation.get("name"), (parts.get("type") or {}).get("valueCode"),
+                  (parts.get("path") or {}).get("valueString"),
+                  (parts.get("value") or {}).get("valueCode") or (parts.get("value") or {}).get("valueString"))
+        if change not in (("operation", "replace", "DocumentReference.status", "superseded"),
+                          ("operation", "replace", "status", "superseded")):
+            raise ServiceError(422, "not-supported", f"{at}: the only PATCH a deposit may carry replaces "
+                               "DocumentReference.status by 'superseded' (MHD UpdateDocumentRefs)", at,
+                               reason="not-supported")
+    return local_id
 
 
-def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
-    """Check an ITI-65 Bundle and return what to store; raises a 4xx ServiceError naming the fault."""
+def _attachment_data(attachment: dict, at: str, entries: list, binaries: list[int], by_full_url: dict[str, int],
+                     used_binaries: dict[int, int], max_bytes: int) -> tuple[bytes, int | None, str]:
+    """(bytes, Binary entry or None, the Binary's contentType or "") of a document's attachment: the Binary
+    its ``url`` names in the Bundle (by fullUrl, or ``Binary/<id>`` relative to the Bundle's base), or its
+    inline ``data``."""
+    if attachment.get("data") is not None and attachment.get("url") is None:
+        return fhir_types.base64_binary(attachment["data"], f"{at}.data", max_bytes), None, ""
+    url = _text(attachment.get("url"), f"{at}.url")
+    binary_index = _resolve(url, by_full_url)
+    if binary_index is None or binary_index not in binaries:
+        raise invalid(f"{at}.url {url[:80]!r} does not name a Binary entry of the Bundle", f"{at}.url")
+    if binary_index in used_binaries:
+        raise invalid(f"{at}.url: the Binary is already used by another document", f"{at}.url")
+    binary = entries[binary_index]["resource"]
+    binary_where = f"Bundle.entry[{binary_index}].resource"
+    binary_type = _text(binary.get("contentType"), f"{binary_where}.contentType")
+    fhir_types.media_type(binary_type, f"{binary_where}.contentType")
+    data = fhir_types.base64_binary(binary.get("data"), f"{binary_where}.data", max_bytes)
+    if attachment.get("data") is not None and \
+            fhir_types.base64_binary(attachment["data"], f"{at}.data", max_bytes) != data:
+        raise invalid(f"{at}.data differs from the Binary its url names", f"{at}.data")
+    return data, binary_index, binary_type
+
+
+def _resolve(url: str, by_full_url: dict[str, int]) -> int | None:
+    """The entry a reference names inside a Bundle (FHIR R4 bundle.html#references): its exact fullUrl, or a
+    relative ``Type/id`` that an entry's absolute fullUrl ends with."""
+    found = by_full_url.get(url)
+    if found is None and "/" in url and ":" not in url:
+        matches = [i for full, i in by_full_url.items() if full.endswith("/" + url)]
+        found = matches[0] if len(matches) == 1 else None
+    return found
+
+
+def parse_deposit(bundle: object, max_document_bytes: int, max_documents: int) -> Deposit:
+    """Check an ITI-65 Bundle and return what to store; raises a 4xx ServiceError naming the fault.
+
+    At most ``max_documents`` DocumentReferences (413 above, counted before any of them is checked), each
+    at most ``max_document_bytes`` (413).
+    """
     if not isinstance(bundle, dict):
         raise invalid("the body must be a FHIR resource (a JSON object)", "Bundle", reason="wrong-resource")
     if bundle.get("resourceType") != "Bundle":
@@ -224,23 +415,30 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
         raise invalid(f"Bundle.type must be 'transaction', not {str(bundle.get('type'))[:40]!r}", "Bundle.type",
                       reason="wrong-resource")
     entries = _list(bundle.get("entry"), "Bundle.entry")
+    if len(entries) > 2 * max_documents + 1 + max_documents:  # List + (DocumentReference, Binary, PATCH) each
+        raise _too_many(max_documents, f"{len(entries)} entries")
 
     by_full_url: dict[str, int] = {}
     lists: list[int] = []
     documents: list[int] = []
     binaries: list[int] = []
+    patches: dict[int, str] = {}
     for i, entry in enumerate(entries):
         where = f"Bundle.entry[{i}]"
         entry = _object(entry, where)
+        request = entry.get("request")
+        if isinstance(request, dict) and request.get("method") == "PATCH":
+            patches[i] = _patch_target(entry, where)
+            continue
         resource = _object(entry.get("resource"), f"{where}.resource")
         kind = resource.get("resourceType")
         if kind not in _ALLOWED_RESOURCES:
             raise invalid(f"{where}.resource.resourceType {str(kind)[:40]!r} is not allowed in a deposit "
-                          f"(only {', '.join(_ALLOWED_RESOURCES)})", f"{where}.resource.resourceType",
-                          reason="wrong-resource")
-        request = entry.get("request")
+                          f"(only {', '.join(_ALLOWED_RESOURCES)}, and Parameters in an UpdateDocumentRefs PATCH)",
+                          f"{where}.resource.resourceType", reason="wrong-resource")
         if request is not None and (not isinstance(request, dict) or request.get("method") != "POST"):
-            raise invalid(f"{where}.request.method must be POST", f"{where}.request.method")
+            raise invalid(f"{where}.request.method must be POST (or PATCH for UpdateDocumentRefs)",
+                          f"{where}.request.method")
         full_url = entry.get("fullUrl")
         if full_url is not None:
             if not isinstance(full_url, str) or full_url in by_full_url:
@@ -248,6 +446,8 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
             by_full_url[full_url] = i
         {"List": lists, "DocumentReference": documents, "Binary": binaries}[kind].append(i)
 
+    if len(documents) > max_documents:
+        raise _too_many(max_documents, f"{len(documents)} DocumentReferences")
     if len(lists) != 1:
         raise invalid(f"a deposit has exactly one SubmissionSet List, found {len(lists)}", "Bundle.entry",
                       reason="wrong-resource")
@@ -259,7 +459,10 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
     if not any(isinstance(c, dict) and c.get("system") == SUBMISSION_SET_SYSTEM and c.get("code") == "submissionset"
                for c in codings):
         raise invalid(f"{list_where}.code must be {SUBMISSION_SET_SYSTEM}#submissionset", f"{list_where}.code")
-    patient = patient_identifier(submission.get("subject"), f"{list_where}.subject")
+    patient = patient_identifier(submission.get("subject"), f"{list_where}.subject",
+                                 _contained(submission, list_where))
+    if submission.get("date") is not None:
+        fhir_types.date_time(submission["date"], f"{list_where}.date")
 
     parsed: list[NewDocument] = []
     used_binaries: dict[int, int] = {}
@@ -267,6 +470,7 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
     for i in documents:
         where = f"Bundle.entry[{i}].resource"
         resource = entries[i]["resource"]
+        contained = _contained(resource, where)
         master = _object(resource.get("masterIdentifier"), f"{where}.masterIdentifier")
         master_id = _text(master.get("value"), f"{where}.masterIdentifier.value")
         if len(master_id) > _MAX_MASTER_ID or not master_id.isprintable():
@@ -281,12 +485,13 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
             raise invalid(f"{where}.status of a deposited document must be 'current', not {status[:20]!r}",
                           f"{where}.status")
         type_code = _type_code(resource, where)
-        subject = patient_identifier(resource.get("subject"), f"{where}.subject")
+        subject = patient_identifier(resource.get("subject"), f"{where}.subject", contained)
         if subject != patient:
             raise invalid("the DocumentReference and the SubmissionSet name different patients",
                           f"{where}.subject.identifier.value")
         date_us = parse_instant(resource.get("date"), f"{where}.date")
-        authors = _authors(resource, where)
+        authors = _authors(resource, where, contained)
+        _check_context(resource, where)
         contents = _list(resource.get("content"), f"{where}.content")
         if len(contents) != 1:
             raise invalid("a DocumentReference has exactly one content", f"{where}.content")
@@ -294,47 +499,86 @@ def parse_deposit(bundle: object, max_document_bytes: int) -> Deposit:
                              f"{where}.content[0].attachment")
         at = f"{where}.content[0].attachment"
         content_type = _text(attachment.get("contentType"), f"{at}.contentType")
-        if content_type not in CONTENT_TYPES:
+        base_type = fhir_types.media_type(content_type, f"{at}.contentType")
+        if base_type not in CONTENT_TYPES:
             raise ServiceError(415, "not-supported", f"{at}.contentType {content_type[:60]!r} is not an accepted "
                                f"document format ({', '.join(sorted(CONTENT_TYPES))})", f"{at}.contentType",
                                reason="wrong-content-type")
-        url = _text(attachment.get("url"), f"{at}.url")
-        binary_index = by_full_url.get(url)
-        if binary_index is None or binary_index not in binaries:
-            raise invalid(f"{at}.url {url[:80]!r} does not name a Binary entry of the Bundle", f"{at}.url")
-        if binary_index in used_binaries:
-            raise invalid(f"{at}.url: the Binary is already used by another document", f"{at}.url")
-        binary = entries[binary_index]["resource"]
-        binary_where = f"Bundle.entry[{binary_index}].resource"
-        binary_type = _text(binary.get("contentType"), f"{binary_where}.contentType")
-        if binary_type != content_type:
-            raise ServiceError(415, "not-supported", f"{binary_where}.contentType {binary_type[:60]!r} differs from "
-                               f"the document's declared {content_type!r}", f"{binary_where}.contentType",
-                               reason="wrong-content-type")
-        data = _decode(binary, binary_where, max_document_bytes)
-        declared_size = attachment.get("size")
-        if declared_size is not None and (isinstance(declared_size, bool) or declared_size != len(data)):
-            raise ServiceError(422, "invalid", f"{at}.size says {declared_size!r} bytes, the Binary has {len(data)}",
-                               f"{at}.size", reason="size-mismatch")
-        declared_hash = attachment.get("hash")
-        if declared_hash is not None:
-            actual = base64.b64encode(hashlib.sha1(data).digest()).decode()
-            if declared_hash != actual:
-                raise ServiceError(422, "invalid", f"{at}.hash (base64 SHA-1) does not match the Binary's bytes",
-                                   f"{at}.hash", reason="hash-mismatch")
-        replaces = _replaces(resource, where)
-        used_binaries[binary_index] = len(parsed)
+        data, binary_index, binary_type = _attachment_data(attachment, at, entries, binaries, by_full_url,
+                                                           used_binaries, max_document_bytes)
+        if binary_type and fhir_types.media_type(binary_type, "Binary.contentType") != base_type:
+            raise ServiceError(415, "not-supported", f"Bundle.entry[{binary_index}].resource.contentType "
+                               f"{binary_type[:60]!r} differs from the document's declared {content_type!r}",
+                               f"Bundle.entry[{binary_index}].resource.contentType", reason="wrong-content-type")
+        _check_size_and_hash(attachment, at, data)
+        if attachment.get("creation") is not None:
+            fhir_types.date_time(attachment["creation"], f"{at}.creation")
+        replaces, replaces_master = _replaces(resource, where)
+        if binary_index is not None:
+            used_binaries[binary_index] = len(parsed)
         parsed.append(NewDocument(
             id=uuid.uuid4().hex, master_id=master_id, type_code=type_code, date_us=date_us, authors=authors,
             content_type=content_type, data=data, sha256=hashlib.sha256(data).hexdigest(),
-            masked=_masked(resource, where), replaces=replaces, resource=resource, entry_index=i))
+            masked=_masked(resource, where), replaces=replaces, resource=resource, entry_index=i,
+            replaces_master_id=replaces_master))
 
     unused = [i for i in binaries if i not in used_binaries]
     if unused:
         raise invalid(f"Bundle.entry[{unused[0]}] is a Binary no DocumentReference points to",
                       f"Bundle.entry[{unused[0]}]")
+    _check_patches(patches, parsed)
     return Deposit(patient_ins=patient, documents=parsed, entry_count=len(entries), list_index=lists[0],
-                   binary_index=used_binaries)
+                   binary_index=used_binaries, patches=patches)
+
+
+def _too_many(max_documents: int, found: str) -> ServiceError:
+    return ServiceError(413, "too-costly", f"a deposit carries at most {max_documents} documents ({found} sent): "
+                        "split it into several submission sets", "Bundle.entry", reason="too-many-documents")
+
+
+def _check_size_and_hash(attachment: dict, at: str, data: bytes) -> None:
+    """``size`` (unsignedInt) and ``hash`` (base64 SHA-1) must match the bytes when given (422 if they don't)."""
+    if attachment.get("size") is not None:
+        declared = fhir_types.unsigned_int(attachment["size"], f"{at}.size")
+        if declared != len(data):
+            raise ServiceError(422, "invalid", f"{at}.size says {declared} bytes, the document has {len(data)}",
+                               f"{at}.size", reason="size-mismatch")
+    if attachment.get("hash") is not None:
+        declared_hash = fhir_types.base64_binary(attachment["hash"], f"{at}.hash")
+        if declared_hash != hashlib.sha1(data).digest():
+            raise ServiceError(422, "invalid", f"{at}.hash (base64 SHA-1) does not match the document's bytes",
+                               f"{at}.hash", reason="hash-mismatch")
+
+
+def _check_context(resource: dict, where: str) -> None:
+    """``context.period``: dateTimes, start not after end."""
+    context = resource.get("context")
+    if context is None:
+        return
+    period = _object(context, f"{where}.context").get("period")
+    if period is None:
+        return
+    period = _object(period, f"{where}.context.period")
+    bounds = [fhir_types.date_time(period[part], f"{where}.context.period.{part}")
+              for part in ("start", "end") if period.get(part) is not None]
+    if len(bounds) == 2 and bounds[0] > bounds[1]:
+        raise invalid(f"{where}.context.period.start is after its end", f"{where}.context.period")
+
+
+def _check_patches(patches: dict[int, str], documents: list[NewDocument]) -> None:
+    """Each UpdateDocumentRefs PATCH must supersede a document that this Bundle's own documents replace
+    (checked here for replacements by id; the registry checks again once identifiers are resolved)."""
+    by_identifier = any(doc.replaces_master_id for doc in documents)
+    replaced = {doc.replaces for doc in documents if doc.replaces}
+    for entry, target in patches.items():
+        if target not in replaced and not by_identifier:
+            raise unmatched_patch(entry)
+
+
+def unmatched_patch(entry: int) -> ServiceError:
+    return ServiceError(422, "not-supported", f"Bundle.entry[{entry}]: a PATCH may only mark superseded a document "
+                        "that a DocumentReference of the same Bundle replaces (relatesTo)",
+                        f"Bundle.entry[{entry}].request.url", reason="not-supported")
 
 
 def stored_resource(document: NewDocument, now_us: int) -> bytes:
@@ -346,6 +590,7 @@ def stored_resource(document: NewDocument, now_us: int) -> bytes:
     attachment = dict(content["attachment"])
     attachment["url"] = f"Binary/{document.id}"
     attachment["size"] = len(document.data)
+    attachment.pop("data", None)  # inline bytes are served by the Binary, not inside every search answer
     content["attachment"] = attachment
     resource["content"] = [content]
     return orjson.dumps(resource)
@@ -366,6 +611,8 @@ def transaction_response(deposit: Deposit, outcomes: list[tuple[str, bool]]) -> 
         doc_id, created = outcomes[position]
         entries[binary_entry] = {"response": {"status": "201 Created" if created else "200 OK",
                                               "location": f"Binary/{doc_id}"}}
+    for patch_entry, target in deposit.patches.items():
+        entries[patch_entry] = {"response": {"status": "200 OK", "location": f"DocumentReference/{target}"}}
     return orjson.dumps({"resourceType": "Bundle", "id": uuid.uuid4().hex, "type": "transaction-response",
                          "entry": entries})
 

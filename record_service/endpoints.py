@@ -19,10 +19,10 @@ from starlette.responses import Response
 from record_service import registry, rules, searches
 from record_service.audit_events import audit_event
 from record_service.auth import Actor, TokenVerifier
-from record_service.bundles import parse_deposit, searchset, transaction_response
+from record_service.bundles import Deposit, parse_deposit, searchset, transaction_response
 from record_service.document_search import document_search
 from record_service.metrics import Metrics
-from record_service.outcomes import ServiceError, invalid, operation_outcome, required
+from record_service.outcomes import ServiceError, as_storage_fault, invalid, operation_outcome, required, unavailable
 from record_service.settings import Settings
 from record_service.storage import Store
 from segur.identifiers import RPPS_SYSTEM, is_valid_rpps
@@ -31,6 +31,7 @@ _log = logging.getLogger("record_service")
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json")
 _HEX_DIGITS = frozenset("0123456789abcdef")
+_PARSED_INLINE_BYTES = 256 * 1024  # larger deposits are parsed, decoded and hashed on a thread
 _FORM = "application/x-www-form-urlencoded"
 _MAX_FORM_BYTES = 64 * 1024  # a _search form: far more than every parameter ITI-67 has, repeated
 _SEARCHSET_TYPE = b'"type":"searchset",'
@@ -81,6 +82,10 @@ class Endpoints:
 
     async def _json_body(self, request: Request) -> object:
         """The request body parsed as JSON, reading at most the configured limit."""
+        return _parse_json(await self._body(request))
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body (a FHIR JSON one), reading at most the configured limit."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _JSON_TYPES:
             raise ServiceError(415, "not-supported", f"send the body as {FHIR_JSON}, not {content_type[:60]!r}",
@@ -96,10 +101,7 @@ class Endpoints:
             if total > limit:
                 raise self._too_large(limit)
             chunks.append(chunk)
-        try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError as error:
-            raise invalid(f"the body is not valid JSON: {error}", reason="malformed-json") from None
+        return b"".join(chunks)
 
     def _too_large(self, limit: int) -> ServiceError:
         return ServiceError(413, "too-costly", f"the request body is larger than {limit} bytes "
@@ -115,7 +117,11 @@ class Endpoints:
 
     async def deposit(self, request: Request) -> Response:
         actor = self._actor(request)
-        deposit = parse_deposit(await self._json_body(request), self.settings.max_document_bytes)
+        body = await self._body(request)
+        if len(body) > _PARSED_INLINE_BYTES:  # a large parse, decode and hash must not stall the other requests
+            deposit = await asyncio.get_running_loop().run_in_executor(self.blob_threads, self._parse_deposit, body)
+        else:
+            deposit = self._parse_deposit(body)
         state, existing = await registry.deposit_state(self.store, deposit.patient_ins, actor,
                                                        [d.master_id for d in deposit.documents])
         rules.check_can_deposit(actor, deposit.patient_ins, state)
@@ -124,17 +130,17 @@ class Endpoints:
             if found and (found[1] != deposit.patient_ins or found[2] != doc.sha256 or found[3] == "deleted"):
                 raise ServiceError(409, "conflict", f"masterIdentifier {doc.master_id[:80]!r} is already used by a "
                                    "different document", "DocumentReference.masterIdentifier", reason="conflict")
-        new = [doc for doc in deposit.documents if doc.master_id not in existing]
-        if new:  # bytes first, fsynced, then the metadata that points at them
-            loop = asyncio.get_running_loop()
-            await asyncio.gather(*(loop.run_in_executor(self.blob_threads, self.store.blobs.put, doc.data, doc.sha256)
-                                   for doc in new))
-        outcomes = await self.store.write(registry.deposit(deposit, actor))
+        # bytes first, fsynced, then the metadata that points at them; refused, it leaves no byte behind
+        contents = {doc.sha256: doc.data for doc in deposit.documents if doc.master_id not in existing}
+        outcomes = await self.store.write_with_bytes(registry.deposit(deposit, actor), contents, self.blob_threads)
         created = [deposit.documents[i] for i, (_, was_created) in enumerate(outcomes) if was_created]
         if created:
             self.metrics.documents.inc(len(created))
             self.metrics.document_bytes.inc(sum(len(doc.data) for doc in created))
         return fhir(transaction_response(deposit, outcomes), 201 if created else 200)
+
+    def _parse_deposit(self, body: bytes) -> Deposit:
+        return parse_deposit(_parse_json(body), self.settings.max_document_bytes, self.settings.max_documents)
 
     # --- ITI-67 -----------------------------------------------------------------------------
 
@@ -217,9 +223,8 @@ class Endpoints:
         state = registry.state_of(row, actor)
         try:
             rules.check_can_read(actor, facts, state)
-        except ServiceError as refusal:
-            if actor.is_professional and refusal.status == 403:
-                await self._audit(actor, facts.patient_ins, "read", document_id, "refused", refusal.message)
+        except ServiceError as refusal:  # masked, deleted, closed record, blocked: an attempt is a read too
+            await self._audit(actor, facts.patient_ins, "read", document_id, "refused", _refusal_detail(facts, state))
             raise
         await self._audit(actor, facts.patient_ins, "read", document_id, "success")
         return row
@@ -231,12 +236,12 @@ class Endpoints:
             data = self.store.blobs.get(sha256, size)
         except FileNotFoundError:
             data = None
+        except OSError as error:  # an I/O error, no descriptor left: a storage fault (503), not a bug
+            raise as_storage_fault(error) from error
         if data is None or len(data) != size:  # the database and the data directory disagree: say so
             _log.error("document %s: its file %s is %s (expected %d bytes)", document_id, self.store.blobs.path(sha256),
                        "missing" if data is None else f"{len(data)} bytes", size)
-            raise ServiceError(500, "exception", "the document's bytes are missing from the service's data "
-                               "directory: its database and data directory do not belong together",
-                               reason="storage")
+            raise unavailable("the document's bytes cannot be read from the service's data directory")
         return data
 
     async def read_document(self, request: Request) -> Response:
@@ -271,7 +276,8 @@ class Endpoints:
 
     async def delete(self, request: Request) -> Response:
         actor = self._actor(request)
-        await self.store.write(registry.delete(self._document_id(request), actor))
+        removed = await self.store.write(registry.delete(self._document_id(request), actor))
+        await self.store.discard(removed or ())  # the deleted versions' bytes, unless a live document has them
         return Response(status_code=204)
 
     async def _blocking(self, request: Request, blocked: bool) -> Response:
@@ -309,6 +315,25 @@ class Endpoints:
             next_link = f"{base}AuditEvent?{urlencode(params + [('_cursor', f'{rows[-1][1]}.{rows[-1][0]}')])}"
         return fhir(searchset([audit_event(row) for row in rows], "AuditEvent",
                               f"{base}AuditEvent?{request.url.query}", next_link))
+
+
+def _parse_json(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise invalid(f"the body is not valid JSON: {error}", reason="malformed-json") from None
+
+
+def _refusal_detail(document: rules.DocumentFacts, state: rules.PatientState) -> str:
+    """Why a professional's read was refused, for the patient's access history (the caller only sees a 404
+    where the document's existence must not show)."""
+    if state.opted_out:
+        return "record closed"
+    if document.status == "deleted":
+        return "document deleted"
+    if state.blocked:
+        return "blocked by the patient"
+    return "document masked by the patient"
 
 
 def _professional_parameter(body: object) -> str:

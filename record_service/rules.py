@@ -5,7 +5,14 @@ Kept apart from HTTP and SQL so that the rule matrix reads in one place (CSP L11
 - a professional the patient blocked sees nothing of that patient;
 - a document masked by the patient is invisible to professionals other than its author or the
   professional / facility that deposited it;
+- a patient's decision on a document (mask, unmask, delete) holds for all its versions: the
+  replacement chain v1 -> v2 -> v3 is one document (the registry applies it to every version, and a
+  new version enters the chain's state), so no path reaches a version the decision hides;
 - only the author (or the patient) may delete a document;
+- a professional the patient blocked may not consult anything of that record (an empty search, 403 on a
+  read, each attempt in the access history), but may still deposit into it (depositing needs only that
+  the patient did not oppose) and replace or delete the documents they authored: none of that shows them
+  anything they did not already hold;
 - only the patient manages masking, blocking and opting out, and reads the access history;
 - a patient who opted out has no record: nothing to find, nothing to deposit.
 """
@@ -25,7 +32,7 @@ class DocumentFacts:
     patient_ins: str
     status: str
     masked: bool
-    authors: tuple[str, ...]
+    authors: tuple[str, ...]  # RPPS (11 digits) of the authoring professionals, FINESS (9) of authoring organisations
     depositor_rpps: str | None
     depositor_finess: str | None
     depositor_ins: str | None
@@ -38,11 +45,12 @@ class PatientState:
 
 
 def is_author(actor: Actor, document: DocumentFacts) -> bool:
-    """The professional wrote or deposited the document, or works at the facility that deposited it."""
+    """The professional wrote or deposited the document, or works at the facility that authored or deposited it."""
     if not actor.is_professional:
         return False
     return (actor.rpps in document.authors or actor.rpps == document.depositor_rpps
-            or (actor.finess is not None and actor.finess == document.depositor_finess))
+            or (actor.finess is not None and (actor.finess == document.depositor_finess
+                                              or actor.finess in document.authors)))
 
 
 def check_record_access(actor: Actor, patient_ins: str) -> None:

@@ -15,6 +15,24 @@ from __future__ import annotations
 
 
 
+# columns added after the first schema: (name, SQL type), added to older databases at start
+_DOCUMENT_COLUMNS_ADDED = (("chain_id", "TEXT"),)
+
+
+def added_columns(dialect: str, table: str, columns: tuple[tuple[str, str], ...]) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN`` for columns an older database lacks.
+
+    PostgreSQL says ``IF NOT EXISTS``; SQLite cannot, so its statements carry the marker comment
+    :data:`IF_MISSING` and the SQLite back end ignores their "duplicate column" error.
+    """
+    if dialect == "postgresql":
+        return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in columns]
+    return [f"ALTER TABLE {table} ADD COLUMN {name} {kind} {IF_MISSING}" for name, kind in columns]
+
+
+IF_MISSING = "/* if missing */"
+
+
 def statements(dialect: str) -> list[str]:
     """CREATE statements for ``dialect`` ('sqlite' or 'postgresql'), safe to run again: every table."""
     return record_statements(dialect) + audit_statements(dialect)
@@ -41,7 +59,13 @@ def record_statements(dialect: str) -> list[str]:
             masked INTEGER NOT NULL,
             version INTEGER NOT NULL,
             created_us BIGINT NOT NULL,
-            resource {blob} NOT NULL)""",
+            resource {blob} NOT NULL,
+            chain_id TEXT)""",
+        *added_columns(dialect, "documents", _DOCUMENT_COLUMNS_ADDED),
+        # the versions of one document (v1 -> v2 -> v3 share the first one's id): a patient's mask or delete
+        # applies to the whole chain; documents from before chains existed are each a chain of one
+        "UPDATE documents SET chain_id = id WHERE chain_id IS NULL",
+        "CREATE INDEX IF NOT EXISTS documents_by_chain ON documents (chain_id)",
         """CREATE INDEX IF NOT EXISTS documents_by_patient_status
             ON documents (patient_ins, status, date_us DESC, id DESC)""",
         """CREATE INDEX IF NOT EXISTS documents_by_patient_type

@@ -14,6 +14,7 @@ from pathlib import Path
 _ENVIRONMENT_VARIABLE = "SEGUR_RECORD_SERVICE_SETTINGS"
 
 DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # the DMP's documented ceiling for one document
+DEFAULT_MAX_DOCUMENTS = 500  # one submission set; a DMP deposit usually carries 1 to 3 documents
 DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RECEIVING = 1024  # bodies being received at once, per worker (they hold no in-flight slot)
 DEFAULT_BODY_TIMEOUT_S = 10.0  # a body has this long, plus 1 s per DEFAULT_MIN_BODY_RATE bytes received
@@ -28,6 +29,7 @@ class Settings:
     data_dir: str
     key_file: str
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_documents: int = DEFAULT_MAX_DOCUMENTS  # DocumentReferences in one deposit (413 above)
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_receiving: int = DEFAULT_MAX_RECEIVING
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S

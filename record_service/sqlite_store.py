@@ -40,6 +40,7 @@ from typing import Any
 
 from record_service import schema
 from record_service.audit_journal import journal_dir
+from record_service.outcomes import as_storage_fault
 from record_service.storage import Store
 
 _BUSY_TIMEOUT_MS = 10_000
@@ -112,7 +113,11 @@ def _run_schema(path: str, statements: list[str]) -> None:
     try:
         connection.execute("BEGIN IMMEDIATE")  # one process at a time
         for statement in statements:
-            connection.execute(statement)
+            try:
+                connection.execute(statement)
+            except sqlite3.OperationalError as error:  # a column an older database already has
+                if schema.IF_MISSING not in statement or "duplicate column" not in str(error):
+                    raise
         connection.execute("COMMIT")
     finally:
         connection.close()
@@ -172,11 +177,15 @@ class SqliteStore(Store):
                     reader.close()
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        if not self._reading:
-            self._reader.execute("BEGIN")
-            self._reading = True
-            asyncio.get_running_loop().call_soon(self._end_read)
-        return self._reader.execute(sql, params).fetchall()
+        """Rows of ``sql``; a storage fault (I/O error, locked too long) raises its 503 ServiceError."""
+        try:
+            if not self._reading:
+                self._reader.execute("BEGIN")
+                self._reading = True
+                asyncio.get_running_loop().call_soon(self._end_read)
+            return self._reader.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise as_storage_fault(error) from error
 
     def _end_read(self) -> None:
         self._reading = False
@@ -187,4 +196,7 @@ class SqliteStore(Store):
                 self._reader.execute("ROLLBACK")
 
     async def _fetch_indexed_audit(self, sql: str, params: Sequence[Any]) -> list[tuple]:
-        return self._audit_reader.execute(sql, params).fetchall()
+        try:
+            return self._audit_reader.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise as_storage_fault(error) from error

@@ -77,6 +77,8 @@ BAD_BUNDLES = [
     ("Binary data not base64", _binary("data", "%%% not base64 %%%"), 400, ".data"),
     ("Binary without data", _binary("data", ...), 400, ".data"),
     ("unsupported relation", _set("relatesTo", [{"code": "appends", "target": {"reference": "DocumentReference/x"}}]),
+     422, "relatesTo[0].code"),
+    ("unknown relation", _set("relatesTo", [{"code": "follows", "target": {"reference": "DocumentReference/x"}}]),
      400, "relatesTo[0].code"),
     ("List of another patient", lambda b: b["entry"][0]["resource"]["subject"]["identifier"].update(
         value="253072A07300443"), 400, "subject.identifier.value"),

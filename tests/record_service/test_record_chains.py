@@ -1,0 +1,196 @@
+"""A patient's decision holds for every version of a document: the rule matrix over replacement chains.
+
+A chain v1 -> v2 -> v3 is one document in the DMP's sense. The patient masks, unmasks or deletes one
+version (the first, a middle or the last one) while the chain has one, two or three versions; the
+author then goes on replacing. Every version is then tried by every actor on every read path
+(search, ``GET /DocumentReference/{id}``, ``GET /Binary/{id}``), on both back ends.
+(adversary case masked_replacement_leak.sh: v2 of a masked v1 was readable by everyone, and a
+superseded v1 stayed readable once v2 was masked.)
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from record_documents import deposit_bundle, locations, make_ins, patient, professional, search_path
+from record_service.auth import Actor
+from segur.identifiers import INS_NIR_SYSTEM
+
+ACTORS = ("patient", "author", "depositor", "other_professional", "blocked_professional")
+DECISIONS = ("mask", "mask-unmask", "delete-by-patient", "delete-by-author")
+# (chain length when the patient decides, the version the decision names)
+POINTS = [(length, target) for length in (1, 2, 3) for target in range(length)]
+CASES = [(decision, length, target) for decision in DECISIONS for length, target in POINTS]
+
+
+def _expected(decision: str, actor: str) -> str:
+    """What ``actor`` gets on every version once ``decision`` was taken on any one of them."""
+    if decision.startswith("delete"):
+        return "gone"
+    if actor == "blocked_professional":
+        return "blocked"
+    if decision == "mask" and actor == "other_professional":
+        return "hidden"
+    return "visible"
+
+
+class Chain:
+    """A patient's document replaced in turn by its depositor: v1 -> v2 -> v3.
+
+    The documents name ``author`` (a hospital professional) as their author; ``depositor``, a town
+    doctor of no facility of the author's, sends them. Both may see the document once masked.
+    """
+
+    def __init__(self, service, rng):
+        self.service = service
+        self.ins = make_ins(rng)
+        self.actors = {"patient": patient(self.ins), "author": professional(rng, "hospital"),
+                       "depositor": professional(rng, "town_doctor", facility=False),
+                       "other_professional": professional(rng, "pharmacy"),
+                       "blocked_professional": professional(rng, "lab")}
+        self.versions: list[str] = []
+        self.data: dict[str, bytes] = {}
+        block = {"resourceType": "Parameters", "parameter": [
+            {"name": "professional", "valueIdentifier": {"value": self.actors["blocked_professional"].rpps}}]}
+        assert service.call("POST", "/Patient/$block", self.token("patient"), block).status == 200
+
+    def token(self, actor: str) -> str:
+        return self.service.token(self.actors[actor])
+
+    def add_version(self) -> int:
+        data = os.urandom(500)
+        bundle = deposit_bundle(self.ins, self.actors["author"].rpps, data,
+                                replaces=self.versions[-1] if self.versions else None)
+        reply = self.service.call("POST", "/", self.token("depositor"), bundle)
+        if reply.status == 201:
+            [doc_id] = locations(reply.json(), "DocumentReference")
+            self.versions.append(doc_id)
+            self.data[doc_id] = data
+        return reply.status
+
+    def decide(self, decision: str, version: str) -> None:
+        me = self.token("patient")
+        if decision.startswith("mask"):
+            assert self.service.call("POST", f"/DocumentReference/{version}/$mask", me, b"{}").status == 200
+        if decision == "mask-unmask":
+            assert self.service.call("POST", f"/DocumentReference/{version}/$unmask", me, b"{}").status == 200
+        if decision.startswith("delete"):
+            who = me if decision == "delete-by-patient" else self.token("author")
+            assert self.service.call("DELETE", f"/DocumentReference/{version}", who).status == 204
+
+    def seen_by(self, actor: str, version: str) -> str:
+        """'visible', 'hidden' (404 and not listed), 'blocked' (403 and an empty search) or 'gone'
+        (404 for everyone, the patient included): what every read path agrees on, else a description."""
+        token = self.token(actor)
+        reads = (self.service.call("GET", f"/DocumentReference/{version}", token).status,
+                 self.service.call("GET", f"/Binary/{version}", token))
+        search = self.service.call("GET", search_path(self.ins, status="current,superseded", _count="100"), token)
+        listed = version in [e["resource"]["id"] for e in search.json().get("entry", [])] \
+            if search.status == 200 else None
+        if reads[0] == 200 and reads[1].status == 200 and listed:
+            assert reads[1].body == self.data[version]
+            return "visible"
+        if reads[0] == reads[1].status == 404 and listed is False:
+            return "gone" if actor == "patient" or self._gone_for_patient(version) else "hidden"
+        if reads[0] == reads[1].status == 403 and listed is False:
+            return "blocked"
+        return f"read {reads[0]}, Binary {reads[1].status}, search {search.status} listed={listed}"
+
+    def _gone_for_patient(self, version: str) -> bool:
+        return self.service.call("GET", f"/DocumentReference/{version}", self.token("patient")).status == 404
+
+
+@pytest.mark.parametrize("decision,length,target", CASES,
+                         ids=[f"{d}-v{t + 1}-of-{n}" for d, n, t in CASES])
+def test_a_decision_holds_for_every_version(service, rng, decision, length, target):
+    chain = Chain(service, rng)
+    for _ in range(length):
+        assert chain.add_version() == 201
+    chain.decide(decision, chain.versions[target])
+    replaced = chain.add_version()  # the author goes on: a new version of the same document
+    assert replaced == (404 if decision.startswith("delete") else 201)
+    seen = {(actor, f"v{i + 1}"): chain.seen_by(actor, version)
+            for actor in ACTORS for i, version in enumerate(chain.versions)}
+    expected = {(actor, version): _expected(decision, actor) for actor, version in seen}
+    assert seen == expected
+
+
+def test_a_new_version_of_a_masked_document_carries_the_mask_label(service, rng):
+    chain = Chain(service, rng)
+    chain.add_version()
+    chain.decide("mask", chain.versions[0])
+    chain.add_version()
+    newest = service.call("GET", f"/DocumentReference/{chain.versions[1]}", chain.token("patient")).json()
+    codes = [c.get("code") for label in newest.get("securityLabel", []) for c in label.get("coding", [])]
+    assert "MASQUE_PS" in codes
+    assert newest["meta"]["versionId"] == "1"
+
+
+def test_a_version_deposited_masked_masks_the_versions_before_it(service, rng):
+    chain = Chain(service, rng)
+    chain.add_version()
+    bundle = deposit_bundle(chain.ins, chain.actors["author"].rpps, b"masked v2", replaces=chain.versions[0])
+    bundle["entry"][1]["resource"]["securityLabel"] = [{"coding": [{
+        "system": "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/"
+                  "TRE-A07-StatutVisibiliteDocument", "code": "MASQUE_PS"}]}]
+    assert service.call("POST", "/", chain.token("depositor"), bundle).status == 201
+    assert chain.seen_by("other_professional", chain.versions[0]) == "hidden"
+
+
+def test_a_blocked_professional_may_deposit_replace_and_delete_their_own_but_not_read(service, rng):
+    """Depositing needs only that the patient did not oppose (CSP L1111-15); consulting needs that the
+    professional is not blocked: the blocked professional still feeds the record, never reads it."""
+    chain = Chain(service, rng)
+    blocked = chain.actors["blocked_professional"]
+    token = chain.token("blocked_professional")
+    reply = service.call("POST", "/", token, deposit_bundle(chain.ins, blocked.rpps, b"v1 by a blocked professional"))
+    assert reply.status == 201
+    [v1] = locations(reply.json(), "DocumentReference")
+    reply = service.call("POST", "/", token, deposit_bundle(chain.ins, blocked.rpps, b"v2", replaces=v1))
+    assert reply.status == 201
+    [v2] = locations(reply.json(), "DocumentReference")
+    assert service.call("GET", f"/Binary/{v2}", token).status == 403
+    assert service.call("GET", f"/DocumentReference/{v1}", token).status == 403
+    assert service.call("DELETE", f"/DocumentReference/{v2}", token).status == 204
+    assert service.call("GET", f"/DocumentReference/{v1}", chain.token("patient")).status == 404
+
+
+def test_every_refused_read_attempt_is_in_the_access_history(service, rng):
+    """A professional's attempt on a masked, deleted or closed record's document is traced like any read,
+    though the answer (404) does not tell them the document exists."""
+    chain = Chain(service, rng)
+    other = chain.token("other_professional")
+    for _ in range(2):
+        chain.add_version()
+    masked, deleted = chain.versions
+    chain.decide("mask", masked)  # masks both versions
+    assert service.call("GET", f"/Binary/{masked}", other).status == 404
+    chain.decide("delete-by-patient", deleted)
+    assert service.call("GET", f"/DocumentReference/{deleted}", other).status == 404
+    reply = service.call("POST", "/", chain.token("depositor"),
+                         deposit_bundle(chain.ins, chain.actors["author"].rpps, b"before closing"))
+    [closed] = locations(reply.json(), "DocumentReference")
+    assert service.call("POST", "/Patient/$opt-out", chain.token("patient"), b"{}").status == 200
+    assert service.call("GET", f"/Binary/{closed}", other).status == 404
+    history = service.call("GET", f"/AuditEvent?patient.identifier={INS_NIR_SYSTEM}|{chain.ins}",
+                           chain.token("patient"))
+    assert history.status == 200
+    attempts = [(e["resource"]["entity"][1]["what"]["reference"].split("/")[-1] if len(e["resource"]["entity"]) > 1
+                 else None, e["resource"]["outcome"]) for e in history.json()["entry"]
+                if e["resource"]["agent"][0]["who"]["identifier"]["value"][1:] == chain.actors["other_professional"].rpps]
+    assert attempts == [(closed, "4"), (deleted, "4"), (masked, "4")]
+
+
+def test_only_the_patient_decides_for_the_chain(service, rng):
+    chain = Chain(service, rng)
+    chain.add_version()
+    chain.add_version()
+    for actor in ("author", "depositor", "other_professional"):
+        assert service.call("POST", f"/DocumentReference/{chain.versions[0]}/$mask", chain.token(actor),
+                            b"{}").status == 403
+    other_patient = Actor(ins=make_ins(rng))
+    assert service.call("POST", f"/DocumentReference/{chain.versions[1]}/$mask", service.token(other_patient),
+                        b"{}").status == 403
+    assert chain.seen_by("other_professional", chain.versions[0]) == "visible"
