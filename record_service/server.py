@@ -12,7 +12,8 @@ its metrics files stay summed (its live gauges are dropped at the next scrape, s
 others, and the data directory's lock is held by this (main) process, not by workers. A worker that
 keeps dying is not replaced for ever: Granian stops the service when a replacement dies within 5.5 s
 of its start, and :class:`_Supervisor` when more than ``MAX_RESPAWNS`` replacements were needed within
-``RESPAWN_WINDOW_S`` seconds (the service then exits 1, the workers' errors above in its log).
+``RESPAWN_WINDOW_S`` seconds (the service then exits 1, the workers' errors above in its log). Every
+replacement is logged (a warning), so a worker that keeps failing slowly is not replaced silently.
 
 Slow clients: Granian closes a connection whose request headers take longer than
 ``HTTP1Settings.header_read_timeout`` (30 s, its default) to arrive, before the app sees anything;
@@ -38,25 +39,41 @@ MAX_RESPAWNS = 10  # replacements of failed workers allowed within RESPAWN_WINDO
 RESPAWN_WINDOW_S = 60.0
 
 
-class _Supervisor(Granian):
-    """Granian's main process, giving up (exit 1) when failed workers need too many replacements."""
+class _RespawnBudget:
+    """At most ``limit`` replacements of workers within any ``window_s`` seconds (monotonic clock)."""
 
-    def __init__(self, *args, max_respawns: int = MAX_RESPAWNS, window_s: float = RESPAWN_WINDOW_S, **kwargs):
+    def __init__(self, limit: int = MAX_RESPAWNS, window_s: float = RESPAWN_WINDOW_S):
+        self.limit, self.window_s = limit, window_s
+        self._times: list[float] = []
+
+    def spend(self, count: int, now: float) -> bool:
+        """Count ``count`` replacements at ``now``; False when that goes past the budget."""
+        self._times = [t for t in self._times if now - t < self.window_s] + [now] * count
+        return len(self._times) <= self.limit
+
+    @property
+    def spent(self) -> int:
+        return len(self._times)
+
+
+class _Supervisor(Granian):
+    """Granian's main process: says when it replaces a worker, gives up (exit 1) past a :class:`_RespawnBudget`."""
+
+    def __init__(self, *args, budget: _RespawnBudget | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._respawns: list[float] = []
-        self._max_respawns = max_respawns
-        self._window_s = window_s
+        self._budget = budget or _RespawnBudget()
 
     def _respawn_workers(self, workers, spawn_target, target_loader, delay: float = 0):
-        now = time.monotonic()
-        self._respawns = [t for t in self._respawns if now - t < self._window_s] + [now] * len(workers)
-        if len(self._respawns) > self._max_respawns:
-            granian_logger.error(f"workers failed {len(self._respawns)} times within {self._window_s:g} s: "
-                                 "stopping the service (see the errors above)")
+        names = ", ".join(f"worker-{idx + 1}" for idx in workers)
+        if not self._budget.spend(len(workers), time.monotonic()):
+            granian_logger.error(f"{names}: {self._budget.spent} replacements of workers within "
+                                 f"{self._budget.window_s:g} s: stopping the service (see the errors above)")
             self.interrupt_children.extend(workers)  # the service's exit status says it failed
             self.interrupt_signal = True
             self.main_loop_interrupt.set()
             return None
+        granian_logger.warning(f"{names}: starting a replacement ({self._budget.spent} within "
+                               f"{self._budget.window_s:g} s, at most {self._budget.limit})")
         return super()._respawn_workers(workers, spawn_target, target_loader, delay)
 
 
