@@ -194,3 +194,74 @@ def test_only_the_patient_decides_for_the_chain(service, rng):
     assert service.call("POST", f"/DocumentReference/{chain.versions[1]}/$mask", service.token(other_patient),
                         b"{}").status == 403
     assert chain.seen_by("other_professional", chain.versions[0]) == "visible"
+
+
+@pytest.mark.parametrize("masked_version", ["v1", "v2"])
+def test_adversary_case_masked_replacement_leak(service, rng, masked_version):
+    """masked_replacement_leak.sh, with its own bodies (cases/v1.json, cases/v2-replaces-v1.json): the patient
+    masks v1 and the author deposits v2 replacing it, or masks v2 once it replaced v1; another professional
+    finds neither version and reads neither (DocumentReference and Binary)."""
+    import json
+    import uuid
+    from pathlib import Path
+
+    cases = Path(__file__).parent / "cases"
+    ins = "103128228225131"
+    author, other = Actor(rpps="13218196007", sector="hospital"), Actor(rpps="11338908384", sector="town_doctor")
+
+    def body(name: str, v1: str = "") -> dict:  # a fresh masterIdentifier: the shared service keeps the record
+        bundle = json.loads((cases / name).read_text().replace("__V1_ID__", v1))
+        bundle["entry"][1]["resource"]["masterIdentifier"]["value"] = f"urn:uuid:{uuid.uuid4()}"
+        return bundle
+
+    def deposit(bundle: dict) -> str:
+        reply = service.call("POST", "/", service.token(author), bundle)
+        assert reply.status == 201, reply
+        return locations(reply.json(), "DocumentReference")[0]
+
+    me = service.token(patient(ins))
+    v1 = deposit(body("v1.json"))
+    if masked_version == "v1":
+        assert service.call("POST", f"/DocumentReference/{v1}/$mask", me, b"{}").status == 200
+    v2 = deposit(body("v2-replaces-v1.json", v1))
+    if masked_version == "v2":
+        assert service.call("POST", f"/DocumentReference/{v2}/$mask", me, b"{}").status == 200
+    token = service.token(other)
+    for version in (v1, v2):
+        assert service.call("GET", f"/Binary/{version}", token).status == 404
+        assert service.call("GET", f"/DocumentReference/{version}", token).status == 404
+    found = service.call("GET", search_path(ins, status="current,superseded", _count="100"), token).json()
+    assert not {v1, v2} & {e["resource"]["id"] for e in found.get("entry", [])}
+    assert {v1, v2} <= {e["resource"]["id"] for e in service.call(
+        "GET", search_path(ins, status="current,superseded", _count="100"), me).json()["entry"]}
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def two_workers(request, postgres, tmp_path_factory):
+    """A service of two worker processes: a mask and a new version can be written by two connections at once."""
+    import uuid
+
+    from conftest import Service
+
+    database = postgres.create_database(f"chains_{uuid.uuid4().hex[:8]}") if request.param == "postgresql" else None
+    service = Service(tmp_path_factory.mktemp("two-workers"), database, "--workers", "2").start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def test_a_mask_racing_a_new_version_never_leaves_a_version_unmasked(two_workers, rng):
+    """The patient masks v1 while its author deposits v2: whichever commits first, v2 ends up masked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = two_workers
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(15):
+            chain = Chain(service, rng)
+            chain.add_version()
+            masking = pool.submit(chain.decide, "mask", chain.versions[0])
+            replacing = pool.submit(chain.add_version)
+            masking.result()
+            assert replacing.result() == 201
+            assert [chain.seen_by("other_professional", v) for v in chain.versions] == ["hidden", "hidden"]
