@@ -147,7 +147,7 @@ def _wrong_answers(step: Step) -> dict:
     by_operation = ", ".join(f"{op} {n}" for op, n in sorted(step.wrong_answers_by_operation.items()))
     return {"kind": "wrong-answers", "words": f"the service gave wrong answers at {step.speedup:g}x: "
             f"{step.wrong_answers} answers with an accepted status did not hold what was asked ({by_operation}; "
-            f"kinds in {Path(step.folder).name}/locust_failures.csv): a wrong answer is not a served request, "
+            f"kinds in steps/{Path(step.folder).name}/locust_failures.csv): a wrong answer is not a served request, "
             "whatever the speed."}
 
 
@@ -263,12 +263,14 @@ def _verdict(plan_: dict, summary: dict) -> str:
 
 
 def _wrong_verdict(plan_: dict, where: str) -> str:
-    """The verdict of a plan with wrong answers: it does not hold, and says where they came."""
+    """The verdict of a plan with wrong answers: it does not hold; where they came, and what else limits it."""
     at = [f"{step['speedup']:g}x ({step['wrong_answers']})" for step in plan_["steps"] if step["wrong_answers"]]
     by_operation = ", ".join(f"{op} {n}" for op, n in plan_["wrong_answers_by_operation"].items())
-    speedup = plan_["max_sustainable_speedup"]
-    return (f"The service does NOT hold {where}: it gave {plan_['wrong_answers']} wrong answers ({by_operation}) in "
-            f"the steps at {', '.join(at)}; an answer with an accepted status but the wrong content (another "
-            "patient's documents, other bytes, no location) is not a served request. "
-            + (f"The steps without any kept the SLO up to {speedup:,.3g}x. " if speedup else "")
-            + f"First limit: {plan_['bottleneck_explained']}")
+    words = [f"The service does NOT hold {where}: it gave {plan_['wrong_answers']} wrong answers ({by_operation}) "
+             f"in the steps at {', '.join(at)}; an answer with an accepted status but the wrong content (another "
+             "patient's documents, other bytes, no location) is not a served request."]
+    if plan_["max_sustainable_speedup"]:
+        words.append(f"The steps without any kept the SLO up to {plan_['max_sustainable_speedup']:,.3g}x.")
+    if plan_["bottleneck"] != "wrong-answers":
+        words.append(f"First limit beyond that: {plan_['bottleneck_explained']}")
+    return " ".join(words)

@@ -1,5 +1,6 @@
 import random
 
+from load.checks import Outcome
 from load.stats import LatenessHistogram, ReplayStats
 
 
@@ -27,3 +28,15 @@ def test_snapshots_merge_by_adding():
     assert summary["failed"] == 3 and summary["succeeded"] == 6
     assert merged.rates()[0] == {"second": 0, "planned": 3, "sent": 3, "succeeded": 0, "failed": 3}
     assert summary["last_answer_s"] == 3.5
+
+
+def test_wrong_answers_are_failures_counted_apart_and_merged():
+    first, second = ReplayStats(), ReplayStats()
+    for stats, outcomes in ((first, [Outcome.OK, Outcome.WRONG, Outcome.FAILED]), (second, [Outcome.WRONG, True])):
+        for outcome in outcomes:
+            stats.record_send("search", 1.0, 0)
+            stats.record_outcome("search", outcome, 0.5)
+    old = {key: value for key, value in second.snapshot().items() if key != "wrong"}  # a worker of before
+    summary = ReplayStats.from_snapshots([first.snapshot(), second.snapshot(), old]).summary()
+    assert summary["succeeded"] == 3 and summary["failed"] == 4
+    assert summary["wrong_answers"] == 2 and summary["wrong_answers_by_operation"] == {"search": 2}

@@ -1,0 +1,81 @@
+"""`segur seed` and `segur load` against a server that answers 200/201 with the wrong content: every such
+answer is a failure of its own kind ("wrong answer"), in Locust's statistics and replay.json, and exit 1."""
+
+import csv
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.load.conftest import SEGUR
+from tests.load.fake_fhir import fake_fhir
+
+
+def _copy(smoke_run, tmp_path):
+    """The smoke run in a folder of its own: seeding writes locations.parquet, which other tests read."""
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns("locations.parquet", "load-*"))
+    return run
+
+
+def _segur(*args):
+    return subprocess.run([*SEGUR, *args], capture_output=True, text=True, timeout=180)
+
+
+def _replay(run, target, tmp_path):
+    key, out = tmp_path / "key", tmp_path / "load"
+    seeding = _segur("seed", str(run), "--target", target, "--key", str(key))
+    loading = _segur("load", str(run), "--target", target, "--key", str(key), "--speedup", "100", "--out", str(out))
+    assert (out / "replay.json").exists(), loading.stderr[-2000:]
+    with (out / "locust_stats.csv").open() as handle:
+        stats = {row["Name"]: row for row in csv.DictReader(handle)}
+    with (out / "locust_failures.csv").open() as handle:
+        errors = {row["Error"]: int(row["Occurrences"]) for row in csv.DictReader(handle)}
+    return seeding, loading, json.loads((out / "replay.json").read_text()), stats, errors
+
+
+def test_searches_answered_with_another_patients_documents_are_wrong_answers(smoke_run, tmp_path):
+    with fake_fhir("search") as target:
+        seeding, loading, report, stats, errors = _replay(_copy(smoke_run, tmp_path), target, tmp_path)
+    searches = report["sent_by_operation"]["search"]
+    assert seeding.returncode == 0, seeding.stderr[-1000:]
+    assert loading.returncode == 1 and "WRONG ANSWERS" in loading.stderr
+    assert searches > 0 and int(stats["search"]["Failure Count"]) == searches
+    assert report["wrong_answers"] == report["wrong_answers_by_operation"]["search"] == searches
+    assert errors == {"wrong answer: search: a DocumentReference of another patient": searches}
+    assert report["failed"] == searches  # the other operations were answered right, and counted so
+
+
+def test_retrieves_of_other_bytes_are_wrong_answers(smoke_run, tmp_path):
+    with fake_fhir("retrieve") as target:
+        seeding, loading, report, stats, errors = _replay(_copy(smoke_run, tmp_path), target, tmp_path)
+    retrieves = report["sent_by_operation"]["retrieve"]
+    assert seeding.returncode == 0, seeding.stderr[-1000:]
+    assert loading.returncode == 1
+    assert retrieves > 0 and report["wrong_answers_by_operation"] == {"retrieve": retrieves}
+    assert int(stats["retrieve"]["Failure Count"]) == retrieves
+    assert set(errors) == {"wrong answer: retrieve: not the size deposited", "wrong answer: retrieve: not the bytes deposited"}
+
+
+def test_deposits_answered_without_a_location_are_wrong_answers(smoke_run, tmp_path):
+    with fake_fhir("deposit") as target:
+        seeding, loading, report, stats, errors = _replay(_copy(smoke_run, tmp_path), target, tmp_path)
+    deposits = report["sent_by_operation"]["deposit"]
+    assert seeding.returncode == 1 and "wrong answer: deposit: no DocumentReference location" in seeding.stderr
+    assert loading.returncode == 1
+    assert deposits > 0 and report["wrong_answers_by_operation"] == {"deposit": deposits}
+    assert int(stats["deposit"]["Failure Count"]) == deposits
+    assert errors["wrong answer: deposit: no DocumentReference location"] == deposits
+
+
+@pytest.fixture
+def right_fake(smoke_run, tmp_path):
+    with fake_fhir("") as target:
+        yield _replay(_copy(smoke_run, tmp_path), target, tmp_path)
+
+
+def test_a_server_that_answers_right_has_no_wrong_answers(right_fake):
+    seeding, loading, report, _, errors = right_fake
+    assert seeding.returncode == 0 and loading.returncode == 0, loading.stderr[-1000:]
+    assert report["wrong_answers"] == 0 and report["failed"] == 0 and not errors
