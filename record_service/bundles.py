@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ _MAX_MASTER_ID = 256
 _FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
 _IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 _AUTHOR_KINDS = ("Practitioner", "PractitionerRole", "Organization")
+_OTHER_IDNAT_PS = re.compile(r"0[0-9]{9}|3[0-9]{9}/[0-9A-Za-z-]{1,30}")  # "0" + ADELI, "3" + FINESS + "/" + number
 _RELATIONS = ("replaces", "transforms", "signs", "appends")  # FHIR R4 document-relationship-type
 
 
@@ -177,14 +179,18 @@ def _contained(resource: dict, where: str) -> dict[str, dict]:
 
 
 def professional_rpps(identifier: dict, where: str) -> str | None:
-    """The RPPS inside an IdNat_PS identifier (``8`` + RPPS), None for another system; 400 if malformed."""
+    """The RPPS inside an IdNat_PS identifier (``8`` + RPPS, or the bare 11-digit RPPS); None for another system
+    or another kind of IdNat_PS (``0`` + ADELI, ``3`` + FINESS/number: no token names such a professional);
+    400 if malformed."""
     if identifier.get("system") != RPPS_SYSTEM:
         return None
     value = _text(identifier.get("value"), f"{where}.value")
+    if _OTHER_IDNAT_PS.fullmatch(value):
+        return None
     rpps = value[1:] if len(value) == 12 and value.startswith("8") else value
     if not is_valid_rpps(rpps):
-        raise invalid(f"{where}.value is not a valid national professional id ('8' + RPPS): {value[:40]!r}",
-                      f"{where}.value")
+        raise invalid(f"{where}.value is not a valid national professional id ('8' + RPPS, '0' + ADELI, "
+                      f"'3' + FINESS/number): {value[:40]!r}", f"{where}.value")
     return rpps
 
 

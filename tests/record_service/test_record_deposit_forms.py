@@ -410,3 +410,12 @@ def test_a_deposit_within_the_bound_is_taken_whole(service, rng):
     reply = service.call("POST", "/", service.token(author), _many_documents(ins, author.rpps, 200))
     assert reply.status == 201, reply
     assert len(locations(reply.json(), "DocumentReference")) == 200
+
+
+@pytest.mark.parametrize("value", ["0751234567", "3750000127/12345"])
+def test_an_author_of_another_idnat_ps_kind_is_accepted(service, rng, value):
+    """IdNat_PS is "8" + RPPS, "0" + ADELI or "3" + FINESS + "/" + number (ANS, annexe transverse du CI-SIS)."""
+    ins, depositor = make_ins(rng), professional(rng)
+    bundle = deposit_bundle(ins, depositor.rpps, os.urandom(60))
+    the_document(bundle)["author"] = [{"identifier": {"system": RPPS_SYSTEM, "value": value}}]
+    deposited(service.call("POST", "/", service.token(depositor), bundle))
