@@ -22,7 +22,7 @@ from record_service.auth import TokenVerifier, load_or_create_key
 from record_service.capability import capability_statement
 from record_service.endpoints import Endpoints, fhir
 from record_service.metrics import Metrics, MetricsMiddleware
-from record_service.outcomes import ServiceError, operation_outcome
+from record_service.outcomes import ServiceError, operation_outcome, storage_fault
 from record_service.settings import Settings
 from record_service.storage import open_store
 from record_service.worker import tune_garbage_collector
@@ -74,6 +74,10 @@ def create_app(settings: Settings):
                     error.status_code, dict(error.headers or {}))
 
     async def crashed(request: Request, error: Exception) -> Response:
+        fault = storage_fault(error)  # the storage underneath broke where no handler expected it: 503/507
+        if fault is not None:
+            _log.error("storage fault on %s %s: %s", request.method, request.url.path, error)
+            return await refused(request, fault)
         _log.exception("unexpected error on %s %s", request.method, request.url.path)
         metrics.reject("internal")
         return fhir(operation_outcome("exception", "internal error"), 500)

@@ -402,5 +402,8 @@ class AuditIndexer:
         while not self._stop.wait(self._interval):
             try:
                 self.index()
-            except Exception:  # e.g. the database locked for longer than busy_timeout: try again next time
-                _log.exception("indexing the audit journals failed")
+            except Exception as error:  # e.g. the database locked for longer than busy_timeout: try again next time
+                if storage_fault(error) is None:
+                    _log.exception("indexing the audit journals failed")
+                else:  # a full disk, a database away: expected, and retried, so no traceback
+                    _log.warning("indexing the audit journals failed: %s", str(error).strip())

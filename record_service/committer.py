@@ -113,13 +113,17 @@ class GroupCommitter:
                 self._run_one(tx, item)
             tx.commit()
         except Exception as error:  # the transaction as a whole failed: nothing of it is stored
-            _log.exception("group commit of %d writes failed", len(batch))
+            fault = storage_fault(error)
+            if fault is None:
+                _log.exception("group commit of %d writes failed", len(batch))
+            else:  # expected of a full disk or a database away: no traceback
+                _log.error("group commit of %d writes failed: %s", len(batch), str(error).strip())
             self._abandon()
             for item in batch:
                 # a write's own refusal stays the right answer; everything else was undone with the
                 # transaction and must be retried
                 if not isinstance(item.error, ServiceError):
-                    item.error = storage_fault(error) or unavailable(f"storage unavailable: {error}")
+                    item.error = storage_fault(error) or unavailable(f"storage unavailable: {error}")  # one each
         else:
             if self._on_commit:
                 self._on_commit(len(batch), time.perf_counter() - started)

@@ -74,9 +74,17 @@ class PostgresCluster:
 
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "segur", "-A", "trust", "-E", "UTF8", "--no-instructions")
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start the server of the (initialised) cluster, again after :meth:`stop_server` too."""
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on"
                    " -c shared_buffers=256MB -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop_server(self) -> None:
+        """Stop the server as an administrator would (fast: sessions ended), keeping the cluster's files."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://segur@127.0.0.1:{self.port}/{database}"

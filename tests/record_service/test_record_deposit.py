@@ -168,8 +168,9 @@ def test_a_professional_without_facility_finds_and_reads(service, rng):
     assert service.call("GET", f"/Binary/{doc_id}", service.token(reader)).body == b"no facility"
 
 
-def test_a_document_whose_file_is_gone_is_a_clear_server_error_not_a_crash(service, rng):
-    """The database and the data directory must belong together; when they do not, the retrieve says so."""
+def test_a_document_whose_file_is_gone_is_a_clear_storage_fault_not_a_crash(service, rng):
+    """The database and the data directory must belong together; when they do not, the retrieve says so
+    (503 with Retry-After, like any storage fault: never a 500)."""
     import hashlib
 
     ins = make_ins(rng)
@@ -182,7 +183,7 @@ def test_a_document_whose_file_is_gone_is_a_clear_server_error_not_a_crash(servi
     (service.data_dir / "blobs" / sha256[:2] / sha256).unlink()
     for accept in ({}, {"Accept": "application/fhir+json"}):
         missing = service.call("GET", f"/Binary/{doc_id}", service.token(patient(ins)), headers=accept)
-        assert missing.status == 500
+        assert missing.status == 503 and missing.headers.get("retry-after")
         outcome = missing.json()
         validate(outcome)
         assert "data directory" in outcome["issue"][0]["diagnostics"]
