@@ -227,3 +227,26 @@ def _load_through_an_outage(service: Service, cluster: PostgresCluster) -> None:
         assert eventually(lambda: service.call("GET", path, token)).status == 200
     deposit = eventually(lambda: service.call("POST", "/", token, deposit_bundle(ins, author.rpps, os.urandom(99))))
     assert deposit.status == 201, deposit
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_file_that_cannot_be_written_answers_503_and_recovers(backend, postgres, tmp_path):
+    """The directory a document's file goes in is in the way (a plain file stands there): 503 with
+    Retry-After, nothing kept; once it is out of the way, the same deposit goes through."""
+    db = postgres.create_database(f"unwritable_{uuid.uuid4().hex[:8]}") if backend == "postgresql" else None
+    service = Service(tmp_path, db).start()
+    try:
+        rng = random.Random(6)
+        author, ins = professional(rng), make_ins(rng)
+        data = os.urandom(10_000)
+        in_the_way = service.data_dir / "blobs" / hashlib.sha256(data).hexdigest()[:2]
+        in_the_way.write_bytes(b"not a directory")
+        bundle = deposit_bundle(ins, author.rpps, data)
+        assert_fault(service.call("POST", "/", service.token(author), bundle), (503,))
+        found = service.call("GET", search_path(ins), service.token(patient(ins)))
+        assert found.status == 200 and not found.json().get("entry"), "a refused deposit left its metadata"
+        in_the_way.unlink()
+        assert service.call("POST", "/", service.token(author), bundle).status == 201
+        assert service.blob_exists(hashlib.sha256(data).hexdigest())
+    finally:
+        service.stop()
