@@ -7,6 +7,12 @@ it wrote is durable, so a read by a professional is answered only once its acces
 keeping them apart means a read never waits behind a deposit's commit (nor a deposit behind a burst
 of reads).
 
+Document bytes live as long as a live document names them: a deposit's files are held while its
+metadata is in flight, and removed if it is refused, whatever refused it; a delete removes the files
+of the versions it deleted unless another live document shares them (:meth:`Store.write_with_bytes`,
+:meth:`Store.discard`, ``blobs.ContentHolds``). Storage faults answer 507 (full disk) or 503 with
+``Retry-After``, never 500 (``outcomes.storage_fault``).
+
 Before the workers start, :func:`prepare` creates the schema and checks that the data directory
 belongs to the database (see :func:`check_data_directory`).
 
