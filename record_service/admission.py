@@ -11,9 +11,11 @@ holds no slot that complete requests need. Bodies being received have their own,
 (``max_receiving``) and a deadline: a body must arrive within ``grace_s`` seconds plus one second
 per ``min_rate`` bytes received so far (an average rate after a grace period; a client that
 stalls is answered 408 and its connection closed). Memory held by bodies being received is what
-clients actually sent, at most ``max_bytes`` each (413 beyond, or at once when ``Content-Length``
-says so); to hold it a client must keep sending at ``min_rate`` at least. Slow *headers* are
-Granian's side: its HTTP/1 ``header_read_timeout`` (see ``record_service.server``).
+clients actually sent (not what they announce, which would let a few idle connections announcing
+28 MB block every deposit): at most ``max_bytes`` each (413 beyond, or at once when ``Content-Length``
+says so) and at most ``max_buffered`` for all of them together (the body whose bytes go past it is
+answered 503 with ``Retry-After``). Slow *headers* are Granian's side: its HTTP/1
+``header_read_timeout`` (see ``record_service.server``).
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ _OVERLOADED = outcome_bytes("transient", "the service is at capacity: retry afte
 
 @dataclass(frozen=True)
 class BodyLimits:
-    """How a request body must arrive: at most ``max_bytes`` bytes, within ``grace_s`` seconds plus one
-    second per ``min_rate`` bytes received (bytes per second)."""
+    """How request bodies must arrive: at most ``max_bytes`` bytes each, within ``grace_s`` seconds plus one
+    second per ``min_rate`` bytes received (bytes per second); at most ``max_buffered`` bytes received and
+    held by all the bodies still arriving together (at least ``max_bytes``)."""
 
     max_bytes: int
     grace_s: float = 10.0
     min_rate: int = 64 * 1024
+    max_buffered: int = 512 * 1024 * 1024
 
 
 class _Refused(Exception):
@@ -51,8 +55,9 @@ class AdmissionMiddleware:
     """At most ``max_in_flight`` requests worked on and ``max_receiving`` bodies being received, per worker.
 
     Past either bound: 503 with ``Retry-After: retry_after_s``. A body that breaks ``body`` (see
-    :class:`BodyLimits`): 413 (too large) or 408 (too slow), with ``Connection: close``. ``on_reject``
-    is called with the reason of every refusal (a metrics label).
+    :class:`BodyLimits`): 413 (too large), 408 (too slow), 503 + ``Retry-After`` (its bytes would take
+    the bodies being received past ``max_buffered``), each with ``Connection: close``. ``on_reject`` is
+    called with the reason of every refusal (a metrics label).
     """
 
     def __init__(self, app, max_in_flight: int, on_reject: Callable[[str], None] | None = None,
@@ -63,7 +68,9 @@ class AdmissionMiddleware:
         self.body = body or BodyLimits(max_bytes=2**62)
         self.in_flight = 0
         self.receiving = 0
+        self.buffered = _Buffered(max(self.body.max_buffered, self.body.max_bytes))
         self._on_reject = on_reject or (lambda reason: None)
+        self._retry_after = str(retry_after_s).encode()
         self._headers = [(b"content-type", b"application/fhir+json"), (b"retry-after", str(retry_after_s).encode()),
                          (b"content-length", str(len(_OVERLOADED)).encode())]
 
@@ -90,10 +97,10 @@ class AdmissionMiddleware:
             return None
         self.receiving += 1
         try:
-            messages = await _receive_body(receive, self.body, _declared_length(scope))
+            messages = await _receive_body(receive, self.body, _declared_length(scope), self.buffered)
         except _Refused as refused:
             self._on_reject(refused.reason)
-            await _answer_and_close(send, refused)
+            await _answer_and_close(send, refused, self._retry_after)
             return None
         finally:
             self.receiving -= 1
@@ -113,10 +120,19 @@ def _declared_length(scope) -> int | None:
     return None
 
 
-async def _receive_body(receive, limits: BodyLimits, declared: int | None) -> list[dict] | None:
+class _Buffered:
+    """Bytes held by the bodies being received (``held``), against a ``ceiling``."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling = ceiling
+        self.held = 0
+
+
+async def _receive_body(receive, limits: BodyLimits, declared: int | None, buffered: _Buffered) -> list[dict] | None:
     """Every ``http.request`` message of the body, in order; None when the client disconnected.
 
-    Raises :class:`_Refused` (413) past ``limits.max_bytes``, (408) when the body is late."""
+    Raises :class:`_Refused`: 413 past ``limits.max_bytes``, 408 when the body is late, 503 when its bytes
+    would take what all bodies being received may hold past ``buffered.ceiling``."""
     if declared is not None and declared > limits.max_bytes:
         raise _too_large(limits)
     loop = asyncio.get_running_loop()
@@ -129,18 +145,34 @@ async def _receive_body(receive, limits: BodyLimits, declared: int | None) -> li
                 message = await receive()
                 if message["type"] != "http.request":
                     return None
-                received += len(message.get("body", b""))
-                if received > limits.max_bytes:
-                    raise _too_large(limits)
+                size = len(message.get("body", b""))
+                _hold(buffered, size, received + size, limits)
+                received += size
                 messages.append(message)
                 if not message.get("more_body", False):
                     return messages
                 deadline.reschedule(started + limits.grace_s + received / limits.min_rate)
     except TimeoutError:
-        expected = "an unknown number of" if declared is None else f"{declared}"
-        raise _Refused(408, "timeout", f"the request body did not arrive in time: {received} of {expected} bytes "
-                       f"in {loop.time() - started:.1f} s (a body has {limits.grace_s:g} s plus 1 s per "
-                       f"{limits.min_rate} bytes received); send it faster, or in one go", "body-timeout") from None
+        raise _late(limits, received, declared, loop.time() - started) from None
+    finally:
+        buffered.held -= received  # the body is whole (the app holds it now) or refused
+
+
+def _hold(buffered: _Buffered, size: int, total: int, limits: BodyLimits) -> None:
+    """Count ``size`` more bytes of a body (``total`` so far) in ``buffered``, or refuse the body."""
+    if total > limits.max_bytes:
+        raise _too_large(limits)
+    if buffered.held + size > buffered.ceiling:
+        raise _Refused(503, "transient", f"the service is receiving {buffered.held} bytes of request bodies, "
+                       f"at most {buffered.ceiling}: retry after the delay given in Retry-After", "overload-buffered")
+    buffered.held += size
+
+
+def _late(limits: BodyLimits, received: int, declared: int | None, elapsed_s: float) -> _Refused:
+    expected = "an unknown number of" if declared is None else f"{declared}"
+    return _Refused(408, "timeout", f"the request body did not arrive in time: {received} of {expected} bytes in "
+                    f"{elapsed_s:.1f} s (a body has {limits.grace_s:g} s plus 1 s per {limits.min_rate} bytes "
+                    "received); send it faster, or in one go", "body-timeout")
 
 
 def _too_large(limits: BodyLimits) -> _Refused:
@@ -158,9 +190,11 @@ def _replay(messages: list[dict], receive):
     return replayed
 
 
-async def _answer_and_close(send, refused: _Refused) -> None:
+async def _answer_and_close(send, refused: _Refused, retry_after: bytes) -> None:
     body = outcome_bytes(refused.code, refused.message)
-    await send({"type": "http.response.start", "status": refused.status,
-                "headers": [(b"content-type", b"application/fhir+json"), (b"connection", b"close"),
-                            (b"content-length", str(len(body)).encode())]})
+    headers = [(b"content-type", b"application/fhir+json"), (b"connection", b"close"),
+               (b"content-length", str(len(body)).encode())]
+    if refused.status == 503:
+        headers.append((b"retry-after", retry_after))
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

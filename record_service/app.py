@@ -105,7 +105,7 @@ def create_app(settings: Settings):
                     exception_handlers={ServiceError: refused, HTTPException: http_error, Exception: crashed})
     admission = AdmissionMiddleware(app, settings.max_in_flight, metrics.reject, max_receiving=settings.max_receiving,
                                     body=BodyLimits(settings.max_body_bytes, settings.body_timeout_s,
-                                                    settings.min_body_rate))
+                                                    settings.min_body_rate, settings.max_receiving_bytes))
     return MetricsMiddleware(admission, metrics)
 
 

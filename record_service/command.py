@@ -9,8 +9,8 @@ import click
 from record_service.auth import DEFAULT_KEY_FILE, Actor, check_actor, issue_token, load_or_create_key
 from record_service.codes import SECTORS
 from record_service.settings import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_DOCUMENTS,
-                                     DEFAULT_MAX_IN_FLIGHT,
-                                     DEFAULT_MAX_RECEIVING, DEFAULT_MIN_BODY_RATE, Settings, default_sqlite_url)
+                                     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RECEIVING, DEFAULT_MAX_RECEIVING_BYTES,
+                                     DEFAULT_MIN_BODY_RATE, Settings, default_sqlite_url)
 from segur.errors import InputError
 
 _KEY_HELP = (f"signing key file (default {DEFAULT_KEY_FILE}); made, mode 0600, when it does not exist (its directory "
@@ -35,6 +35,9 @@ _KEY_HELP = (f"signing key file (default {DEFAULT_KEY_FILE}); made, mode 0600, w
 @click.option("--max-receiving", default=DEFAULT_MAX_RECEIVING, show_default=True, type=click.IntRange(1, 100_000),
               help="request bodies received at once per worker (not counted in --max-in-flight until whole); "
                    "more are answered 503 + Retry-After")
+@click.option("--max-receiving-bytes", default=DEFAULT_MAX_RECEIVING_BYTES, show_default=True,
+              type=click.IntRange(1, 2**40), help="bytes the request bodies being received may hold together per "
+              "worker (at least --max-document-bytes' body); the body that goes past is answered 503 + Retry-After")
 @click.option("--body-timeout", "body_timeout_s", default=DEFAULT_BODY_TIMEOUT_S, show_default=True,
               type=click.FloatRange(0.1, 3600), metavar="SECONDS",
               help="a request body must arrive within this time plus 1 s per --min-body-rate bytes; "
@@ -42,8 +45,8 @@ _KEY_HELP = (f"signing key file (default {DEFAULT_KEY_FILE}); made, mode 0600, w
 @click.option("--min-body-rate", default=DEFAULT_MIN_BODY_RATE, show_default=True, type=click.IntRange(1, 2**31),
               metavar="BYTES_PER_S", help="the slowest average rate a request body may arrive at (see --body-timeout)")
 def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int, key_file: str | None,
-          max_document_bytes: int, max_documents: int, max_in_flight: int, max_receiving: int, body_timeout_s: float,
-          min_body_rate: int) -> None:
+          max_document_bytes: int, max_documents: int, max_in_flight: int, max_receiving: int,
+          max_receiving_bytes: int, body_timeout_s: float, min_body_rate: int) -> None:
     """Run the record service (FHIR / IHE MHD) until SIGTERM or SIGINT.
 
     \b
@@ -61,9 +64,9 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
     key = Path(key_file or DEFAULT_KEY_FILE).resolve()
     load_or_create_key(key, create_parents=key_file is None)  # a named key's directory must exist
     settings = Settings(db_url=db_url, data_dir=str(Path(data_dir).resolve()), key_file=str(key),
-                        max_document_bytes=max_document_bytes, max_documents=max_documents,
-                        max_in_flight=max_in_flight,
-                        max_receiving=max_receiving, body_timeout_s=body_timeout_s, min_body_rate=min_body_rate)
+                        max_document_bytes=max_document_bytes, max_documents=max_documents, max_in_flight=max_in_flight,
+                        max_receiving=max_receiving, max_receiving_bytes=max_receiving_bytes,
+                        body_timeout_s=body_timeout_s, min_body_rate=min_body_rate)
     try:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         lock_data_directory(data_dir)  # held until this process and its workers exit

@@ -17,6 +17,7 @@ DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024  # the DMP's documented ceiling fo
 DEFAULT_MAX_DOCUMENTS = 500  # one submission set; a DMP deposit usually carries 1 to 3 documents
 DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RECEIVING = 1024  # bodies being received at once, per worker (they hold no in-flight slot)
+DEFAULT_MAX_RECEIVING_BYTES = 512 * 1024 * 1024  # bytes those bodies may hold together, per worker
 DEFAULT_BODY_TIMEOUT_S = 10.0  # a body has this long, plus 1 s per DEFAULT_MIN_BODY_RATE bytes received
 DEFAULT_MIN_BODY_RATE = 64 * 1024  # bytes/s: a 28 MB deposit may take 7 min, a stalled one 10 s
 
@@ -32,6 +33,7 @@ class Settings:
     max_documents: int = DEFAULT_MAX_DOCUMENTS  # DocumentReferences in one deposit (413 above)
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_receiving: int = DEFAULT_MAX_RECEIVING
+    max_receiving_bytes: int = DEFAULT_MAX_RECEIVING_BYTES
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     min_body_rate: int = DEFAULT_MIN_BODY_RATE
     max_batch: int = 256  # operations committed together by the group committer

@@ -203,3 +203,44 @@ def test_past_the_receiving_bound_503_and_reads_still_served():
         assert (middleware.receiving, middleware.in_flight) == (0, 0)
 
     _run(scenario())
+
+
+def test_bodies_being_received_hold_at_most_their_byte_ceiling_then_503():
+    async def scenario():
+        app = _App()
+        middleware, rejected = _middleware(app, max_bytes=1000, max_buffered=1500, grace_s=5)
+        first, second = _Client("POST", "/"), _Client("POST", "/")
+        first.body(b"x" * 900, more=True)
+        second.body(b"y" * 500, more=True)
+        tasks = [asyncio.create_task(middleware(c.scope, c.receive, c.send)) for c in (first, second)]
+        await asyncio.sleep(0.01)
+        assert middleware.buffered.held == 1400
+        second.body(b"y" * 200)  # 1 600 bytes held: past the ceiling, this body is refused
+        await asyncio.sleep(0.01)
+        assert second.status == 503 and second.headers[b"retry-after"] == b"1"
+        assert second.headers[b"connection"] == b"close" and rejected == ["overload-buffered"]
+        assert middleware.buffered.held == 900  # the refused body's bytes are let go
+        first.body(b"x" * 100)
+        await asyncio.gather(*tasks)
+        assert first.status == 200 and app.bodies == [b"x" * 1000]
+        assert middleware.buffered.held == 0  # a whole body is the app's now
+
+    _run(scenario())
+
+
+def test_an_announced_length_holds_nothing_until_its_bytes_arrive():
+    async def scenario():
+        app = _App()
+        middleware, _ = _middleware(app, max_bytes=1000, max_buffered=1000, grace_s=5)
+        idle = [_Client("POST", "/", content_length=1000) for _ in range(5)]  # 5 000 bytes announced
+        tasks = [asyncio.create_task(middleware(c.scope, c.receive, c.send)) for c in idle]
+        await asyncio.sleep(0.01)
+        deposit = _Client("POST", "/", content_length=1000)
+        deposit.body(b"z" * 1000)
+        await middleware(deposit.scope, deposit.receive, deposit.send)
+        assert deposit.status == 200
+        for client in idle:
+            client.incoming.put_nowait({"type": "http.disconnect"})
+        await asyncio.gather(*tasks)
+
+    _run(scenario())
