@@ -4,7 +4,8 @@
 - ``"search"``: every search answers a searchset with another patient's DocumentReference;
 - ``"retrieve"``: every retrieve answers other bytes: one byte short for even-sized documents, one
   byte changed for odd-sized ones;
-- ``"deposit"``: every deposit answers a transaction-response whose entries name no location.
+- ``"deposit"``: every deposit answers a transaction-response whose entries name no location;
+- ``"empty"``: every search answers an empty searchset, as if the patient had no documents.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _search(self, ins: str) -> None:
         with self.lock:
             mine = [doc_id for doc_id, (patient, _) in self.store.items() if patient == ins]
+        if self.wrong == "empty":
+            mine = []
         subject = OTHER_PATIENT if self.wrong == "search" else ins
         entries = [{"resource": {"resourceType": "DocumentReference", "id": doc_id, "status": "current",
                                  "subject": {"identifier": {"system": INS_NIR_SYSTEM, "value": subject}}},

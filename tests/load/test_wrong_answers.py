@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.load.conftest import SEGUR
@@ -79,3 +81,31 @@ def test_a_server_that_answers_right_has_no_wrong_answers(right_fake):
     seeding, loading, report, _, errors = right_fake
     assert seeding.returncode == 0 and loading.returncode == 0, loading.stderr[-1000:]
     assert report["wrong_answers"] == 0 and report["failed"] == 0 and not errors
+
+
+
+def _deposit_then_searches(smoke_run, folder):
+    """A schedule of one of the smoke run's deposits, then a search by its patient and one by its author."""
+    table = pq.read_table(smoke_run / "schedule.parquet")
+    deposit = next(row for row in table.to_pylist() if row["operation"] == "deposit" and row["actor_kind"] != "patient")
+    by_patient = {**deposit, "operation": "search", "actor_kind": "patient", "actor_id": deposit["patient_ins"],
+                  "sector": "patient", "facility_id": None, "offset_s": 30.0}
+    by_author = {**deposit, "operation": "search", "offset_s": 40.0}
+    rows = [{**deposit, "offset_s": 10.0}, by_patient, by_author]
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema.remove_metadata()).replace_schema_metadata(
+        {"window_minutes": "1"}), folder / "schedule.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("wrong, missing", [("empty", 2), ("", 0)])
+def test_searches_that_leave_out_a_document_the_replay_deposited_are_wrong_answers(smoke_run, tmp_path, wrong,
+                                                                                      missing):
+    run = _deposit_then_searches(smoke_run, tmp_path / "run")
+    with fake_fhir(wrong) as target:
+        loading = _segur("load", str(run), "--target", target, "--key", str(tmp_path / "key"), "--speedup", "10",
+                         "--out", str(tmp_path / "load"))
+    report = json.loads((tmp_path / "load" / "replay.json").read_text())
+    assert report["sent_by_operation"] == {"deposit": 1, "search": 2}
+    assert loading.returncode == (1 if missing else 0), loading.stderr[-1000:]
+    assert report["wrong_answers"] == report["failed"] == missing
