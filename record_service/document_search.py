@@ -12,7 +12,6 @@ and ``_summary=count`` answer only ``Bundle.total``; ``_total=accurate|estimate`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from record_service import search_filters as sf
@@ -33,15 +32,26 @@ _IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # "1" + FINESS for a facili
 _RESULT_PARAMETERS = ("_count", "_total", "_summary", "_cursor")
 
 
-@dataclass(frozen=True, slots=True)
 class DocumentSearch:
-    """A checked search: the registry query, and how to answer it."""
+    """A checked search: the registry ``query``, and how to answer it.
 
-    query: DocumentQuery
-    applied: tuple[tuple[str, str], ...]  # the parameters applied, as the self link states them
-    as_given: bool  # every parameter applied as written: the request's own query string is the self link
-    total: bool  # Bundle.total asked
-    entries: bool  # False: only the total (``_summary=count``, ``_count=0``)
+    ``as_given``: every parameter was applied as written, so the request's own query string is the self
+    link; ``total``: Bundle.total is asked; ``entries``: False when only the total is (``_summary=count``,
+    ``_count=0``). Built on every find: a plain class, the applied parameters put together only if a link
+    needs them.
+    """
+
+    __slots__ = ("query", "as_given", "total", "entries", "_filters", "_results")
+
+    def __init__(self, query: DocumentQuery, as_given: bool, total: bool, entries: bool,
+                 filters: list[tuple[str, str]], results: dict[str, str]):
+        self.query, self.as_given, self.total, self.entries = query, as_given, total, entries
+        self._filters, self._results = filters, results
+
+    @property
+    def applied(self) -> list[tuple[str, str]]:
+        """The parameters applied, as the self link states them: the filters in order, then the result ones."""
+        return self._filters + [(name, self._results[name]) for name in _RESULT_PARAMETERS if name in self._results]
 
     def self_query(self) -> str:
         return _encoded(self.applied)
@@ -57,14 +67,16 @@ def _encoded(pairs) -> str:
 class _Builder:
     """The state of a search while its parameters are read, in order."""
 
-    def __init__(self, strict: bool, now: int):
-        self.strict, self.now = strict, now
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self._now: int | None = None
         self.patient: str | None = None
         self.no_match = False  # e.g. two different patients ANDed
         self.statuses: set[str] | None = None
         self.filters: list[sf.Condition] = []
         self.applied: list[tuple[str, str]] = []
         self.results: dict[str, str] = {}  # result parameters, the last of each
+        self.after: tuple[int, str] | None = None  # the keyset cursor
         self.as_given = True
 
     def add(self, name: str, value: str) -> None:
@@ -80,6 +92,13 @@ class _Builder:
             self.as_given &= applied == value
             self.applied.append((name, applied))
 
+    @property
+    def now(self) -> int:
+        """The time the search is made at (µs), for ``ap`` (read once, and only if needed)."""
+        if self._now is None:
+            self._now = now_us()
+        return self._now
+
     def _left_out(self, name: str) -> None:
         if self.strict:
             raise ServiceError(400, "not-supported", f"search parameter {name[:80]!r} is not supported by this"
@@ -89,21 +108,19 @@ class _Builder:
     def search(self) -> DocumentSearch:
         if self.patient is None:
             raise required("patient.identifier")
-        count = int(self.results.get("_count", DEFAULT_COUNT))
-        summary_count = self.results.get("_summary") == "count" or count == 0
+        results = self.results
+        count = int(results["_count"]) if "_count" in results else DEFAULT_COUNT
+        summary_count = count == 0 or results.get("_summary") == "count"
         statuses = STATUSES if self.statuses is None else tuple(s for s in _ALL_STATUSES if s in self.statuses)
-        cursor = self.results.get("_cursor")
-        query = DocumentQuery(patient_ins=self.patient, statuses=() if self.no_match else statuses,
-                              filters=tuple(self.filters), count=0 if summary_count else count,
-                              after=document_cursor(cursor) if cursor is not None else None)
-        applied = self.applied + [(name, self.results[name]) for name in _RESULT_PARAMETERS if name in self.results]
-        return DocumentSearch(query=query, applied=tuple(applied), as_given=self.as_given, entries=not summary_count,
-                              total=summary_count or self.results.get("_total") in ("accurate", "estimate"))
+        query = DocumentQuery(self.patient, () if self.no_match else statuses, tuple(self.filters),
+                              0 if summary_count else count, self.after)
+        return DocumentSearch(query, self.as_given, summary_count or results.get("_total") in ("accurate", "estimate"),
+                              not summary_count, self.applied, results)
 
 
 def document_search(params: Parameters, strict: bool = False) -> DocumentSearch:
     """The search a query string (or a ``_search`` form) asks; 400 naming the first parameter at fault."""
-    builder = _Builder(strict, now_us())
+    builder = _Builder(strict)
     for name, value in params.multi_items():
         builder.add(name, value)
     return builder.search()
@@ -241,8 +258,14 @@ def _date(b: _Builder, name: str, modifier: str, value: str) -> str:
         if sf.missing(value, name):
             b.filters.append(sf.NO_MATCH)  # a deposit always has its date
         return value
-    b.filters.append(sf.date_column_condition(sf.date_ranges(value, name), b.now))
+    ranges = sf.date_ranges(value, name)
+    b.filters.append(sf.date_column_condition(ranges, _now_if_needed(b, ranges)))
     return value
+
+
+def _now_if_needed(b: _Builder, ranges: list[tuple[str, tuple[int, int]]]) -> int:
+    """The time now (µs) if a prefix needs it (``ap``), else 0."""
+    return b.now if any(prefix == "ap" for prefix, _ in ranges) else 0
 
 
 def _stored_date(parameter: str) -> Handler:
@@ -254,7 +277,8 @@ def _stored_date(parameter: str) -> Handler:
             present = sf.any_date(parameter)
             b.filters.append(sf.negated(present) if sf.missing(value, name) else present)
             return value
-        b.filters.append(sf.stored_dates_condition(parameter, sf.date_ranges(value, name), b.now))
+        ranges = sf.date_ranges(value, name)
+        b.filters.append(sf.stored_dates_condition(parameter, ranges, _now_if_needed(b, ranges)))
         return value
 
     return handle
@@ -325,7 +349,7 @@ def _summary(b: _Builder, name: str, modifier: str, value: str) -> str | None:
 
 def _cursor(b: _Builder, name: str, modifier: str, value: str) -> str:
     _modifiers(name, modifier, ("",))
-    document_cursor(value)
+    b.after = document_cursor(value)
     return value
 
 

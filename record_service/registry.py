@@ -100,7 +100,7 @@ def state_of(row: Sequence, actor: Actor) -> PatientState:
     return PatientState(opted_out=bool(row[10]), blocked=bool(row[11]) and actor.is_professional)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DocumentQuery:
     """An ITI-67 search, already checked (see :mod:`~record_service.document_search`)."""
 

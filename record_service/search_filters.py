@@ -17,6 +17,8 @@ NO_MATCH: Condition = ("0 = 1", ())
 
 def split_list(value: str, name: str) -> list[str]:
     """The items of a comma list (escapes kept); 400 on an empty item."""
+    if "," not in value and "\\" not in value and value:  # the usual case, quickly
+        return [value]
     items = _split(value, ",")
     if any(not item for item in items):
         raise invalid(f"{name}: an empty value in {value[:80]!r}", name)
@@ -26,12 +28,13 @@ def split_list(value: str, name: str) -> list[str]:
 def token(item: str, name: str) -> tuple[str | None, str | None]:
     """(system, code) of a token item: ``system|code``, ``|code`` (system ''), ``system|`` (code None) or
     ``code`` (system None: any). 400 on ``|`` alone or a second unescaped ``|``."""
-    parts = _split(item, "|")
+    parts = item.split("|") if "\\" not in item else _split(item, "|")
     if len(parts) == 1:
         return None, _unescape(parts[0])
     if len(parts) != 2 or parts == ["", ""]:
         raise invalid(f"{name}: {item[:80]!r} is not a token (code, system|code, |code or system|)", name)
-    return _unescape(parts[0]), _unescape(parts[1]) or None
+    system, code = parts
+    return (_unescape(system), _unescape(code) or None) if "\\" in item else (system, code or None)
 
 
 def tokens_condition(parameter: str, tokens: list[tuple[str | None, str | None]]) -> Condition:
