@@ -30,6 +30,7 @@ import orjson
 
 SEARCH_STATUS = "current"      # what requests.search_path asks for
 _CONDITIONAL_PATIENT = "Patient?identifier="
+_INS_SYSTEMS = "urn:oid:1.2.250.1.213.1.4."   # the INS's branch: .8 NIR, .9 NIA, .10 / .11 their test forms
 
 
 class Outcome(enum.Enum):
@@ -99,17 +100,24 @@ def _bundle(body: bytes, operation: str, kind: str) -> dict:
 
 def subject_ins(document: dict) -> str | None:
     """The patient's INS a DocumentReference names: ``subject.identifier.value``, or the value of a
-    conditional reference ``Patient?identifier=SYSTEM|INS``; None when it names neither."""
+    conditional reference ``Patient?identifier=SYSTEM|INS``; None when it names neither, or names an
+    identifier of a system outside the INS's (OID 1.2.250.1.213.1.4.*: NIR, NIA and their test forms)."""
     subject = document.get("subject")
     if not isinstance(subject, dict):
         return None
     identifier = subject.get("identifier")
     if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-        return identifier["value"]
+        system = identifier.get("system")
+        return identifier["value"] if system is None or _is_ins_system(system) else None
     reference = subject.get("reference")
     if isinstance(reference, str) and reference.startswith(_CONDITIONAL_PATIENT):
-        return reference.rpartition("|")[2] or None
+        system, bar, value = reference[len(_CONDITIONAL_PATIENT):].partition("|")
+        return value if bar and value and (not system or _is_ins_system(system)) else None
     return None
+
+
+def _is_ins_system(system: object) -> bool:
+    return isinstance(system, str) and system.startswith(_INS_SYSTEMS)
 
 
 def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = frozenset()) -> None:

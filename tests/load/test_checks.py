@@ -31,7 +31,9 @@ def _by_identifier(ins: str) -> dict:
 
 def test_a_search_answer_of_the_patients_documents_is_right():
     check_search(_searchset(_document("a", _by_identifier(ME)),
-                            _document("b", {"reference": f"Patient?identifier={INS_NIR_SYSTEM}|{ME}"})), ME)
+                            _document("b", {"reference": f"Patient?identifier={INS_NIR_SYSTEM}|{ME}"}),
+                            _document("c", {"reference": f"Patient?identifier=|{ME}"}),
+                            _document("d", {"identifier": {"value": ME}})), ME)
     check_search(_searchset(), ME)  # an empty record
 
 
@@ -41,6 +43,11 @@ def test_a_search_answer_of_the_patients_documents_is_right():
     (_searchset(_document("x", {"reference": "Patient/123"})), "without a patient identifier"),
     (_searchset(_document("x", {"identifier": {"system": INS_NIR_SYSTEM}})), "without a patient identifier"),
     (_searchset(_document("a", _by_identifier(ME), status="superseded")), "not current"),
+    (_searchset(_document("x", {"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": ME}})),
+     "without a patient identifier"),  # the same digits in another system (RPPS) are no INS
+    (_searchset(_document("x", {"reference": f"Patient?identifier=urn:oid:1.2.250.1.71.4.2.1|{ME}"})),
+     "without a patient identifier"),
+    (_searchset(_document("x", {"reference": f"Patient?identifier={ME}"})), "without a patient identifier"),
     (_searchset({"resourceType": "Patient", "id": "p"}), "not a DocumentReference"),
     (orjson.dumps({"resourceType": "Bundle", "type": "collection", "entry": []}), "not a searchset"),
     (orjson.dumps({"resourceType": "OperationOutcome"}), "not a searchset"),

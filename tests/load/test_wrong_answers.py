@@ -25,10 +25,11 @@ def _segur(*args):
     return subprocess.run([*SEGUR, *args], capture_output=True, text=True, timeout=180)
 
 
-def _replay(run, target, tmp_path):
+def _replay(run, target, tmp_path, *extra):
     key, out = tmp_path / "key", tmp_path / "load"
     seeding = _segur("seed", str(run), "--target", target, "--key", str(key))
-    loading = _segur("load", str(run), "--target", target, "--key", str(key), "--speedup", "100", "--out", str(out))
+    loading = _segur("load", str(run), "--target", target, "--key", str(key), "--speedup", "100", "--out", str(out),
+                     *extra)
     assert (out / "replay.json").exists(), loading.stderr[-2000:]
     with (out / "locust_stats.csv").open() as handle:
         stats = {row["Name"]: row for row in csv.DictReader(handle)}
@@ -38,8 +39,9 @@ def _replay(run, target, tmp_path):
 
 
 def test_searches_answered_with_another_patients_documents_are_wrong_answers(smoke_run, tmp_path):
-    with fake_fhir("search") as target:
-        seeding, loading, report, stats, errors = _replay(_copy(smoke_run, tmp_path), target, tmp_path)
+    with fake_fhir("search") as target:  # two Locust workers: their counts add up at the master
+        seeding, loading, report, stats, errors = _replay(_copy(smoke_run, tmp_path), target, tmp_path,
+                                                          "--processes", "2")
     searches = report["sent_by_operation"]["search"]
     assert seeding.returncode == 0, seeding.stderr[-1000:]
     assert loading.returncode == 1 and "WRONG ANSWERS" in loading.stderr
@@ -47,6 +49,7 @@ def test_searches_answered_with_another_patients_documents_are_wrong_answers(smo
     assert report["wrong_answers"] == report["wrong_answers_by_operation"]["search"] == searches
     assert errors == {"wrong answer: search: a DocumentReference of another patient": searches}
     assert report["failed"] == searches  # the other operations were answered right, and counted so
+    assert report["workers"] == 2
 
 
 def test_retrieves_of_other_bytes_are_wrong_answers(smoke_run, tmp_path):
