@@ -623,17 +623,20 @@ def transaction_response(deposit: Deposit, outcomes: list[tuple[str, bool]]) -> 
                          "entry": entries})
 
 
-def searchset(resources: list[bytes], kind: str, self_link: str, next_link: str | None) -> bytes:
-    """A searchset Bundle around already-encoded resources (each given with its id inside)."""
+def searchset(resources: list[bytes], kind: str, self_link: str, next_link: str | None,
+              total: int | None = None) -> bytes:
+    """A searchset Bundle around already-encoded resources (each given with its id inside); ``total`` is
+    ``Bundle.total`` when the client asked for it (``_total``, ``_summary=count``). No ``entry`` when
+    nothing matched (FHIR JSON has no empty arrays)."""
     links = [b'{"relation":"self","url":' + orjson.dumps(self_link) + b"}"]
     if next_link:
         links.append(b'{"relation":"next","url":' + orjson.dumps(next_link) + b"}")
     # one join copies each resource once: wrapping each in its entry first copied it twice more
-    parts = [b'{"resourceType":"Bundle","type":"searchset","id":"', os.urandom(16).hex().encode(), b'","link":[',
-             b",".join(links), b'],"entry":[']
+    parts = [b'{"resourceType":"Bundle","type":"searchset",', b'"total":%d,' % total if total is not None else b"",
+             b'"id":"', os.urandom(16).hex().encode(), b'","link":[', b",".join(links), b"]"]
     if resources:
-        parts += [_ENTRY_START, _BETWEEN_ENTRIES.join(resources), _ENTRY_END]
-    parts.append(b"]}")
+        parts += [b',"entry":[', _ENTRY_START, _BETWEEN_ENTRIES.join(resources), _ENTRY_END, b"]"]
+    parts.append(b"}")
     return b"".join(parts)
 
 

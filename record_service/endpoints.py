@@ -34,21 +34,12 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 _PARSED_INLINE_BYTES = 256 * 1024  # larger deposits are parsed, decoded and hashed on a thread
 _FORM = "application/x-www-form-urlencoded"
 _MAX_FORM_BYTES = 64 * 1024  # a _search form: far more than every parameter ITI-67 has, repeated
-_SEARCHSET_TYPE = b'"type":"searchset",'
 
 
 def fhir(body: bytes | dict, status: int = 200, headers: dict | None = None) -> Response:
     if isinstance(body, dict):
         body = orjson.dumps(body)
     return Response(body, status_code=status, media_type=FHIR_JSON, headers=headers)
-
-
-def _with_total(bundle: bytes, total: int | None) -> bytes:
-    """A :func:`~record_service.bundles.searchset` with ``Bundle.total`` (when asked: ``_total``, ``_summary=count``)."""
-    if total is None:
-        return bundle
-    head = bundle.index(_SEARCHSET_TYPE) + len(_SEARCHSET_TYPE)
-    return b"".join((bundle[:head], b'"total":', str(total).encode(), b",", bundle[head:]))
 
 
 def _information(message: str) -> Response:
@@ -176,7 +167,7 @@ class Endpoints:
             if state.opted_out or state.blocked:
                 await self._audit(actor, query.patient_ins, "search", None, "refused",
                                   "blocked by the patient" if state.blocked else "record closed")
-                return fhir(_with_total(searchset([], "DocumentReference", self_link, None), total))
+                return fhir(searchset([], "DocumentReference", self_link, None, total))
         next_link = None
         if len(rows) > query.count:
             rows = rows[:query.count]
@@ -184,8 +175,7 @@ class Endpoints:
             next_link = f"{base}DocumentReference?{search.next_query(cursor)}"
         found = f"{len(rows)} documents" if search.entries else f"count: {total}"
         await self._audit(actor, query.patient_ins, "search", None, "success", found)
-        return fhir(_with_total(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link,
-                                          next_link), total))
+        return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link, total))
 
     async def _form_body(self, request: Request) -> bytes:
         """A ``_search`` form body (application/x-www-form-urlencoded), at most :data:`_MAX_FORM_BYTES`."""
