@@ -31,6 +31,16 @@ _SEARCH_DOCUMENTATION = (
     " Any other parameter is ignored and left out of the self link, or refused (400) with Prefer: handling=strict.")
 
 
+_DEPOSIT_DOCUMENTATION = (
+    "ITI-65 Provide Document Bundle: one SubmissionSet List, DocumentReferences (at most --max-documents) and"
+    " their Binary entries (or attachment.data inline), all POST. The patient by subject.identifier (INS), a"
+    " conditional reference Patient?identifier=SYSTEM|INS or a contained Patient; authors by identifier (RPPS,"
+    " FINESS) or contained Practitioner / PractitionerRole / Organization. Replacement: relatesTo.code=replaces"
+    " with target.reference or target.identifier (masterIdentifier), optionally with the UpdateDocumentRefs"
+    " PATCH entry (FHIRPath Patch setting DocumentReference.status to superseded); transforms, signs, appends"
+    " and any other PATCH are refused (422).")
+
+
 def _search_parameters() -> list[dict]:
     found = [{"name": name, "definition": _DEFINITIONS[name], "type": kind,
               "documentation": _documentation(name, kind)} for name, kind in SEARCH_PARAMETERS.items()]
@@ -58,7 +68,7 @@ def capability_statement() -> bytes:
         "rest": [{
             "mode": "server",
             "security": {"description": "Bearer JWT: a professional (RPPS, sector, FINESS) or a patient (INS)"},
-            "interaction": [{"code": "transaction"}],
+            "interaction": [{"code": "transaction", "documentation": _DEPOSIT_DOCUMENTATION}],
             "resource": [
                 {"type": "DocumentReference", "interaction": [{"code": "read"}, {"code": "search-type"},
                                                               {"code": "delete"}],
