@@ -1,5 +1,9 @@
 import csv
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from load.checks import Deposited
 from load.client import AckLog, Locations
 from load.requests import DocumentBytes, deposit, locations
 
@@ -34,3 +38,17 @@ def test_deposit_bundle_and_locations_round_trip(tmp_path):
     known.add("urn:oid:1.9", "abc", "Binary/abc")
     known.save(tmp_path / "locations.parquet", "http://x")
     assert Locations.load(tmp_path / "locations.parquet").get("urn:oid:1.9") == ("abc", "Binary/abc")
+
+
+def test_locations_keep_what_was_deposited_and_read_files_written_before(tmp_path):
+    known = Locations()
+    known.add("urn:oid:1.1", "a", "Binary/a", Deposited(10, "ab" * 32, "urn:oid:1.1"))
+    known.add("urn:oid:1.2", "b", "Binary/b")  # deposited bytes unknown
+    known.save(tmp_path / "locations.parquet", "http://x")
+    loaded = Locations.load(tmp_path / "locations.parquet")
+    assert loaded.deposited("urn:oid:1.1") == Deposited(10, "ab" * 32, "urn:oid:1.1")
+    assert loaded.deposited("urn:oid:1.2") is None and loaded.get("urn:oid:1.2") == ("b", "Binary/b")
+    pq.write_table(pa.table({"document_id": ["urn:oid:1.3"], "document": ["c"], "binary": ["Binary/c"]}),
+                   tmp_path / "old.parquet")  # a file of `segur seed` before sizes were kept
+    old = Locations.load(tmp_path / "old.parquet")
+    assert old.get("urn:oid:1.3") == ("c", "Binary/c") and old.deposited("urn:oid:1.3") is None
