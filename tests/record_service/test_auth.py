@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -87,13 +90,33 @@ def test_a_key_path_that_is_not_a_file_is_refused(tmp_path):
         load_or_create_key(tmp_path / "file" / "k.key")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
-def test_an_unreadable_key_is_refused(tmp_path):
-    path = tmp_path / "k.key"
-    load_or_create_key(path)
-    path.chmod(0o000)
-    with pytest.raises(KeyFileError, match="cannot read"):
+def test_an_unreadable_key_is_refused():
+    """Root reads a file whatever its mode: as root (CI), the read is tried by a child that dropped to nobody."""
+    directory = Path(tempfile.mkdtemp(prefix="segur-key-"))
+    try:
+        directory.chmod(0o711)
+        path = directory / "k.key"
         load_or_create_key(path)
+        path.chmod(0o000)
+        if os.geteuid() != 0:
+            with pytest.raises(KeyFileError, match="cannot read"):
+                load_or_create_key(path)
+            return
+        child = os.fork()
+        if child == 0:  # the child: nobody, then the same call; 0 if it was refused as unreadable
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                load_or_create_key(path)
+                os._exit(1)
+            except KeyFileError as error:
+                os._exit(0 if "cannot read" in str(error) else 2)
+            except BaseException:
+                os._exit(3)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _segur(*args: str) -> subprocess.CompletedProcess:
