@@ -32,6 +32,7 @@ _FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
 _IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 _AUTHOR_KINDS = ("Practitioner", "PractitionerRole", "Organization")
 _OTHER_IDNAT_PS = re.compile(r"0[0-9]{9}|3[0-9]{9}/[0-9A-Za-z-]{1,30}")  # "0" + ADELI, "3" + FINESS + "/" + number
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # FHIR R4 string: nothing below U+0020 but tab, LF, CR
 _RELATIONS = ("replaces", "transforms", "signs", "appends")  # FHIR R4 document-relationship-type
 
 
@@ -94,6 +95,8 @@ def _text(value: object, where: str) -> str:
         raise required(where)
     if not isinstance(value, str):
         raise invalid(f"{where} must be a string", where)
+    if _CONTROL.search(value):
+        raise invalid(f"{where}: a FHIR string has no control character but tab, CR and LF", where)
     return value
 
 
@@ -157,8 +160,10 @@ def _contained_patient(contained: dict[str, dict], reference: str, where: str) -
     patient = contained.get(reference[1:])
     if patient is None or patient.get("resourceType") != "Patient":
         raise invalid(f"{where} {reference[:60]!r} names no contained Patient", where)
-    for i, identifier in enumerate(patient.get("identifier") or []):
-        if isinstance(identifier, dict) and identifier.get("system") in INS_SYSTEMS:
+    for i, identifier in enumerate(_optional_list(patient.get("identifier"), f"{where}(contained).identifier")):
+        identifier = _object(identifier, f"{where}(contained).identifier[{i}]")
+        _optional_text(identifier.get("system"), f"{where}(contained).identifier[{i}].system")
+        if identifier.get("system") in INS_SYSTEMS:
             return _ins(identifier.get("system"), identifier.get("value"), f"{where}(contained).identifier[{i}]")
     raise invalid(f"{where}: the contained Patient has no INS identifier", where, reason="invalid-ins")
 
@@ -215,6 +220,7 @@ def _type_code(document: dict, where: str) -> str:
 def _organisation_finess(identifier: dict, where: str) -> str | None:
     """The FINESS of an organisation identifier (FINESS system, or IdNat_Struct ``1`` + FINESS), else None."""
     system = identifier.get("system")
+    _optional_text(system, f"{where}.system")
     if system not in _FINESS_SYSTEMS and system != _IDNAT_STRUCT_SYSTEM:
         return None
     value = _text(identifier.get("value"), f"{where}.value")
@@ -260,7 +266,7 @@ def _resource_identities(resource: dict, where: str, contained: dict[str, dict],
     """RPPS / FINESS of a Practitioner, an Organization, or a PractitionerRole (its own identifiers, its
     practitioner's and its organization's)."""
     found: list[str] = []
-    for i, identifier in enumerate(resource.get("identifier") or []):
+    for i, identifier in enumerate(_optional_list(resource.get("identifier"), f"{where}.identifier")):
         found += _identified(identifier, f"{where}.identifier[{i}]")
     if resource.get("resourceType") == "PractitionerRole":
         for part in ("practitioner", "organization"):
@@ -285,18 +291,74 @@ def _authors(document: dict, where: str, contained: dict[str, dict]) -> tuple[st
 
 
 def _masked(document: dict, where: str) -> bool:
-    labels = document.get("securityLabel")
-    if labels is None:
-        return False
-    for i, label in enumerate(_list(labels, f"{where}.securityLabel")):
-        codings = _object(label, f"{where}.securityLabel[{i}]").get("coding") or []
-        if not isinstance(codings, list):
-            raise invalid(f"{where}.securityLabel[{i}].coding must be an array", f"{where}.securityLabel[{i}].coding")
-        for coding in codings:
-            if isinstance(coding, dict) and coding.get("system") == VISIBILITY_SYSTEM \
-                    and coding.get("code") == MASKED_FROM_PROFESSIONALS:
-                return True
-    return False
+    """Whether the document is deposited masked from professionals (MASQUE_PS); its securityLabel is checked by
+    :func:`_check_shapes` first."""
+    return any(coding.get("system") == VISIBILITY_SYSTEM and coding.get("code") == MASKED_FROM_PROFESSIONALS
+               for label in document.get("securityLabel") or [] for coding in label.get("coding") or [])
+
+
+def _optional_text(value: object, where: str) -> None:
+    if value is not None:
+        _text(value, where)
+
+
+def _coding(value: object, where: str) -> None:
+    """A FHIR Coding: an object whose system, version, code and display are strings when present."""
+    coding = _object(value, where)
+    for key in ("system", "version", "code", "display"):
+        _optional_text(coding.get(key), f"{where}.{key}")
+
+
+def _concept(value: object, where: str) -> None:
+    """A FHIR CodeableConcept: an object with an array of Codings and a text."""
+    concept = _object(value, where)
+    for i, coding in enumerate(_optional_list(concept.get("coding"), f"{where}.coding")):
+        _coding(coding, f"{where}.coding[{i}]")
+    _optional_text(concept.get("text"), f"{where}.text")
+
+
+def _identifier(value: object, where: str) -> None:
+    """A FHIR Identifier: an object whose system and value are strings when present."""
+    identifier = _object(value, where)
+    for key in ("system", "value", "use"):
+        _optional_text(identifier.get(key), f"{where}.{key}")
+
+
+def _optional_list(value: object, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        raise invalid(f"{where} must be a non-empty array", where)
+    return value
+
+
+# the elements of a DocumentReference that the rules and the search read, with their FHIR datatype
+_SHAPES: tuple[tuple[tuple[str, ...], bool, object], ...] = (
+    (("securityLabel",), True, _concept), (("category",), True, _concept), (("identifier",), True, _identifier),
+    (("context", "facilityType"), False, _concept), (("context", "practiceSetting"), False, _concept),
+    (("context", "event"), True, _concept),
+)
+
+
+def _check_shapes(document: dict, where: str) -> None:
+    """Each element the rules or the search read has its FHIR datatype (400 naming it otherwise), so that
+    nothing downstream meets a string where an object belongs."""
+    for path, repeated, check in _SHAPES:
+        value, at = document, where
+        for i, key in enumerate(path):
+            at = f"{at}.{key}"
+            value = value.get(key)
+            if value is None:
+                break
+            if i < len(path) - 1:
+                value = _object(value, at)
+        if value is None:
+            continue
+        for j, item in enumerate(_optional_list(value, at) if repeated else [value]):
+            check(item, f"{at}[{j}]" if repeated else at)
+    content = document.get("content")
+    if isinstance(content, list) and content and isinstance(content[0], dict) and content[0].get("format") is not None:
+        _coding(content[0]["format"], f"{where}.content[0].format")
 
 
 def _replaces(document: dict, where: str) -> tuple[str | None, str | None]:
@@ -360,10 +422,15 @@ def _patch_target(entry: dict, where: str) -> str:
     for i, operation in enumerate(operations):
         at = f"{where}.resource.parameter[{i}]"
         operation = _object(operation, at)
-        parts = {part.get("name"): part for part in operation.get("part") or [] if isinstance(part, dict)}
-        change = (operation.get("name"), (parts.get("type") or {}).get("valueCode"),
-                  (parts.get("path") or {}).get("valueString"),
-                  (parts.get("value") or {}).get("valueCode") or (parts.get("value") or {}).get("valueString"))
+        parts: dict[str, dict] = {}
+        for j, part in enumerate(_optional_list(operation.get("part"), f"{at}.part")):
+            part = _object(part, f"{at}.part[{j}]")
+            name = part.get("name")
+            if isinstance(name, str):
+                parts[name] = part
+        change = (operation.get("name"), parts.get("type", {}).get("valueCode"),
+                  parts.get("path", {}).get("valueString"),
+                  parts.get("value", {}).get("valueCode") or parts.get("value", {}).get("valueString"))
         if change not in (("operation", "replace", "DocumentReference.status", "superseded"),
                           ("operation", "replace", "status", "superseded")):
             raise ServiceError(422, "not-supported", f"{at}: the only PATCH a deposit may carry replaces "
@@ -490,6 +557,7 @@ def parse_deposit(bundle: object, max_document_bytes: int, max_documents: int) -
         if status != "current":
             raise invalid(f"{where}.status of a deposited document must be 'current', not {status[:20]!r}",
                           f"{where}.status")
+        _check_shapes(resource, where)
         type_code = _type_code(resource, where)
         subject = patient_identifier(resource.get("subject"), f"{where}.subject", contained)
         if subject != patient:

@@ -11,6 +11,8 @@ and ``_summary=count`` answer only ``Bundle.total``; ``_total=accurate|estimate`
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from urllib.parse import quote, urlencode
 
@@ -60,6 +62,10 @@ class DocumentSearch:
         return _encoded([*(p for p in self.applied if p[0] != "_cursor"), ("_cursor", cursor)])
 
 
+MAX_VALUES = 100  # values in one search: each is a condition on every row of the record (a 400 above)
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # FHIR strings: no character below U+0020 but tab, CR, LF in text
+
+
 def _encoded(pairs) -> str:
     return urlencode(list(pairs), quote_via=quote, safe=":|,/")
 
@@ -78,8 +84,15 @@ class _Builder:
         self.results: dict[str, str] = {}  # result parameters, the last of each
         self.after: tuple[int, str] | None = None  # the keyset cursor
         self.as_given = True
+        self.values = 0  # values given so far, each item of a comma list counted
 
     def add(self, name: str, value: str) -> None:
+        if _CONTROL.search(value) or _CONTROL.search(name):
+            raise invalid(f"search parameter {name[:80]!r}: a FHIR string has no control characters", name[:80])
+        self.values += value.count(",") + 1
+        if self.values > MAX_VALUES:
+            raise ServiceError(400, "too-costly", f"a search gives at most {MAX_VALUES} values (parameters and comma"
+                               " lists together)", name[:80], reason="too-costly")
         base, _, modifier = name.partition(":")
         handler = _HANDLERS.get(base)
         applied = handler(self, name, modifier, value) if handler is not None and value else None
@@ -327,7 +340,8 @@ def _count(b: _Builder, name: str, modifier: str, value: str) -> str:
     _modifiers(name, modifier, ("",))
     if not value.isascii() or not value.isdigit():
         raise invalid(f"_count must be a whole number (0 or more), not {value[:20]!r}", "_count")
-    return str(MAX_COUNT if len(value) > 4 else min(int(value), MAX_COUNT))
+    digits = value.lstrip("0") or "0"  # 00000 is 0, not a five-digit number
+    return str(MAX_COUNT if len(digits) > 4 else min(int(digits), MAX_COUNT))
 
 
 def _total(b: _Builder, name: str, modifier: str, value: str) -> str:

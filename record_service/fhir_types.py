@@ -25,8 +25,7 @@ _TIME = (r"(?P<hour>[01][0-9]|2[0-3]):(?P<minute>[0-5][0-9]):(?P<second>[0-5][0-
 _INSTANT = re.compile(f"{_YEAR}-{_MONTH}-{_DAY}T{_TIME}")
 _DATE_TIME = re.compile(f"{_YEAR}(-{_MONTH}(-{_DAY}(T{_TIME})?)?)?")
 # base64Binary: groups of four characters of the base64 alphabet, whitespace anywhere between them
-_BASE64 = re.compile(r"(\s*([0-9a-zA-Z+/=]){4}\s*)+")
-_WHITESPACE = re.compile(r"\s+")
+_WHITESPACE = re.compile(r"[ \t\r\n]+")  # XML Schema's \s, which FHIR's regular expressions use: not Unicode spaces
 # code (MIME type, BCP 13 / RFC 7231 media-type): type "/" subtype *( OWS ";" OWS name "=" value )
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _MEDIA_TYPE = re.compile(rf"(?P<base>{_TOKEN}/{_TOKEN})(?P<parameters>(\s*;\s*{_TOKEN}=({_TOKEN}|\"[^\"]*\"))*)\s*")
@@ -52,11 +51,14 @@ def _microseconds(match: re.Match, where: str, raw: str) -> int:
     except ValueError:  # 31 April, 29 February of a common year
         raise invalid(f"{where} is not a calendar date: {raw[:40]!r}", where) from None
     zone = parts.get("zone")
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        moment -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-    if second == 60:  # a leap second: the instant after 59.999999
-        moment += timedelta(seconds=1) - timedelta(microseconds=int((fraction[1:] + "000000")[:6] or 0))
+    try:
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            moment -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        if second == 60:  # a leap second: the instant after 59.999999
+            moment += timedelta(seconds=1) - timedelta(microseconds=int((fraction[1:] + "000000")[:6] or 0))
+    except OverflowError:  # 9999-12-31T23:59:59-10:00 is in year 10000
+        raise invalid(f"{where} is out of the range of dates this service keeps: {raw[:40]!r}", where) from None
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 

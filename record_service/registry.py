@@ -183,9 +183,22 @@ def audit_row(actor: Actor, patient_ins: str, action: str, document_id: str | No
 
 # --- writes (run by the group committer) -----------------------------------------------------
 
+# ON CONFLICT: two PostgreSQL workers may insert one masterIdentifier at once (each looked it up before the other
+# committed); the second waits for the first, inserts nothing, and answers as a retry would (or 409)
 _INSERT = ("INSERT INTO documents (id, master_id, patient_ins, status, type_code, date_us, authors, depositor_rpps,"
            " depositor_finess, depositor_ins, content_type, size, sha256, masked, version, created_us, resource,"
-           " chain_id) VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)")
+           " chain_id) VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+           " ON CONFLICT (master_id) DO NOTHING RETURNING id")
+
+
+def _taken_meanwhile(tx: WriteTransaction, doc, patient_ins: str) -> tuple[str, bool]:
+    """(id, False) when the document that took ``doc``'s masterIdentifier is the same one; 409 otherwise."""
+    found_id, found_patient, found_sha, found_status = tx.execute(
+        "SELECT id, patient_ins, sha256, status FROM documents WHERE master_id = ?", (doc.master_id,))[0]
+    if found_patient != patient_ins or found_sha != doc.sha256 or found_status == "deleted":
+        raise conflict(f"masterIdentifier {doc.master_id[:80]!r} is already used by a different document",
+                       "DocumentReference.masterIdentifier")
+    return found_id, False
 
 
 def _rewrite(resource: bytes, version: int, **changes) -> bytes:
@@ -199,7 +212,8 @@ def _rewrite(resource: bytes, version: int, **changes) -> bytes:
 def with_mask_label(resource: dict, masked: bool) -> dict:
     """``resource`` (a DocumentReference as a dict) with the MASQUE_PS security label set or removed."""
     labels = [label for label in resource.get("securityLabel") or []
-              if not any(c.get("code") == MASKED_FROM_PROFESSIONALS for c in label.get("coding") or [])]
+              if not any(isinstance(c, dict) and c.get("code") == MASKED_FROM_PROFESSIONALS
+                         for c in (label.get("coding") or [] if isinstance(label, dict) else []))]
     if masked:
         labels.append({"coding": [{"system": VISIBILITY_SYSTEM, "code": MASKED_FROM_PROFESSIONALS,
                                    "display": "Masqué aux professionnels de santé"}]})
@@ -236,7 +250,7 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
                 outcomes.append((found_id, False))
                 continue
             chain_id, masked = doc.id, doc.masked
-            target_id = doc.replaces or (_by_master_id(tx, doc.replaces_master_id) if doc.replaces_master_id else None)
+            target_id = doc.replaces or (_by_master_id(tx, doc.replaces_master_id, request.patient_ins) if doc.replaces_master_id else None)
             if target_id is not None:
                 superseded.add(target_id)
                 chain_id, chain_masked = _supersede(tx, target_id, actor, request.patient_ins)
@@ -246,10 +260,13 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
             resource = stored_resource(doc, stamp)
             if masked and not doc.masked:
                 resource = orjson.dumps(with_mask_label(orjson.loads(resource), True))
-            tx.execute(_INSERT, (
+            inserted = tx.execute(_INSERT, (
                 doc.id, doc.master_id, request.patient_ins, doc.type_code, doc.date_us, _authors_column(doc.authors),
                 actor.rpps, actor.finess, actor.ins, doc.content_type, len(doc.data), doc.sha256, int(masked),
                 stamp, resource, chain_id))
+            if not inserted:  # another worker's deposit took this masterIdentifier since it was looked up
+                outcomes.append(_taken_meanwhile(tx, doc, request.patient_ins))
+                continue
             index_search_values(tx, doc.id, doc.resource, target_id)
             outcomes.append((doc.id, True))
         for entry, target in request.patches.items():
@@ -260,9 +277,10 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
     return write
 
 
-def _by_master_id(tx: WriteTransaction, master_id: str) -> str:
-    """The id of the document a replacement names by its masterIdentifier (relatesTo.target.identifier)."""
-    rows = tx.execute("SELECT id FROM documents WHERE master_id = ?", (master_id,))
+def _by_master_id(tx: WriteTransaction, master_id: str, patient_ins: str) -> str:
+    """The id of the document a replacement names by its masterIdentifier (relatesTo.target.identifier), in
+    the same record only (another record's document does not exist for this deposit)."""
+    rows = tx.execute("SELECT id FROM documents WHERE master_id = ? AND patient_ins = ?", (master_id, patient_ins))
     if not rows:
         raise ServiceError(404, "not-found", f"no document has the masterIdentifier {master_id[:80]!r} that "
                            "relatesTo.target.identifier names", "DocumentReference.relatesTo.target.identifier",
@@ -316,10 +334,9 @@ def set_masked(document_id: str, actor: Actor, masked: bool) -> Callable[[WriteT
     """Mask or unmask a document from professionals, every version of it; the named version's new JSON."""
 
     def write(tx: WriteTransaction) -> bytes:
+        rules.check_patient_only(actor, None, "mask or unmask a document")  # before any lock is taken
         row = _target(tx, document_id, not_found("no such document"))
-        if row[1] == "deleted":
-            raise not_found("no such document")
-        rules.check_patient_only(actor, row[0], "mask or unmask a document")
+        rules.check_can_mask(actor, facts(row))
         return _set_chain_masked(tx, row[9], masked)[document_id]
 
     return write
@@ -332,10 +349,13 @@ def delete(document_id: str, actor: Actor) -> Callable[[WriteTransaction], list[
     def write(tx: WriteTransaction) -> list[str]:
         row = _target(tx, document_id, not_found("no such document"))
         rules.check_can_delete(actor, facts(row))
-        removed = tx.execute("SELECT sha256 FROM documents WHERE chain_id = ? AND status <> 'deleted'", (row[9],))
+        versions = tx.execute(f"SELECT {_FACTS}, sha256 FROM documents WHERE chain_id = ? AND status <> 'deleted'",
+                              (row[9],))
+        for version in versions:  # a professional deletes no version another professional authored
+            rules.check_can_delete(actor, facts(version))
         tx.execute("UPDATE documents SET status = 'deleted', version = version + 1"
                    " WHERE chain_id = ? AND status <> 'deleted'", (row[9],))
-        return [sha for (sha,) in removed]
+        return [version[7] for version in versions]
 
     return write
 

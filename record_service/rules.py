@@ -75,35 +75,46 @@ def check_can_deposit(actor: Actor, patient_ins: str, state: PatientState) -> No
                            "deposits are refused", "subject", reason="opted-out")
 
 
-def check_can_read(actor: Actor, document: DocumentFacts, state: PatientState) -> None:
-    """Raises unless ``actor`` may see this document (a 404 where its very existence must not show)."""
-    if document.status == "deleted" or state.opted_out:
+def _check_visible(actor: Actor, document: DocumentFacts) -> None:
+    """404 for what ``actor`` may not know exists: a deleted document, another patient's document (for a
+    patient), a masked one (for a professional who is not its author). Every decision on a document checks
+    this first, so that no answer (403, 409, 422) tells a document apart from one that does not exist."""
+    if document.status == "deleted":
         raise not_found("no such document")
-    if actor.is_patient:
-        check_record_access(actor, document.patient_ins)
-        return
-    if state.blocked:
-        raise forbidden("the patient has blocked this professional's access to their record", reason="blocked")
-    if document.masked and not is_author(actor, document):
+    if actor.is_patient and actor.ins != document.patient_ins:
+        raise not_found("no such document")
+    if actor.is_professional and document.masked and not is_author(actor, document):
         raise not_found("no such document")  # masked: invisible, not merely forbidden
 
 
-def check_can_delete(actor: Actor, document: DocumentFacts) -> None:
-    if document.status == "deleted":
+def check_can_read(actor: Actor, document: DocumentFacts, state: PatientState) -> None:
+    """Raises unless ``actor`` may see this document (a 404 where its very existence must not show)."""
+    if state.opted_out:
         raise not_found("no such document")
-    if actor.is_patient:
-        check_record_access(actor, document.patient_ins)
-        return
-    if not is_author(actor, document):
+    _check_visible(actor, document)
+    if state.blocked:
+        raise forbidden("the patient has blocked this professional's access to their record", reason="blocked")
+
+
+def check_can_mask(actor: Actor, document: DocumentFacts) -> None:
+    """Only the patient masks or unmasks, and only in their own record (another's document: 404)."""
+    check_patient_only(actor, None, "mask or unmask a document")
+    _check_visible(actor, document)
+
+
+def check_can_delete(actor: Actor, document: DocumentFacts) -> None:
+    """The patient deletes any document of their record; a professional, a document they authored."""
+    _check_visible(actor, document)
+    if actor.is_professional and not is_author(actor, document):
         raise forbidden("only the document's author may delete it", reason="not-author")
 
 
 def check_can_replace(actor: Actor, document: DocumentFacts, patient_ins: str) -> None:
-    if document.status == "deleted":
-        raise not_found("the replaced document does not exist")
+    """The author (or the patient who deposited it) replaces a current document of the same record; a document
+    of another record, deleted, or masked from the caller is one that does not exist (404)."""
     if document.patient_ins != patient_ins:
-        raise ServiceError(422, "invalid", "the replaced document belongs to another patient",
-                           "DocumentReference.relatesTo", reason="invalid")
+        raise not_found("the replaced document does not exist")
+    _check_visible(actor, document)
     if actor.is_patient:
         if actor.ins != document.depositor_ins:
             raise forbidden("a patient may only replace documents they deposited", reason="not-author")

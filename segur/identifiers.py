@@ -59,8 +59,8 @@ def is_valid_ins(value: object) -> bool:
         return False
     body, key = value[:13], value[13:]
     department = body[5:7].upper()
-    digits_ok = (body[:5] + _CORSICA.get(department, department) + body[7:]).isdigit()
-    if not (digits_ok and key.isdigit() and body[0] in "12378"):
+    digits_ok = _is_ascii_digits(body[:5] + _CORSICA.get(department, department) + body[7:])
+    if not (digits_ok and _is_ascii_digits(key) and body[0] in "12378"):
         return False
     return ins_key(body) == int(key)
 
@@ -77,8 +77,14 @@ def _luhn_sum(digits: str) -> int:
     return total
 
 
+def _is_ascii_digits(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²" and "٣" (Arabic-Indic three), which would name
+    another record under another key, or crash ``int``."""
+    return value.isascii() and value.isdigit()
+
+
 def is_valid_luhn(value: str) -> bool:
-    return value.isdigit() and _luhn_sum(value) % 10 == 0
+    return _is_ascii_digits(value) and _luhn_sum(value) % 10 == 0
 
 
 def is_valid_rpps(value: object) -> bool:

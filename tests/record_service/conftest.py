@@ -224,3 +224,14 @@ def service(request, services) -> Service:
 @pytest.fixture
 def rng(request) -> random.Random:
     return random.Random(f"{request.node.nodeid}-{time.time_ns()}")
+
+
+@pytest.fixture(params=BACKENDS)
+def two_workers(request, postgres, tmp_path_factory) -> Iterator[Service]:
+    """A service of two worker processes on each back end: two connections may write at once."""
+    database = postgres.create_database(f"two_{time.time_ns()}") if request.param == "postgresql" else None
+    service = Service(tmp_path_factory.mktemp("two-workers"), database, "--workers", "2").start()
+    try:
+        yield service
+    finally:
+        service.stop()

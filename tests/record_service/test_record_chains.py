@@ -29,10 +29,10 @@ def _expected(decision: str, actor: str) -> str:
     """What ``actor`` gets on every version once ``decision`` was taken on any one of them."""
     if decision.startswith("delete"):
         return "gone"
+    if decision == "mask" and actor in ("other_professional", "blocked_professional"):
+        return "hidden"  # masked comes first: a blocked professional cannot tell it from a missing document
     if actor == "blocked_professional":
         return "blocked"
-    if decision == "mask" and actor == "other_professional":
-        return "hidden"
     return "visible"
 
 
@@ -192,7 +192,7 @@ def test_only_the_patient_decides_for_the_chain(service, rng):
                             b"{}").status == 403
     other_patient = Actor(ins=make_ins(rng))
     assert service.call("POST", f"/DocumentReference/{chain.versions[1]}/$mask", service.token(other_patient),
-                        b"{}").status == 403
+                        b"{}").status == 404  # another record's document does not exist for this patient
     assert chain.seen_by("other_professional", chain.versions[0]) == "visible"
 
 
@@ -236,21 +236,6 @@ def test_adversary_case_masked_replacement_leak(service, rng, masked_version):
         "GET", search_path(ins, status="current,superseded", _count="100"), me).json()["entry"]}
 
 
-@pytest.fixture(params=("sqlite", "postgresql"))
-def two_workers(request, postgres, tmp_path_factory):
-    """A service of two worker processes: a mask and a new version can be written by two connections at once."""
-    import uuid
-
-    from conftest import Service
-
-    database = postgres.create_database(f"chains_{uuid.uuid4().hex[:8]}") if request.param == "postgresql" else None
-    service = Service(tmp_path_factory.mktemp("two-workers"), database, "--workers", "2").start()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
 def test_a_mask_racing_a_new_version_never_leaves_a_version_unmasked(two_workers, rng):
     """The patient masks v1 while its author deposits v2: whichever commits first, v2 ends up masked."""
     from concurrent.futures import ThreadPoolExecutor
@@ -265,3 +250,52 @@ def test_a_mask_racing_a_new_version_never_leaves_a_version_unmasked(two_workers
             masking.result()
             assert replacing.result() == 201
             assert [chain.seen_by("other_professional", v) for v in chain.versions] == ["hidden", "hidden"]
+
+
+def test_a_professional_deletes_no_version_another_professional_authored(service, rng):
+    """The depositor of v1 may delete v1 alone, not the chain once the named author replaced it by v2 they
+    deposited themselves: only the author deletes a professional's document."""
+    chain = Chain(service, rng)
+    chain.add_version()  # v1: authored by 'author', deposited by 'depositor'
+    author = chain.actors["author"]
+    reply = service.call("POST", "/", chain.token("author"),
+                         deposit_bundle(chain.ins, author.rpps, b"v2 by its author", replaces=chain.versions[0]))
+    [v2] = locations(reply.json(), "DocumentReference")
+    chain.versions.append(v2)
+    chain.data[v2] = b"v2 by its author"
+    assert service.call("DELETE", f"/DocumentReference/{chain.versions[0]}", chain.token("depositor")).status == 403
+    assert chain.seen_by("other_professional", v2) == "visible"
+    assert service.call("DELETE", f"/DocumentReference/{v2}", chain.token("author")).status == 204
+    assert chain.seen_by("patient", chain.versions[0]) == "gone"
+
+
+def test_no_answer_tells_a_hidden_document_from_a_missing_one(service, rng):
+    """A replacement, a delete or a read of a document the caller may not know exists answers the same 404 as
+    one of an id that was never issued: another record's document, a masked one, a deleted one."""
+    chain, other = Chain(service, rng), Chain(service, rng)
+    chain.add_version()
+    other.add_version()
+    stranger = chain.token("other_professional")
+    stranger_rpps = chain.actors["other_professional"].rpps
+    masked = chain.versions[0]
+    chain.decide("mask", masked)
+    never_issued = "0" * 32
+
+    def replace(target: dict) -> int:
+        bundle = deposit_bundle(chain.ins, stranger_rpps, os.urandom(40))
+        bundle["entry"][1]["resource"]["relatesTo"] = [{"code": "replaces", "target": target}]
+        return service.call("POST", "/", stranger, bundle).status
+
+    missing = replace({"reference": f"DocumentReference/{never_issued}"})
+    assert missing == 404
+    assert replace({"reference": f"DocumentReference/{masked}"}) == missing
+    assert replace({"reference": f"DocumentReference/{other.versions[0]}"}) == missing  # another record's
+    other_master = service.call("GET", f"/DocumentReference/{other.versions[0]}",
+                                other.token("patient")).json()["masterIdentifier"]
+    assert replace({"identifier": other_master}) == missing
+    for path in (f"/DocumentReference/{masked}", f"/Binary/{masked}"):
+        assert service.call("GET", path, chain.token("blocked_professional")).status == missing
+    assert service.call("DELETE", f"/DocumentReference/{masked}", stranger).status == missing
+    other_patient = other.token("patient")
+    assert service.call("GET", f"/Binary/{masked}", other_patient).status == missing
+    assert service.call("POST", f"/DocumentReference/{masked}/$mask", other_patient, b"{}").status == missing

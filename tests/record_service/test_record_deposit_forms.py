@@ -419,3 +419,21 @@ def test_an_author_of_another_idnat_ps_kind_is_accepted(service, rng, value):
     bundle = deposit_bundle(ins, depositor.rpps, os.urandom(60))
     the_document(bundle)["author"] = [{"identifier": {"system": RPPS_SYSTEM, "value": value}}]
     deposited(service.call("POST", "/", service.token(depositor), bundle))
+
+
+def test_one_master_identifier_deposited_at_once_on_two_workers(two_workers, rng):
+    """Sixteen copies of one deposit and four of another content under the same masterIdentifier, all at once
+    on two workers: one is created, the copies answer as retries, the others 409; never a 500."""
+    service = two_workers
+    for _ in range(3):
+        ins, author = make_ins(rng), professional(rng)
+        master = f"urn:uuid:{uuid.uuid4()}"
+        same = deposit_bundle(ins, author.rpps, b"the same bytes", master_id=master)
+        other = deposit_bundle(ins, author.rpps, b"other bytes", master_id=master)
+        token = service.token(author)
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(lambda body: service.call("POST", "/", token, body), [same] * 16 + [other] * 4))
+        statuses = sorted(r.status for r in replies)
+        created = [r for r in replies if r.status == 201]
+        assert len(created) == 1 and set(statuses) <= {200, 201, 409}, statuses
+        assert len({locations(r.json(), "DocumentReference")[0] for r in replies if r.status in (200, 201)}) == 1

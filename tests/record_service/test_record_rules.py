@@ -26,16 +26,19 @@ FIND = {
     "deleted":    {_P: "empty", _OP: 403, _AU: "empty", _CO: "empty", _OT: "empty", _BL: "empty"},
     "opted_out":  {_P: "empty", _OP: 403, _AU: "empty", _CO: "empty", _OT: "empty", _BL: "empty"},
 }
+# A document the caller may not know exists answers 404 whatever the operation: another patient's, a
+# masked one for a professional who is not its author (blocked or not), a deleted one.
 RETRIEVE = {
-    "current":    {_P: 200, _OP: 403, _AU: 200, _CO: 200, _OT: 200, _BL: 403},
-    "masked":     {_P: 200, _OP: 403, _AU: 200, _CO: 200, _OT: 404, _BL: 403},
-    "superseded": {_P: 200, _OP: 403, _AU: 200, _CO: 200, _OT: 200, _BL: 403},
+    "current":    {_P: 200, _OP: 404, _AU: 200, _CO: 200, _OT: 200, _BL: 403},
+    "masked":     {_P: 200, _OP: 404, _AU: 200, _CO: 200, _OT: 404, _BL: 404},
+    "superseded": {_P: 200, _OP: 404, _AU: 200, _CO: 200, _OT: 200, _BL: 403},
     "deleted":    {_P: 404, _OP: 404, _AU: 404, _CO: 404, _OT: 404, _BL: 404},
     "opted_out":  {_P: 404, _OP: 404, _AU: 404, _CO: 404, _OT: 404, _BL: 404},
 }
-MASK = {state: {_P: 200, _OP: 403, _AU: 403, _CO: 403, _OT: 403, _BL: 403} for state in STATES}
-MASK["deleted"] = {actor: 404 for actor in ACTORS}
-DELETE = {state: {_P: 204, _OP: 403, _AU: 204, _CO: 204, _OT: 403, _BL: 403} for state in STATES}
+MASK = {state: {_P: 200, _OP: 404, _AU: 403, _CO: 403, _OT: 403, _BL: 403} for state in STATES}
+MASK["deleted"] = {actor: 404 if actor in (_P, _OP) else 403 for actor in ACTORS}  # professionals: 403 whatever
+DELETE = {state: {_P: 204, _OP: 404, _AU: 204, _CO: 204, _OT: 403, _BL: 403} for state in STATES}
+DELETE["masked"] = {**DELETE["masked"], _OT: 404, _BL: 404}
 DELETE["deleted"] = {actor: 404 for actor in ACTORS}
 DEPOSIT = {state: {_P: 201, _OP: 403, _AU: 201, _CO: 201, _OT: 201, _BL: 201} for state in STATES}
 DEPOSIT["opted_out"] = {actor: 403 for actor in ACTORS}
