@@ -78,6 +78,9 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
     if check.documents_without_file:
         click.echo(f"warning: {check.documents_without_file} of {check.documents_checked} documents checked at start have "
                    f"no file (or a file of another size) under {settings.blob_dir}: their retrieves will fail", err=True)
+    if check.documents_migrated:
+        click.echo(f"brought {check.documents_migrated} documents written by an older version up to date "
+                   "(replacement chains, search values)")
     if check.temporary_files_removed or check.orphan_files_removed:
         click.echo(f"removed {check.temporary_files_removed} unfinished and {check.orphan_files_removed} unreferenced "
                    "document files (writes of deposits that were never acknowledged)")

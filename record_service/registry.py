@@ -255,7 +255,7 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
                 superseded.add(target_id)
                 chain_id, chain_masked = _supersede(tx, target_id, actor, request.patient_ins)
                 if masked and not chain_masked:
-                    _set_chain_masked(tx, chain_id, True)
+                    set_chain_masked(tx, chain_id, True)
                 masked = masked or chain_masked
             resource = stored_resource(doc, stamp)
             if masked and not doc.masked:
@@ -317,7 +317,7 @@ def _supersede(tx: WriteTransaction, target_id: str, actor: Actor, patient_ins: 
     return row[9], target.masked
 
 
-def _set_chain_masked(tx: WriteTransaction, chain_id: str, masked: bool) -> dict[str, bytes]:
+def set_chain_masked(tx: WriteTransaction, chain_id: str, masked: bool) -> dict[str, bytes]:
     """Mask or unmask every live version of a chain (a new meta.versionId each); id -> new resource JSON."""
     changed: dict[str, bytes] = {}
     for doc_id, version, resource in tx.execute(
@@ -337,7 +337,7 @@ def set_masked(document_id: str, actor: Actor, masked: bool) -> Callable[[WriteT
         rules.check_patient_only(actor, None, "mask or unmask a document")  # before any lock is taken
         row = _target(tx, document_id, not_found("no such document"))
         rules.check_can_mask(actor, facts(row))
-        return _set_chain_masked(tx, row[9], masked)[document_id]
+        return set_chain_masked(tx, row[9], masked)[document_id]
 
     return write
 

@@ -63,8 +63,7 @@ def record_statements(dialect: str) -> list[str]:
             chain_id TEXT)""",
         *added_columns(dialect, "documents", _DOCUMENT_COLUMNS_ADDED),
         # the versions of one document (v1 -> v2 -> v3 share the first one's id): a patient's mask or delete
-        # applies to the whole chain; documents from before chains existed are each a chain of one
-        "UPDATE documents SET chain_id = id WHERE chain_id IS NULL",
+        # applies to the whole chain; documents from before chains existed get theirs from ``migrations``
         "CREATE INDEX IF NOT EXISTS documents_by_chain ON documents (chain_id)",
         """CREATE INDEX IF NOT EXISTS documents_by_patient_status
             ON documents (patient_ins, status, date_us DESC, id DESC)""",

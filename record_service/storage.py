@@ -24,6 +24,7 @@ once with ``?`` placeholders; the PostgreSQL store translates it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import logging
 import os
@@ -224,9 +225,16 @@ def prepare(settings: Settings) -> "DataDirectoryCheck":
     """Create the data directory, the tables and indexes, then check the files (run once before workers start)."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     BlobStore(settings.blob_dir)
+    from record_service.migrations import migrate  # it builds on the registry, which builds on this module
+
     store = open_store(settings)
     store.create_schema()
-    return check_data_directory(store)
+    connection = store.connect()
+    try:
+        migrated = migrate(connection)
+    finally:
+        connection.close()
+    return dataclasses.replace(check_data_directory(store), documents_migrated=migrated)
 
 
 class DataDirectoryMismatch(Exception):
@@ -239,6 +247,7 @@ class DataDirectoryCheck:
     documents_without_file: int  # a few (fewer than half the sample): damage to report, not a wrong directory
     temporary_files_removed: int
     orphan_files_removed: int
+    documents_migrated: int = 0  # written by an older version, given their chains and search values at this start
 
 
 _SAMPLE = 50  # documents whose files are looked for at start
