@@ -25,6 +25,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -110,8 +111,18 @@ def subject_ins(document: dict) -> str | None:
         system = identifier.get("system")
         return identifier["value"] if system is None or _is_ins_system(system) else None
     reference = subject.get("reference")
-    if isinstance(reference, str) and reference.startswith(_CONDITIONAL_PATIENT):
-        system, bar, value = reference[len(_CONDITIONAL_PATIENT):].partition("|")
+    if isinstance(reference, str) and reference.startswith("#"):  # a contained Patient
+        for resource in document.get("contained") or []:
+            if isinstance(resource, dict) and resource.get("id") == reference[1:]:
+                for item in resource.get("identifier") or []:
+                    if isinstance(item, dict) and _is_ins_system(item.get("system")):
+                        return item.get("value") if isinstance(item.get("value"), str) else None
+        return None
+    if isinstance(reference, str) and _CONDITIONAL_PATIENT in reference:  # relative or absolute, URL-encoded or not
+        criteria = parse_qsl(reference.partition("?")[2])
+        if [name for name, _ in criteria] != ["identifier"]:
+            return None
+        system, bar, value = criteria[0][1].partition("|")
         return value if bar and value and (not system or _is_ins_system(system)) else None
     return None
 
@@ -203,7 +214,7 @@ class CreatedDocuments:
     Only documents created by this run are expected (a corpus document may have been masked or deleted
     by an earlier run on the same service). A document is no longer expected from the moment a delete
     of it is sent (whatever the answer), nor by professionals once a mask is sent; no professional's
-    search of a patient is checked for completeness once a block was sent for that patient (the
+    search of a patient is checked for completeness once that patient sent a block of them (the
     DMP's rules: a patient sees their whole record, masked documents included; a mask hides a document
     from professionals other than its author; a blocked professional sees nothing).
     """
@@ -211,7 +222,7 @@ class CreatedDocuments:
     def __init__(self) -> None:
         self._patient_of: dict[str, str] = {}
         self._by_patient: dict[str, dict[str, bool]] = {}   # patient -> {document id: masked}
-        self._blocking: set[str] = set()
+        self._blocking: set[tuple[str, str]] = set()  # (patient, the professional they blocked)
 
     def created(self, patient_ins: str, document: str) -> None:
         self._patient_of[document] = patient_ins
@@ -227,16 +238,17 @@ class CreatedDocuments:
         if patient is not None:
             del self._by_patient[patient][document]
 
-    def blocking(self, patient_ins: str) -> None:
-        self._blocking.add(patient_ins)
+    def blocking(self, patient_ins: str, rpps: str) -> None:
+        self._blocking.add((patient_ins, rpps))
 
-    def expected(self, patient_ins: str, by_patient: bool) -> frozenset[str]:
-        """The ids a complete search of ``patient_ins``'s record must list, by the patient or a professional."""
+    def expected(self, patient_ins: str, by_patient: bool, rpps: str | None = None) -> frozenset[str]:
+        """The ids a complete search of ``patient_ins``'s record must list, by the patient or a professional
+        (``rpps``: which one; None for any professional, then none the patient blocked)."""
         documents = self._by_patient.get(patient_ins)
         if not documents:
             return frozenset()
         if by_patient:
             return frozenset(documents)
-        if patient_ins in self._blocking:
+        if (patient_ins, rpps) in self._blocking or (rpps is None and any(p == patient_ins for p, _ in self._blocking)):
             return frozenset()
         return frozenset(document for document, masked in documents.items() if not masked)

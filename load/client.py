@@ -193,7 +193,8 @@ class RecordClient:
 
     def _search(self, row: dict) -> Outcome:
         ins = row["patient_ins"]
-        expected = self.created.expected(ins, by_patient=row["actor_kind"] == "patient")
+        by_patient = row["actor_kind"] == "patient"
+        expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"])
         return self._call("GET", requests.search_path(ins), row,
                           check=partial(check_search, patient_ins=ins, expected=expected)).outcome
 
@@ -223,6 +224,6 @@ class RecordClient:
         return self._unknown(row) if known is None else act(*known)
 
     def _block(self, row: dict) -> Outcome:
-        self.created.blocking(row["patient_ins"])
+        self.created.blocking(row["patient_ins"], row["target_rpps"])
         return self._call("POST", "/Patient/$block", row, ok=(200, 204),
                           body=requests.block_body(row["target_rpps"])).outcome

@@ -37,6 +37,18 @@ def test_a_search_answer_of_the_patients_documents_is_right():
     check_search(_searchset(), ME)  # an empty record
 
 
+def test_every_subject_form_the_service_accepts_is_read_as_the_patient():
+    """What other clients deposited is stored as they wrote it: URL-encoded or absolute conditional references,
+    a contained Patient."""
+    contained = _document("e", {"reference": "#p"})
+    contained["contained"] = [{"resourceType": "Patient", "id": "p", "identifier": [
+        {"system": INS_NIR_SYSTEM, "value": ME}]}]
+    check_search(_searchset(
+        _document("a", {"reference": f"Patient?identifier=urn%3Aoid%3A1.2.250.1.213.1.4.8%7C{ME}"}),
+        _document("b", {"reference": f"https://dmp.example.fr/fhir/Patient?identifier={INS_NIR_SYSTEM}|{ME}"}),
+        contained), ME)
+
+
 @pytest.mark.parametrize("answer, kind", [
     (_searchset(_document("a", _by_identifier(ME)), _document("x", _by_identifier(OTHER))), "another patient"),
     (_searchset(_document("x", None)), "without a patient identifier"),
@@ -81,7 +93,9 @@ def test_created_documents_follow_the_dmp_visibility_rules():
     created.masking("unknown")  # a document this run did not create: nothing to forget
     assert created.expected(ME, by_patient=True) == {"a", "b"}      # the patient sees masked documents
     assert created.expected(ME, by_patient=False) == {"a"}         # professionals do not
-    created.blocking(ME)
+    created.blocking(ME, "10003456789")
+    assert created.expected(ME, False, "10003456789") == frozenset()          # the blocked professional
+    assert created.expected(ME, False, "10101010101") == {"a"}                # another professional still sees it
     assert created.expected(ME, by_patient=False) == frozenset() and created.expected(OTHER, True) == frozenset()
 
 
