@@ -92,22 +92,6 @@ def deposit(row: dict, data: bytes, when: str) -> Deposit:
     return Deposit(orjson.dumps(bundle), hashlib.sha256(data).hexdigest(), len(data), len(bundle["entry"]))
 
 
-def locations(response_body: bytes) -> tuple[str | None, str | None]:
-    """The DocumentReference id and the Binary path a transaction-response gives."""
-    try:
-        entries = orjson.loads(response_body).get("entry", [])
-    except (orjson.JSONDecodeError, AttributeError):
-        return None, None
-    document, binary = None, None
-    for entry in entries:
-        location = (entry.get("response") or {}).get("location", "")
-        if location.startswith("DocumentReference/"):
-            document = location.split("/")[1]
-        elif location.startswith("Binary/"):
-            binary = location
-    return document, binary
-
-
 _SEARCH_PREFIX = f"/DocumentReference?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
 
 

@@ -8,18 +8,19 @@ every request; the expiry is still checked on every use.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import stat
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 
+from record_service.blobs import fsync_directory
 from record_service.codes import SECTORS
 from record_service.outcomes import ServiceError, unauthenticated
 from segur.errors import InputError
@@ -53,7 +54,8 @@ class KeyFileError(InputError):
     """A signing key file that cannot be used as it is; the message names the file and the fix."""
 
 
-def load_or_create_key(path: str | Path, create_parents: bool = True) -> bytes:
+def load_or_create_key(path: str | Path, create_parents: bool = True,
+                       announce: Callable[[str], None] | None = None) -> bytes:
     """The signing key in ``path`` (at least 32 characters of text), created on first use.
 
     A file that does not exist is created atomically with 256 random bits in hex, mode 0600: written to a
@@ -63,13 +65,17 @@ def load_or_create_key(path: str | Path, create_parents: bool = True) -> bytes:
 
     Raises :class:`KeyFileError` (exit 2 on the command line) when the file exists but is not a regular
     file, cannot be read, is readable or writable by group or others, is empty, too short or not text,
-    or when its directory is missing; an existing key is never replaced.
+    or when its directory is missing; an existing key is never replaced. ``announce`` is told when a new key
+    was made (a named key that did not exist is made, not refused: harnesses name fresh paths, but never
+    silently: the command line says so on stderr).
     """
     path = Path(path)
     try:
         return _read_key(path)
     except FileNotFoundError:
-        _create_key(path, create_parents)
+        if _create_key(path, create_parents) and announce is not None:
+            announce(f"signing key {path} did not exist: made a new one (mode 0600); tokens signed with any "
+                     "other key are refused")
     return _read_key(path)
 
 
@@ -101,8 +107,9 @@ def _read_key(path: Path) -> bytes:
     return key.encode()
 
 
-def _create_key(path: Path, create_parents: bool) -> None:
-    """Make the key file at ``path`` unless another process made it first (then theirs is kept)."""
+def _create_key(path: Path, create_parents: bool) -> bool:
+    """Make the key file at ``path`` unless another process made it first (then theirs is kept); whether this
+    call made it."""
     if create_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
@@ -116,21 +123,17 @@ def _create_key(path: Path, create_parents: bool) -> None:
             f.write(secrets.token_hex(32) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):  # another process linked its key first: use theirs
+        try:
             os.link(temporary, path)
-        _sync_directory(path.parent)
+            made = True
+        except FileExistsError:  # another process linked its key first: use theirs
+            made = False
+        fsync_directory(path.parent)
     except OSError as error:  # a full disk, a file system without hard links
         raise KeyFileError(f"cannot make signing key {path}: {error.strerror}") from None
     finally:
         os.unlink(temporary)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return made
 
 
 def check_actor(actor: Actor) -> str | None:

@@ -3,7 +3,8 @@
 :func:`parse_deposit` checks a transaction Bundle (SubmissionSet List + DocumentReferences + Binaries)
 down to each field the DMP needs and turns it into a :class:`Deposit`, or raises a 4xx
 :class:`~record_service.outcomes.ServiceError` naming the first field at fault. It stores nothing.
-The ``*_bundle`` functions assemble responses, splicing stored JSON bytes rather than re-encoding.
+``transaction_response`` and ``searchset`` assemble responses, splicing stored JSON bytes rather than
+re-encoding.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class NewDocument:
     master_id: str
     type_code: str
     date_us: int
-    authors: tuple[str, ...]  # RPPS numbers of the professional authors
+    authors: tuple[str, ...]  # RPPS of the authoring professionals, FINESS of the authoring organisations
     content_type: str
     data: bytes
     sha256: str

@@ -13,6 +13,10 @@ from record_service.settings import (DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_DOCUMEN
                                      DEFAULT_MIN_BODY_RATE, Settings, default_sqlite_url)
 from segur.errors import InputError
 
+def _to_stderr(message: str) -> None:
+    click.echo(message, err=True)
+
+
 _KEY_HELP = (f"signing key file (default {DEFAULT_KEY_FILE}); made, mode 0600, when it does not exist (its directory "
              "must); refused when open to group or others, empty or too short. Never commit it")
 
@@ -62,7 +66,7 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
     if not db_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise InputError(f"--db {db_url!r}: use sqlite:///PATH or postgresql://…")
     key = Path(key_file or DEFAULT_KEY_FILE).resolve()
-    load_or_create_key(key, create_parents=key_file is None)  # a named key's directory must exist
+    load_or_create_key(key, create_parents=key_file is None, announce=_to_stderr)  # a named key's directory must exist
     settings = Settings(db_url=db_url, data_dir=str(Path(data_dir).resolve()), key_file=str(key),
                         max_document_bytes=max_document_bytes, max_documents=max_documents, max_in_flight=max_in_flight,
                         max_receiving=max_receiving, max_receiving_bytes=max_receiving_bytes,
@@ -114,5 +118,5 @@ def token(patient: str | None, professional: str | None, sector: str | None, fac
     problem = check_actor(actor)
     if problem:
         raise InputError(problem)
-    key = load_or_create_key(key_file or DEFAULT_KEY_FILE, create_parents=key_file is None)
+    key = load_or_create_key(key_file or DEFAULT_KEY_FILE, create_parents=key_file is None, announce=_to_stderr)
     click.echo(issue_token(key, actor, expires_in))

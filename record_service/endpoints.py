@@ -1,7 +1,8 @@
 """The HTTP handlers: each checks who calls, what is asked, applies the rules, then reads or writes.
 
 Every refusal is a :class:`~record_service.outcomes.ServiceError` raised *before* anything is written
-(or inside the write's own savepoint), so a refused request leaves no trace.
+(or inside the write's own savepoint), so a refused request changes nothing in the record; a
+professional's refused read is still written to the patient's access history, like any read.
 """
 
 from __future__ import annotations

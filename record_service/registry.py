@@ -56,7 +56,8 @@ async def patient_state(store: Store, patient_ins: str, actor: Actor) -> Patient
 
 async def deposit_state(store: Store, patient_ins: str, actor: Actor,
                         master_ids: Sequence[str]) -> tuple[PatientState, dict[str, tuple]]:
-    """:func:`patient_state` and :func:`existing_masters` in one round trip (a deposit asks both).
+    """:func:`patient_state` and the documents already stored under these masterIdentifiers, as
+    masterIdentifier -> (id, patient_ins, sha256, status), in one round trip (a deposit asks both).
 
     The one-row table on the left keeps the patient's state in the answer when no masterIdentifier is known.
     """
@@ -70,14 +71,6 @@ async def deposit_state(store: Store, patient_ins: str, actor: Actor,
     opted_out, blocked = rows[0][5], rows[0][6]
     state = PatientState(opted_out=bool(opted_out), blocked=bool(blocked) and actor.is_professional)
     return state, {row[0]: tuple(row[1:5]) for row in rows if row[0] is not None}
-
-
-async def existing_masters(store: Store, master_ids: Sequence[str]) -> dict[str, tuple]:
-    """masterIdentifier -> (id, patient_ins, sha256, status) for those already stored."""
-    marks = ",".join("?" * len(master_ids))
-    rows = await store.fetch(f"SELECT master_id, id, patient_ins, sha256, status FROM documents"
-                             f" WHERE master_id IN ({marks})", tuple(master_ids))
-    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 async def document(store: Store, document_id: str, actor: Actor, with_resource: bool = False) -> tuple | None:

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 
 from load.checks import Deposited
 from load.client import AckLog, Locations
-from load.requests import DocumentBytes, deposit, locations
+from load.requests import DocumentBytes, deposit
 
 
 def test_processes_sharing_an_ack_log_write_one_header(tmp_path):
@@ -31,9 +31,6 @@ def test_deposit_bundle_and_locations_round_trip(tmp_path):
            "actor_kind": "professional", "actor_id": "10000000009", "facility_id": "010000008"}
     bundle = deposit(row, b"%PDF data", "2026-12-07T10:00:00+01:00")
     assert bundle.size == 9 and b'"11502-2"' in bundle.body and b"urn:oid:1.9" in bundle.body
-    answer = (b'{"entry":[{"response":{"location":"DocumentReference/abc/_history/1"}},'
-              b'{"response":{"location":"Binary/abc"}}]}')
-    assert locations(answer) == ("abc", "Binary/abc") and locations(b"not json") == (None, None)
     known = Locations()
     known.add("urn:oid:1.9", "abc", "Binary/abc")
     known.save(tmp_path / "locations.parquet", "http://x")
