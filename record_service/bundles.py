@@ -24,13 +24,11 @@ from record_service import fhir_types
 from record_service.codes import (CONTENT_TYPES, MASKED_FROM_PROFESSIONALS, SUBMISSION_SET_SYSTEM,
                                   TYPE_CODES_BY_SYSTEM, VISIBILITY_SYSTEM)
 from record_service.outcomes import ServiceError, invalid, required
-from segur.identifiers import FINESS_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM, is_valid_finess, is_valid_ins, is_valid_rpps
+from segur.identifiers import (FINESS_SYSTEMS, IDNAT_STRUCT_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM, is_valid_finess,
+                               is_valid_ins, is_valid_rpps)
 
 _ALLOWED_RESOURCES = ("List", "DocumentReference", "Binary")
 _MAX_MASTER_ID = 256
-# FINESS as the French profiles write it: the FINESS registry's systems, or IdNat_Struct ("1" + FINESS)
-_FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
-_IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 _AUTHOR_KINDS = ("Practitioner", "PractitionerRole", "Organization")
 _OTHER_IDNAT_PS = re.compile(r"0[0-9]{9}|3[0-9]{9}/[0-9A-Za-z-]{1,30}")  # "0" + ADELI, "3" + FINESS + "/" + number
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # FHIR R4 string: nothing below U+0020 but tab, LF, CR
@@ -222,10 +220,10 @@ def _organisation_finess(identifier: dict, where: str) -> str | None:
     """The FINESS of an organisation identifier (FINESS system, or IdNat_Struct ``1`` + FINESS), else None."""
     system = identifier.get("system")
     _optional_text(system, f"{where}.system")
-    if system not in _FINESS_SYSTEMS and system != _IDNAT_STRUCT_SYSTEM:
+    if system not in FINESS_SYSTEMS and system != IDNAT_STRUCT_SYSTEM:
         return None
     value = _text(identifier.get("value"), f"{where}.value")
-    if system == _IDNAT_STRUCT_SYSTEM:
+    if system == IDNAT_STRUCT_SYSTEM:
         if not value.startswith("1"):
             return None  # an IdNat_Struct of another kind (SIRET, ADELI cabinet...): not a FINESS
         value = value[1:]

@@ -22,15 +22,13 @@ from record_service.outcomes import ServiceError, invalid, required
 from record_service.registry import DocumentQuery
 from record_service.search_dates import now_us
 from record_service.searches import DEFAULT_COUNT, MAX_COUNT, Parameters, document_cursor
-from segur.identifiers import (FINESS_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM, is_valid_finess, is_valid_ins,
-                               is_valid_rpps)
+from segur.identifiers import (FINESS_SYSTEM, FINESS_SYSTEMS, IDNAT_STRUCT_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM,
+                               is_valid_finess, is_valid_ins, is_valid_rpps)
 
 STATUSES = ("current", "superseded")  # what a search without ``status`` finds
 STATUS_SYSTEM = "http://hl7.org/fhir/document-reference-status"
 _ALL_STATUSES = ("current", "superseded", "entered-in-error")
 _ALL_TYPE_CODES = frozenset().union(*TYPE_CODES_BY_SYSTEM.values())
-_FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
-_IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # "1" + FINESS for a facility
 _RESULT_PARAMETERS = ("_count", "_total", "_summary", "_cursor")
 
 
@@ -315,9 +313,9 @@ def _author_number(item: str, name: str) -> str | None:
         raise invalid(f"{name}: a system alone is not supported; name the author's identifier", name)
     if system == "":
         return None
-    if system == _IDNAT_STRUCT_SYSTEM and value.startswith("1") and is_valid_finess(value[1:]):
+    if system == IDNAT_STRUCT_SYSTEM and value.startswith("1") and is_valid_finess(value[1:]):
         return value[1:]
-    if system in _FINESS_SYSTEMS and is_valid_finess(value):
+    if system in FINESS_SYSTEMS and is_valid_finess(value):
         return value
     rpps = value[1:] if len(value) == 12 and value.startswith("8") else value
     if system in (None, RPPS_SYSTEM) and is_valid_rpps(rpps):
@@ -325,7 +323,7 @@ def _author_number(item: str, name: str) -> str | None:
     if system is None and is_valid_finess(value):
         return value
     raise invalid(f"{name} {item[:60]!r} is not an RPPS ({RPPS_SYSTEM}|8 + RPPS) or a FINESS"
-                  f" ({FINESS_SYSTEM}|FINESS, {_IDNAT_STRUCT_SYSTEM}|1 + FINESS)", name)
+                  f" ({FINESS_SYSTEM}|FINESS, {IDNAT_STRUCT_SYSTEM}|1 + FINESS)", name)
 
 
 def _id(b: _Builder, name: str, modifier: str, value: str) -> str:

@@ -22,6 +22,9 @@ INS_NIR_TEST_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
 INS_SYSTEMS = frozenset({INS_NIR_SYSTEM, INS_NIR_TEST_SYSTEM})
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"  # IdNat_PS: "8" + RPPS
 FINESS_SYSTEM = "https://finess.esante.gouv.fr"
+# a FINESS as the French FHIR profiles write it: either registry system with the 9 digits, or IdNat_Struct
+FINESS_SYSTEMS = frozenset({FINESS_SYSTEM, "http://finess.sante.gouv.fr"})
+IDNAT_STRUCT_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"  # "1" + FINESS for a facility ("3" + SIRET...)
 
 _CORSICA = {"2A": "19", "2B": "18"}
 

@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from planner.service import Service, free_port  # noqa: F401 - free_port is used by the tests
-from segur.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SEGUR = [sys.executable, "-m", "segur.cli"]
@@ -21,15 +19,6 @@ def service(tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
     with Service(folder, folder / "signing.key", workers=1) as running:  # the planner's own launcher
         yield running
-
-
-@pytest.fixture(scope="package")
-def smoke_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("simulation") / "smoke"
-    result = CliRunner().invoke(main, ["simulate", str(ROOT / "scenarios" / "smoke.yaml"), "--out", str(out),
-                                       "--no-plots"])
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @pytest.fixture(scope="package")

@@ -119,3 +119,14 @@ def locations(reply_json: dict, kind: str) -> list[str]:
 def search_path(ins: str, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}" + (f"&{query}" if query else "")
+
+
+def json_paths(node, prefix=()):
+    """Every path (a tuple of keys and indexes) to a value inside a JSON document, the document's own first."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from json_paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from json_paths(value, prefix + (index,))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from record_documents import json_paths
 from record_service.bundles import parse_deposit
 from record_service.document_search import SEARCH_PARAMETERS, document_search
 from record_service.outcomes import ServiceError
@@ -33,21 +34,11 @@ _json = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                         inner, max_size=3)), max_leaves=10)
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, prefix + (index,))
-
-
 @st.composite
 def _mutated(draw):
     bundle = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 4))):
-        paths = [p for p in _paths(bundle) if p]
+        paths = [p for p in json_paths(bundle) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))

@@ -10,24 +10,13 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from record_documents import deposit_bundle, make_ins, patient, professional, search_path, the_binary
+from record_documents import deposit_bundle, json_paths, make_ins, patient, professional, search_path, the_binary
 
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
                        st.text(max_size=30))
 _json = st.recursive(_json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                          st.dictionaries(st.text(max_size=10), inner, max_size=3)),
                      max_leaves=8)
-
-
-def _paths(node, prefix=()):
-    """Every path to a value inside a JSON document."""
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, prefix + (key,))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, prefix + (index,))
 
 
 @st.composite
@@ -40,7 +29,7 @@ def mutated_bundles(draw):
     bundle = deposit_bundle(ins, author.rpps, data, master_id=f"urn:oid:1.2.250.1.999.{seed}",
                             date="2026-03-01T10:00:00+01:00")
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(bundle) if p and p[-1] != "data"]
+        paths = [p for p in json_paths(bundle) if p and p[-1] != "data"]
         path = draw(st.sampled_from(paths))
         parent = bundle
         for key in path[:-1]:
