@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 
 from open_stores import with_open_store
+from record_service.outcomes import ServiceError
 from record_service.settings import Settings
 from record_service.storage import open_store, prepare
 
@@ -64,8 +65,9 @@ def test_a_request_that_arrives_after_a_commit_reads_it_even_within_an_open_tran
 
 def test_a_failed_read_leaves_no_transaction_behind(store):
     async def body():
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(ServiceError) as failed:  # a database that lost a table is a storage fault: 503
             await store.fetch("SELECT * FROM no_such_table")
+        assert failed.value.status == 503 and isinstance(failed.value.__cause__, sqlite3.OperationalError)
         await asyncio.sleep(0)
         assert not store._reader.in_transaction
         assert await store.fetch("SELECT 1") == [(1,)]
