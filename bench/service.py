@@ -448,6 +448,7 @@ def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: Depo
     from record_service import schema
     from record_service.bundles import NewDocument, stored_resource
     from record_service.registry import _INSERT, _authors_column
+    from record_service.search_index import index_search_values
     from record_service.storage import open_store, prepare
     import hashlib
 
@@ -478,8 +479,10 @@ def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: Depo
                               resource=sample, entry_index=1)
             rows.append((doc.id, doc.master_id, template.patients[i % len(template.patients)], doc.type_code,
                          doc.date_us, _authors_column(doc.authors), template.author, None, None, doc.content_type,
-                         len(data), sha, 0, doc.date_us, stored_resource(doc, doc.date_us)))
+                         len(data), sha, 0, doc.date_us, stored_resource(doc, doc.date_us), doc.id))
         tx.executemany(_INSERT, rows)
+        for row in rows:  # the search values a deposit writes too (document_tokens, document_dates)
+            index_search_values(tx, row[0], sample, None)
         tx.commit()
         done += batch
         n += batch

@@ -25,6 +25,7 @@ _TIME = (r"(?P<hour>[01][0-9]|2[0-3]):(?P<minute>[0-5][0-9]):(?P<second>[0-5][0-
 _INSTANT = re.compile(f"{_YEAR}-{_MONTH}-{_DAY}T{_TIME}")
 _DATE_TIME = re.compile(f"{_YEAR}(-{_MONTH}(-{_DAY}(T{_TIME})?)?)?")
 # base64Binary: groups of four characters of the base64 alphabet, whitespace anywhere between them
+_NO_WHITESPACE = " \t\r\n"
 _WHITESPACE = re.compile(r"[ \t\r\n]+")  # XML Schema's \s, which FHIR's regular expressions use: not Unicode spaces
 # code (MIME type, BCP 13 / RFC 7231 media-type): type "/" subtype *( OWS ";" OWS name "=" value )
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -89,7 +90,9 @@ def base64_binary(value: object, where: str, max_bytes: int | None = None) -> by
     """A FHIR ``base64Binary``: whitespace (spaces, MIME line breaks) allowed between characters; padding
     required. ``max_bytes`` refuses an oversize value before decoding it (413)."""
     raw = _string(value, where)
-    compact = _WHITESPACE.sub("", raw) if not raw.isalnum() else raw
+    # the common case, no whitespace, costs no copy: str.translate or a regex over a 27 MB value costs more
+    # than the decoding itself (measured: re.sub 1.0 ms for 136 KB against 0.14 ms for a2b_base64)
+    compact = raw if _no_whitespace(raw) else _WHITESPACE.sub("", raw)
     if max_bytes is not None and len(compact) * 3 // 4 > max_bytes + 3:
         raise _oversized(where, max_bytes)
     if len(compact) % 4:
@@ -101,6 +104,11 @@ def base64_binary(value: object, where: str, max_bytes: int | None = None) -> by
     if max_bytes is not None and len(decoded) > max_bytes:
         raise _oversized(where, max_bytes)
     return decoded
+
+
+def _no_whitespace(text: str) -> bool:
+    """True when ``text`` has no space, tab, CR or LF (``str.find`` runs in C at memory speed)."""
+    return all(text.find(char) < 0 for char in _NO_WHITESPACE)
 
 
 def _oversized(where: str, max_bytes: int) -> ServiceError:

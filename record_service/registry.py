@@ -181,7 +181,8 @@ def audit_row(actor: Actor, patient_ins: str, action: str, document_id: str | No
 _INSERT = ("INSERT INTO documents (id, master_id, patient_ins, status, type_code, date_us, authors, depositor_rpps,"
            " depositor_finess, depositor_ins, content_type, size, sha256, masked, version, created_us, resource,"
            " chain_id) VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
-           " ON CONFLICT (master_id) DO NOTHING RETURNING id")
+           " ON CONFLICT (master_id) DO NOTHING")
+_INSERT_RETURNING = _INSERT + " RETURNING id"  # a row when inserted, none when the masterIdentifier was taken
 
 
 def _taken_meanwhile(tx: WriteTransaction, doc, patient_ins: str) -> tuple[str, bool]:
@@ -253,7 +254,7 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
             resource = stored_resource(doc, stamp)
             if masked and not doc.masked:
                 resource = orjson.dumps(with_mask_label(orjson.loads(resource), True))
-            inserted = tx.execute(_INSERT, (
+            inserted = tx.execute(_INSERT_RETURNING, (
                 doc.id, doc.master_id, request.patient_ins, doc.type_code, doc.date_us, _authors_column(doc.authors),
                 actor.rpps, actor.finess, actor.ins, doc.content_type, len(doc.data), doc.sha256, int(masked),
                 stamp, resource, chain_id))
