@@ -256,9 +256,25 @@ def _reference_identities(reference: object, where: str, contained: dict[str, di
             raise invalid(f"{where}.reference {local[:60]!r} names no contained {', '.join(_AUTHOR_KINDS)}",
                           f"{where}.reference")
         found += _resource_identities(target, f"{where}.reference(contained)", contained, depth + 1)
-    elif local is not None and not isinstance(local, str):
-        raise invalid(f"{where}.reference must be a string", f"{where}.reference")
+    elif isinstance(local, str) and "?" in local:  # a conditional reference: Practitioner?identifier=SYSTEM|VALUE
+        found += _conditional_identities(local, f"{where}.reference")
+    elif local is not None:
+        _text(local, f"{where}.reference")
     return found
+
+
+def _conditional_identities(reference: str, where: str) -> list[str]:
+    """RPPS / FINESS of a conditional reference ``[base/](Practitioner|PractitionerRole|Organization)?identifier=
+    SYSTEM|VALUE`` (URL-encoded or not), as the patient's conditional reference is read; 422 for other criteria."""
+    path, _, query = reference.partition("?")
+    criteria = parse_qsl(query, keep_blank_values=True)
+    if not path.rstrip("/").endswith(_AUTHOR_KINDS) or [name for name, _ in criteria] != ["identifier"]:
+        raise ServiceError(422, "not-supported", f"{where} {reference[:100]!r}: an author is found by identifier only:"
+                           f" {'|'.join(_AUTHOR_KINDS)}?identifier=SYSTEM|VALUE", where, reason="not-supported")
+    system, bar, value = criteria[0][1].partition("|")
+    if not bar or not system:
+        raise invalid(f"{where}: the identifier of a conditional reference needs its system (SYSTEM|VALUE)", where)
+    return _identified({"system": system, "value": value}, f"{where}(identifier)")
 
 
 def _resource_identities(resource: dict, where: str, contained: dict[str, dict], depth: int) -> list[str]:

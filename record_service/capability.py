@@ -35,7 +35,8 @@ _DEPOSIT_DOCUMENTATION = (
     "ITI-65 Provide Document Bundle: one SubmissionSet List, DocumentReferences (at most --max-documents) and"
     " their Binary entries (or attachment.data inline), all POST. The patient by subject.identifier (INS), a"
     " conditional reference Patient?identifier=SYSTEM|INS or a contained Patient; authors by identifier (RPPS,"
-    " FINESS) or contained Practitioner / PractitionerRole / Organization. Replacement: relatesTo.code=replaces"
+    " FINESS), a conditional reference Practitioner?identifier=SYSTEM|VALUE, or contained Practitioner /"
+    " PractitionerRole / Organization. Replacement: relatesTo.code=replaces"
     " with target.reference or target.identifier (masterIdentifier), optionally with the UpdateDocumentRefs"
     " PATCH entry (FHIRPath Patch setting DocumentReference.status to superseded); transforms, signs, appends"
     " and any other PATCH are refused (422).")

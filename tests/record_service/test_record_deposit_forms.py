@@ -135,13 +135,14 @@ def test_field_case_03_a_contained_author_keeps_the_authors_rights(service, rng)
 def _contained_author_bundle(ins: str, depositor: Actor, contained: list[dict], reference: str) -> dict:
     bundle = deposit_bundle(ins, depositor.rpps, os.urandom(60))
     document = the_document(bundle)
-    document["contained"] = contained
+    if contained:
+        document["contained"] = contained
     document["author"] = [{"reference": reference}]
     return bundle
 
 
 @pytest.mark.parametrize("kind", ["Practitioner", "PractitionerRole", "PractitionerRole-with-contained-practitioner",
-                                  "Organization", "identifier"])
+                                  "Organization", "identifier", "conditional-reference"])
 def test_authors_resolve_from_contained_resources_and_identifiers_alike(service, rng, kind):
     ins = make_ins(rng)
     depositor, author = professional(rng, "town_doctor", facility=False), professional(rng, "hospital")
@@ -159,6 +160,8 @@ def test_authors_resolve_from_contained_resources_and_identifiers_alike(service,
         "Organization": ([{"resourceType": "Organization", "id": "o", "identifier": [
             {"system": "urn:oid:1.2.250.1.71.4.2.2", "value": "1" + author.finess}]}], "#o"),
         "identifier": ([], None),
+        "conditional-reference": ([], "Practitioner?identifier=" + urllib.parse.quote(
+            f"{RPPS_SYSTEM}|8{author.rpps}", safe="")),
     }[kind]
     bundle = _contained_author_bundle(ins, depositor, contained, reference) if reference else \
         deposit_bundle(ins, author.rpps, os.urandom(60))
@@ -171,6 +174,8 @@ def test_authors_resolve_from_contained_resources_and_identifiers_alike(service,
 
 
 @pytest.mark.parametrize("author,status", [
+    ({"reference": "Practitioner?name=Martin"}, 422),
+    ({"reference": "Practitioner?identifier=8123"}, 400),
     ({"reference": "#missing"}, 400),
     ({"reference": "#patient-not-an-author"}, 400),
     ({"identifier": {"system": RPPS_SYSTEM, "value": "8123"}}, 400),
