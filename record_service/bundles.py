@@ -112,17 +112,25 @@ def _ins(system: object, value: object, where: str) -> str:
     return value
 
 
-def _conditional_ins(reference: str, where: str) -> str:
-    """The INS of a conditional reference ``[base/]Patient?identifier=SYSTEM|INS`` (URL-encoded or not)."""
+def _conditional_identifier(reference: str, where: str, kinds: tuple[str, ...], reason: str) -> tuple[str, str]:
+    """(system, value) of a conditional reference ``[base/]Kind?identifier=SYSTEM|VALUE`` (URL-encoded or not)
+    to one of ``kinds``: 422 for other criteria (this service finds people by identifier only), 400 without a
+    system."""
     path, _, query = reference.partition("?")
     criteria = parse_qsl(query, keep_blank_values=True)
-    if not path.rstrip("/").endswith("Patient") or [name for name, _ in criteria] != ["identifier"]:
-        raise ServiceError(422, "not-supported", f"{where} {reference[:100]!r}: this service finds patients by INS "
-                           "only: Patient?identifier=SYSTEM|INS", where, reason="invalid-ins")
+    if not path.rstrip("/").endswith(kinds) or [name for name, _ in criteria] != ["identifier"]:
+        raise ServiceError(422, "not-supported", f"{where} {reference[:100]!r}: this service finds them by identifier"
+                           f" only: {'|'.join(kinds)}?identifier=SYSTEM|VALUE", where, reason=reason)
     system, bar, value = criteria[0][1].partition("|")
-    if not bar:
-        raise invalid(f"{where}: the identifier of a conditional reference needs its system (SYSTEM|INS)", where,
-                      reason="invalid-ins")
+    if not bar or not system:
+        raise invalid(f"{where}: the identifier of a conditional reference needs its system (SYSTEM|VALUE)", where,
+                      reason=reason)
+    return system, value
+
+
+def _conditional_ins(reference: str, where: str) -> str:
+    """The INS of a conditional reference ``[base/]Patient?identifier=SYSTEM|INS``."""
+    system, value = _conditional_identifier(reference, where, ("Patient",), "invalid-ins")
     return _ins(system, value, f"{where}(identifier)")
 
 
@@ -264,16 +272,8 @@ def _reference_identities(reference: object, where: str, contained: dict[str, di
 
 
 def _conditional_identities(reference: str, where: str) -> list[str]:
-    """RPPS / FINESS of a conditional reference ``[base/](Practitioner|PractitionerRole|Organization)?identifier=
-    SYSTEM|VALUE`` (URL-encoded or not), as the patient's conditional reference is read; 422 for other criteria."""
-    path, _, query = reference.partition("?")
-    criteria = parse_qsl(query, keep_blank_values=True)
-    if not path.rstrip("/").endswith(_AUTHOR_KINDS) or [name for name, _ in criteria] != ["identifier"]:
-        raise ServiceError(422, "not-supported", f"{where} {reference[:100]!r}: an author is found by identifier only:"
-                           f" {'|'.join(_AUTHOR_KINDS)}?identifier=SYSTEM|VALUE", where, reason="not-supported")
-    system, bar, value = criteria[0][1].partition("|")
-    if not bar or not system:
-        raise invalid(f"{where}: the identifier of a conditional reference needs its system (SYSTEM|VALUE)", where)
+    """RPPS / FINESS of a conditional reference ``(Practitioner|PractitionerRole|Organization)?identifier=...``."""
+    system, value = _conditional_identifier(reference, where, _AUTHOR_KINDS, "not-supported")
     return _identified({"system": system, "value": value}, f"{where}(identifier)")
 
 
