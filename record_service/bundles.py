@@ -32,6 +32,8 @@ _MAX_MASTER_ID = 256
 _AUTHOR_KINDS = ("Practitioner", "PractitionerRole", "Organization")
 _OTHER_IDNAT_PS = re.compile(r"0[0-9]{9}|3[0-9]{9}/[0-9A-Za-z-]{1,30}")  # "0" + ADELI, "3" + FINESS + "/" + number
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # FHIR R4 string: nothing below U+0020 but tab, LF, CR
+# a literal reference to a DocumentReference, relative or absolute, version-specific or not (FHIR R4 references)
+_DOCUMENT_REFERENCE = re.compile(r"(?:.*/)?DocumentReference/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 _RELATIONS = ("replaces", "transforms", "signs", "appends")  # FHIR R4 document-relationship-type
 
 
@@ -355,6 +357,52 @@ _SHAPES: tuple[tuple[tuple[str, ...], bool, object], ...] = (
 )
 
 
+# FHIR R4 elements of the resources a deposit carries (resourcelist: List, DocumentReference, Binary); a
+# primitive's extensions come as "_name" (json.html#primitive)
+_ELEMENTS = {
+    "List": frozenset({"resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension",
+                       "modifierExtension", "identifier", "status", "mode", "title", "code", "subject", "encounter",
+                       "date", "source", "orderedBy", "note", "entry", "emptyReason"}),
+    "DocumentReference": frozenset({"resourceType", "id", "meta", "implicitRules", "language", "text", "contained",
+                                    "extension", "modifierExtension", "masterIdentifier", "identifier", "status",
+                                    "docStatus", "type", "category", "subject", "date", "author", "authenticator",
+                                    "custodian", "relatesTo", "description", "securityLabel", "content", "context"}),
+    "Binary": frozenset({"resourceType", "id", "meta", "implicitRules", "language", "contentType", "securityContext",
+                         "data"}),
+}
+_PRIMITIVES = {"id": str, "implicitRules": str, "language": str, "description": str, "docStatus": str,
+               "title": str, "mode": str}
+
+
+def check_resource_json(resource: dict, where: str) -> None:
+    """FHIR JSON rules a resource of a deposit must keep (json.html): no element this service does not know of
+    its type, no null, no empty object, array or string anywhere, simple elements of their JSON type; and no
+    ``modifierExtension`` (FHIR: one that is not understood forbids processing the resource: 422)."""
+    known = _ELEMENTS[resource["resourceType"]]
+    for key, value in resource.items():
+        at = f"{where}.{key}"
+        if key not in known and not (key.startswith("_") and key[1:] in known):
+            raise invalid(f"{at}: {resource['resourceType']} has no element {key[:40]!r} (FHIR R4)", at)
+        if key == "modifierExtension":
+            raise ServiceError(422, "not-supported", f"{at}: a modifier extension this service does not understand"
+                               " forbids processing the resource (FHIR R4 extensibility)", at, reason="not-supported")
+        if key in _PRIMITIVES and not isinstance(value, _PRIMITIVES[key]):
+            raise invalid(f"{at} must be a string", at)
+        if key != "data":
+            _check_json_values(value, at)
+
+
+def _check_json_values(value: object, where: str) -> None:
+    if value is None or value == "" or value == [] or value == {}:
+        raise invalid(f"{where}: FHIR JSON has no null, empty string, empty array or empty object", where)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_values(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json_values(item, f"{where}[{i}]")
+
+
 def _check_shapes(document: dict, where: str) -> None:
     """Each element the rules or the search read has its FHIR datatype (400 naming it otherwise), so that
     nothing downstream meets a string where an object belongs."""
@@ -404,10 +452,11 @@ def _replaces(document: dict, where: str) -> tuple[str | None, str | None]:
             raise invalid("a document replaces at most one other", f"{where}.relatesTo")
         if target.get("reference") is not None:
             reference = _text(target["reference"], f"{at}.target.reference")
-            kind, _, local_id = reference.rstrip("/").rpartition("/")
-            if not kind.endswith("DocumentReference") or not local_id:
-                raise invalid(f"{at}.target.reference must be DocumentReference/<id>", f"{at}.target.reference")
-            found = (local_id, None)
+            match = _DOCUMENT_REFERENCE.fullmatch(reference)
+            if match is None:
+                raise invalid(f"{at}.target.reference must be [base/]DocumentReference/<id>[/_history/<version>]",
+                              f"{at}.target.reference")
+            found = (match["id"], None)
         elif target.get("identifier") is not None:
             identifier = _object(target["identifier"], f"{at}.target.identifier")
             found = (None, _text(identifier.get("value"), f"{at}.target.identifier.value"))
@@ -527,6 +576,7 @@ def parse_deposit(bundle: object, max_document_bytes: int, max_documents: int) -
         if request is not None and (not isinstance(request, dict) or request.get("method") != "POST"):
             raise invalid(f"{where}.request.method must be POST (or PATCH for UpdateDocumentRefs)",
                           f"{where}.request.method")
+        check_resource_json(resource, f"{where}.resource")
         full_url = entry.get("fullUrl")
         if full_url is not None:
             if not isinstance(full_url, str) or full_url in by_full_url:

@@ -29,7 +29,7 @@ _NO_WHITESPACE = " \t\r\n"
 _WHITESPACE = re.compile(r"[ \t\r\n]+")  # XML Schema's \s, which FHIR's regular expressions use: not Unicode spaces
 # code (MIME type, BCP 13 / RFC 7231 media-type): type "/" subtype *( OWS ";" OWS name "=" value )
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_MEDIA_TYPE = re.compile(rf"(?P<base>{_TOKEN}/{_TOKEN})(?P<parameters>(\s*;\s*{_TOKEN}=({_TOKEN}|\"[^\"]*\"))*)\s*")
+_MEDIA_TYPE = re.compile(rf"(?P<base>{_TOKEN}/{_TOKEN})(?P<parameters>(\s*;\s*{_TOKEN}=({_TOKEN}|\"[^\"]*\"))*)")  # a FHIR code: no space at either end
 
 
 def _string(value: object, where: str) -> str:

@@ -18,7 +18,7 @@ from record_service.auth import Actor
 from record_service.bundles import Deposit, format_instant, stored_resource, unmatched_patch
 from record_service.codes import MASKED_FROM_PROFESSIONALS, VISIBILITY_SYSTEM
 from record_service.committer import WriteTransaction
-from record_service.outcomes import ServiceError, conflict, not_found
+from record_service.outcomes import ServiceError, conflict, forbidden, not_found
 from record_service.rules import DocumentFacts, PatientState
 from record_service.search_index import index_search_values
 from record_service.storage import Store
@@ -276,9 +276,7 @@ def _by_master_id(tx: WriteTransaction, master_id: str, patient_ins: str) -> str
     the same record only (another record's document does not exist for this deposit)."""
     rows = tx.execute("SELECT id FROM documents WHERE master_id = ? AND patient_ins = ?", (master_id, patient_ins))
     if not rows:
-        raise ServiceError(404, "not-found", f"no document has the masterIdentifier {master_id[:80]!r} that "
-                           "relatesTo.target.identifier names", "DocumentReference.relatesTo.target.identifier",
-                           reason="not-found")
+        raise rules.replaced_not_found()
     return rows[0][0]
 
 
@@ -300,9 +298,7 @@ def _target(tx: WriteTransaction, document_id: str, missing: ServiceError) -> tu
 
 def _supersede(tx: WriteTransaction, target_id: str, actor: Actor, patient_ins: str) -> tuple[str, bool]:
     """Mark the replaced document superseded; its chain's id and whether the chain is masked."""
-    row = _target(tx, target_id, ServiceError(
-        404, "not-found", f"the replaced document DocumentReference/{target_id[:80]} does not exist",
-        "DocumentReference.relatesTo.target", reason="not-found"))
+    row = _target(tx, target_id, rules.replaced_not_found())
     target = facts(row)
     rules.check_can_replace(actor, target, patient_ins)
     version = row[7] + 1
@@ -345,8 +341,10 @@ def delete(document_id: str, actor: Actor) -> Callable[[WriteTransaction], list[
         rules.check_can_delete(actor, facts(row))
         versions = tx.execute(f"SELECT {_FACTS}, sha256 FROM documents WHERE chain_id = ? AND status <> 'deleted'",
                               (row[9],))
-        for version in versions:  # a professional deletes no version another professional authored
-            rules.check_can_delete(actor, facts(version))
+        for version in versions if actor.is_professional else ():  # no version another professional authored
+            if not rules.is_author(actor, facts(version)):
+                raise forbidden("the document has versions by other authors: only they, or the patient, may "
+                                "delete it", reason="not-author")
         tx.execute("UPDATE documents SET status = 'deleted', version = version + 1"
                    " WHERE chain_id = ? AND status <> 'deleted'", (row[9],))
         return [version[7] for version in versions]

@@ -109,12 +109,22 @@ def check_can_delete(actor: Actor, document: DocumentFacts) -> None:
         raise forbidden("only the document's author may delete it", reason="not-author")
 
 
+def replaced_not_found() -> ServiceError:
+    """The one answer for a replaced document that does not exist for the caller, whatever the reason (never
+    issued, another record's, deleted, masked from them, named by reference or by masterIdentifier)."""
+    return ServiceError(404, "not-found", "the replaced document does not exist", "DocumentReference.relatesTo.target",
+                        reason="not-found")
+
+
 def check_can_replace(actor: Actor, document: DocumentFacts, patient_ins: str) -> None:
     """The author (or the patient who deposited it) replaces a current document of the same record; a document
     of another record, deleted, or masked from the caller is one that does not exist (404)."""
     if document.patient_ins != patient_ins:
-        raise not_found("the replaced document does not exist")
-    _check_visible(actor, document)
+        raise replaced_not_found()
+    try:
+        _check_visible(actor, document)
+    except ServiceError:
+        raise replaced_not_found() from None
     if actor.is_patient:
         if actor.ins != document.depositor_ins:
             raise forbidden("a patient may only replace documents they deposited", reason="not-author")

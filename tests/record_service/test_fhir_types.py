@@ -115,7 +115,7 @@ def test_a_mime_type_with_parameters_gives_its_base_type(value, base):
 
 
 @pytest.mark.parametrize("value", ["pdf", "text/", "/plain", "text/plain; charset", "text/plain charset=utf-8",
-                                   "text/plain; =x"])
+                                   "text/plain; =x", "application/pdf ", " application/pdf"])
 def test_what_is_not_a_mime_type_is_refused(value):
     with pytest.raises(ServiceError) as refused:
         fhir_types.media_type(value, "contentType")

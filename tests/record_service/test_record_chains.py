@@ -281,21 +281,42 @@ def test_no_answer_tells_a_hidden_document_from_a_missing_one(service, rng):
     chain.decide("mask", masked)
     never_issued = "0" * 32
 
-    def replace(target: dict) -> int:
+    def replace(target: dict) -> tuple[int, bytes]:  # the whole answer: its text must not differ either
         bundle = deposit_bundle(chain.ins, stranger_rpps, os.urandom(40))
         bundle["entry"][1]["resource"]["relatesTo"] = [{"code": "replaces", "target": target}]
-        return service.call("POST", "/", stranger, bundle).status
+        reply = service.call("POST", "/", stranger, bundle)
+        return reply.status, reply.body
 
     missing = replace({"reference": f"DocumentReference/{never_issued}"})
-    assert missing == 404
+    assert missing[0] == 404
     assert replace({"reference": f"DocumentReference/{masked}"}) == missing
     assert replace({"reference": f"DocumentReference/{other.versions[0]}"}) == missing  # another record's
+    assert replace({"identifier": {"value": "urn:uuid:never-issued"}}) == missing
     other_master = service.call("GET", f"/DocumentReference/{other.versions[0]}",
                                 other.token("patient")).json()["masterIdentifier"]
     assert replace({"identifier": other_master}) == missing
+    masked_master = service.call("GET", f"/DocumentReference/{masked}", chain.token("patient")).json()
+    assert replace({"identifier": masked_master["masterIdentifier"]}) == missing
+    missing = missing[0]
     for path in (f"/DocumentReference/{masked}", f"/Binary/{masked}"):
         assert service.call("GET", path, chain.token("blocked_professional")).status == missing
     assert service.call("DELETE", f"/DocumentReference/{masked}", stranger).status == missing
     other_patient = other.token("patient")
     assert service.call("GET", f"/Binary/{masked}", other_patient).status == missing
     assert service.call("POST", f"/DocumentReference/{masked}/$mask", other_patient, b"{}").status == missing
+
+
+def test_a_co_author_may_not_delete_a_chain_with_a_version_they_did_not_author(service, rng):
+    """v1 by two authors, v2 by one of them, masked: the other reads v1 but may not delete the chain (403, not
+    a 404 that would contradict the read)."""
+    chain = Chain(service, rng)
+    author, co_author = chain.actors["author"], professional(rng, "hospital")
+    v1 = deposit_bundle(chain.ins, author.rpps, b"v1 by two")
+    v1["entry"][1]["resource"]["author"].append({"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1",
+                                                                "value": "8" + co_author.rpps}})
+    [first] = locations(service.call("POST", "/", chain.token("author"), v1).json(), "DocumentReference")
+    reply = service.call("POST", "/", chain.token("author"), deposit_bundle(chain.ins, author.rpps, b"v2", replaces=first))
+    assert reply.status == 201
+    chain.decide("mask", first)
+    assert service.call("GET", f"/DocumentReference/{first}", service.token(co_author)).status == 200
+    assert service.call("DELETE", f"/DocumentReference/{first}", service.token(co_author)).status == 403

@@ -328,6 +328,15 @@ def _set_attachment(name, value):
     ("period ends before it starts", lambda b: the_document(b).__setitem__("context", {"period": {
         "start": "2026-06-12", "end": "2026-06-01"}}), 400, "context.period"),
     ("base64 without padding", lambda b: the_binary(b).__setitem__("data", "QUJDRA"), 400, ".data"),
+    ("an element DocumentReference does not have", lambda b: the_document(b).__setitem__("fooBar", {"x": 1}), 400,
+     ".fooBar"),
+    ("null", lambda b: the_document(b).__setitem__("description", None), 400, ".description"),
+    ("an empty object", lambda b: the_document(b).__setitem__("category", [{}]), 400, ".category"),
+    ("language not a string", lambda b: the_document(b).__setitem__("language", 5), 400, ".language"),
+    ("a modifier extension", lambda b: the_document(b).__setitem__("modifierExtension", [{
+        "url": "http://example.org/entered-in-error", "valueBoolean": True}]), 422, ".modifierExtension"),
+    ("a reference to another type", lambda b: the_document(b).__setitem__("relatesTo", [{
+        "code": "replaces", "target": {"reference": "NotDocumentReference/abc"}}]), 400, "relatesTo"),
 ])
 def test_what_fhir_r4_forbids_is_refused_naming_the_field(service, rng, what, change, status, where):
     ins, author = make_ins(rng), professional(rng)
@@ -442,3 +451,15 @@ def test_one_master_identifier_deposited_at_once_on_two_workers(two_workers, rng
         created = [r for r in replies if r.status == 201]
         assert len(created) == 1 and set(statuses) <= {200, 201, 409}, statuses
         assert len({locations(r.json(), "DocumentReference")[0] for r in replies if r.status in (200, 201)}) == 1
+
+
+def test_a_version_specific_reference_names_the_replaced_document(service, rng):
+    ins, author = make_ins(rng), professional(rng)
+    token = service.token(author)
+    old, _ = _stored(service, token, rng, ins, author)
+    bundle = deposit_bundle(ins, author.rpps, os.urandom(80))
+    the_document(bundle)["relatesTo"] = [{"code": "replaces", "target": {
+        "reference": f"https://dmp.example.fr/fhir/DocumentReference/{old}/_history/1"}}]
+    new = deposited(service.call("POST", "/", token, bundle))
+    assert found_ids(service, token, ins, status="superseded") == [old]
+    assert found_ids(service, token, ins, status="current") == [new]
