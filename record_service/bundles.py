@@ -9,7 +9,6 @@ re-encoding.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re

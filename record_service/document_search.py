@@ -21,9 +21,9 @@ from record_service.codes import MASKED_FROM_PROFESSIONALS, TYPE_CODES_BY_SYSTEM
 from record_service.outcomes import ServiceError, invalid, required
 from record_service.registry import DocumentQuery
 from record_service.search_dates import now_us
-from record_service.searches import DEFAULT_COUNT, MAX_COUNT, Parameters, document_cursor
-from segur.identifiers import (FINESS_SYSTEM, FINESS_SYSTEMS, IDNAT_STRUCT_SYSTEM, INS_SYSTEMS, RPPS_SYSTEM,
-                               is_valid_finess, is_valid_ins, is_valid_rpps)
+from record_service.searches import DEFAULT_COUNT, MAX_COUNT, Parameters, checked_ins, document_cursor
+from segur.identifiers import (FINESS_SYSTEM, FINESS_SYSTEMS, IDNAT_STRUCT_SYSTEM, RPPS_SYSTEM, is_valid_finess,
+                               is_valid_rpps)
 
 STATUSES = ("current", "superseded")  # what a search without ``status`` finds
 STATUS_SYSTEM = "http://hl7.org/fhir/document-reference-status"
@@ -157,13 +157,7 @@ def _patient(b: _Builder, name: str, modifier: str, value: str) -> str | None:
     found: set[str] = set()
     for item in sf.split_list(value, name):
         system, ins = sf.token(item, name)
-        if system is not None and system != "" and system not in INS_SYSTEMS:
-            raise invalid(f"{name} system must be an INS system, not {system[:80]!r}", name, reason="invalid-ins")
-        if ins is None:
-            raise invalid(f"{name}: a search names one patient (an INS), not a whole system", name,
-                          reason="invalid-ins")
-        if not is_valid_ins(ins):
-            raise invalid(f"{name} {ins[:40]!r} is not a valid INS", name, reason="invalid-ins")
+        ins = checked_ins(system, ins, name)
         b.no_match |= system == ""  # every INS has its system: "|INS" matches none
         found.add(ins)
     if len(found) > 1:

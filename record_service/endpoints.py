@@ -78,22 +78,12 @@ class Endpoints:
 
     async def _body(self, request: Request) -> bytes:
         """The request body (a FHIR JSON one), reading at most the configured limit."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in _JSON_TYPES:
-            raise ServiceError(415, "not-supported", f"send the body as {FHIR_JSON}, not {content_type[:60]!r}",
-                               "Content-Type", reason="wrong-content-type")
+        _check_content_type(request, _JSON_TYPES, FHIR_JSON, "the body")
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise self._too_large(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _read(request, limit, self._too_large(limit))
 
     def _too_large(self, limit: int) -> ServiceError:
         return ServiceError(413, "too-costly", f"the request body is larger than {limit} bytes "
@@ -180,19 +170,10 @@ class Endpoints:
 
     async def _form_body(self, request: Request) -> bytes:
         """A ``_search`` form body (application/x-www-form-urlencoded), at most :data:`_MAX_FORM_BYTES`."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != _FORM:
-            raise ServiceError(415, "not-supported", f"send the search parameters as {_FORM}, not"
-                               f" {content_type[:60]!r}", "Content-Type", reason="wrong-content-type")
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > _MAX_FORM_BYTES:
-                raise ServiceError(413, "too-costly", f"a search form is at most {_MAX_FORM_BYTES} bytes",
-                                   reason="oversized")
-            chunks.append(chunk)
-        return b"".join(chunks).strip()
+        _check_content_type(request, (_FORM,), _FORM, "the search parameters")
+        too_large = ServiceError(413, "too-costly", f"a search form is at most {_MAX_FORM_BYTES} bytes",
+                                 reason="oversized")
+        return (await _read(request, _MAX_FORM_BYTES, too_large)).strip()
 
     def _base_url(self, request: Request) -> str:
         """The service's base URL as the client addressed it (cached per Host: it is built on every search)."""
@@ -214,7 +195,7 @@ class Endpoints:
         state = registry.state_of(row, actor)
         try:
             rules.check_can_read(actor, facts, state)
-        except ServiceError as refusal:  # masked, deleted, closed record, blocked: an attempt is a read too
+        except ServiceError:  # masked, deleted, closed record, blocked: an attempt is a read too
             await self._audit(actor, facts.patient_ins, "read", document_id, "refused", _refusal_detail(facts, state))
             raise
         await self._audit(actor, facts.patient_ins, "read", document_id, "success")
@@ -306,6 +287,26 @@ class Endpoints:
             next_link = f"{base}AuditEvent?{urlencode(params + [('_cursor', f'{rows[-1][1]}.{rows[-1][0]}')])}"
         return fhir(searchset([audit_event(row) for row in rows], "AuditEvent",
                               f"{base}AuditEvent?{request.url.query}", next_link))
+
+
+def _check_content_type(request: Request, accepted: tuple[str, ...], named: str, what: str) -> None:
+    """415 unless the request's media type (parameters aside) is one of ``accepted``."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in accepted:
+        raise ServiceError(415, "not-supported", f"send {what} as {named}, not {content_type[:60]!r}",
+                           "Content-Type", reason="wrong-content-type")
+
+
+async def _read(request: Request, limit: int, too_large: ServiceError) -> bytes:
+    """The request body, ``too_large`` raised as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse_json(body: bytes) -> object:

@@ -52,18 +52,22 @@ class Parameters:
 
 
 def patient_ins(params: Parameters) -> str:
-    """The INS of ``patient.identifier=SYSTEM|INS``."""
+    """The INS of ``patient.identifier=SYSTEM|INS`` (or a bare INS)."""
     value = params.get("patient.identifier")
     if not value:
         raise required("patient.identifier")
     system, bar, ins = value.partition("|")
-    if not bar:
-        system, ins = "", value
+    return checked_ins(system if bar else None, ins if bar else value, "patient.identifier")
+
+
+def checked_ins(system: str | None, ins: str | None, name: str) -> str:
+    """``ins`` when it is a valid INS and ``system`` (if given) an INS system; a 400 naming ``name`` otherwise."""
     if system and system not in INS_SYSTEMS:
-        raise invalid(f"patient.identifier system must be an INS system, not {system[:80]!r}", "patient.identifier",
-                      reason="invalid-ins")
+        raise invalid(f"{name} system must be an INS system, not {system[:80]!r}", name, reason="invalid-ins")
+    if ins is None:
+        raise invalid(f"{name}: a search names one patient (an INS), not a whole system", name, reason="invalid-ins")
     if not is_valid_ins(ins):
-        raise invalid(f"patient.identifier {ins[:40]!r} is not a valid INS", "patient.identifier", reason="invalid-ins")
+        raise invalid(f"{name} {ins[:40]!r} is not a valid INS", name, reason="invalid-ins")
     return ins
 
 
