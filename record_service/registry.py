@@ -199,6 +199,11 @@ def _rewrite(resource: bytes, version: int, **changes) -> bytes:
     """The stored JSON with new fields and a new meta.versionId (each metadata change is a version)."""
     parsed = orjson.loads(resource)
     parsed.update(changes)
+    return _as_version(parsed, version)
+
+
+def _as_version(parsed: dict, version: int) -> bytes:
+    """``parsed`` encoded as ``version`` of the resource (meta.versionId, meta.lastUpdated now)."""
     parsed["meta"] = {"versionId": str(version), "lastUpdated": format_instant(now_us())}
     return orjson.dumps(parsed)
 
@@ -312,9 +317,7 @@ def set_chain_masked(tx: WriteTransaction, chain_id: str, masked: bool) -> dict[
     changed: dict[str, bytes] = {}
     for doc_id, version, resource in tx.execute(
             "SELECT id, version, resource FROM documents WHERE chain_id = ? AND status <> 'deleted'", (chain_id,)):
-        parsed = with_mask_label(orjson.loads(resource), masked)
-        parsed["meta"] = {"versionId": str(version + 1), "lastUpdated": format_instant(now_us())}
-        changed[doc_id] = orjson.dumps(parsed)
+        changed[doc_id] = _as_version(with_mask_label(orjson.loads(resource), masked), version + 1)
         tx.execute("UPDATE documents SET masked = ?, version = ?, resource = ? WHERE id = ?",
                    (int(masked), version + 1, changed[doc_id], doc_id))
     return changed
