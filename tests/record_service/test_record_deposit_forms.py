@@ -221,13 +221,17 @@ def test_field_case_06_replacement_with_an_update_document_refs_patch_entry(serv
     assert read["status"] == "superseded"
 
 
-def test_replacement_named_by_the_replaced_documents_master_identifier(service, rng):
+@pytest.mark.parametrize("form", ["masterIdentifier", "version-specific absolute reference"])
+def test_every_form_of_target_names_the_replaced_document(service, rng, form):
+    """relatesTo.target as MHD 4.2 allows it: the replaced masterIdentifier, or a reference to it, relative or
+    absolute, version-specific or not."""
     ins, author = make_ins(rng), professional(rng)
     token = service.token(author)
     old, master = _stored(service, token, rng, ins, author)
     bundle = deposit_bundle(ins, author.rpps, os.urandom(80))
-    the_document(bundle)["relatesTo"] = [{"code": "replaces", "target": {
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": master}}}]
+    target = {"identifier": {"system": "urn:ietf:rfc:3986", "value": master}} if form == "masterIdentifier" else \
+        {"reference": f"https://dmp.example.fr/fhir/DocumentReference/{old}/_history/1"}
+    the_document(bundle)["relatesTo"] = [{"code": "replaces", "target": target}]
     new = deposited(service.call("POST", "/", token, bundle))
     assert found_ids(service, token, ins, status="current") == [new]
     assert found_ids(service, token, ins, status="superseded") == [old]
@@ -451,15 +455,3 @@ def test_one_master_identifier_deposited_at_once_on_two_workers(two_workers, rng
         created = [r for r in replies if r.status == 201]
         assert len(created) == 1 and set(statuses) <= {200, 201, 409}, statuses
         assert len({locations(r.json(), "DocumentReference")[0] for r in replies if r.status in (200, 201)}) == 1
-
-
-def test_a_version_specific_reference_names_the_replaced_document(service, rng):
-    ins, author = make_ins(rng), professional(rng)
-    token = service.token(author)
-    old, _ = _stored(service, token, rng, ins, author)
-    bundle = deposit_bundle(ins, author.rpps, os.urandom(80))
-    the_document(bundle)["relatesTo"] = [{"code": "replaces", "target": {
-        "reference": f"https://dmp.example.fr/fhir/DocumentReference/{old}/_history/1"}}]
-    new = deposited(service.call("POST", "/", token, bundle))
-    assert found_ids(service, token, ins, status="superseded") == [old]
-    assert found_ids(service, token, ins, status="current") == [new]
