@@ -11,11 +11,13 @@ import numpy as np
 
 
 def send_in_batches(deposits: np.ndarray, share: float, interval_minutes: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, int]:
+                    rng: np.random.Generator) -> tuple[np.ndarray, int, np.ndarray]:
     """Hold ``share`` of each minute's documents until the next multiple of ``interval_minutes``.
 
-    Returns the documents sent per minute and those still waiting when the period ends (sent
-    at the first boundary after it).
+    ``deposits``: documents ready per minute, shape (minutes,). Returns the documents sent per
+    minute, those still waiting when the period ends (sent at the first boundary after it), and
+    the batch flushes per minute (part of the first array: they leave on the boundary's first
+    seconds, see :attr:`simulator.engine.Traffic.flushed`).
     """
     batched = rng.binomial(deposits, share)
     sent = deposits - batched
@@ -23,4 +25,6 @@ def send_in_batches(deposits: np.ndarray, share: float, interval_minutes: int,
     flush = np.arange(1, per_interval.size + 1) * interval_minutes  # the boundary that ends each interval
     inside = flush < deposits.size
     sent[flush[inside]] += per_interval[inside]
-    return sent, int(per_interval[~inside].sum())
+    flushes = np.zeros_like(deposits)
+    flushes[flush[inside]] = per_interval[inside]
+    return sent, int(per_interval[~inside].sum()), flushes

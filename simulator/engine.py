@@ -16,19 +16,23 @@ from typing import Callable
 
 import numpy as np
 
+from simulator.backload import BackLoadOutcome, back_load
 from simulator.batching import send_in_batches
 from simulator.calendar import MINUTES_PER_DAY, Calendar
+from simulator.campaign import CampaignOutcome, campaign_sessions
 from simulator.outage import OutageOutcome, apply_outage
-from simulator.patients import expected_activity, expected_consultations
-from simulator.production import expected_deposits, expected_visits
+from simulator.patients import expected_activity, expected_consultations, expected_sessions
+from simulator.production import expected_deposits, expected_visits, volume
 from simulator.profiles import intraday
-from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS, LabStrike, Outage, Scenario
+from simulator.retries import PeopleRetryOutcome, retry_refused
+from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS, BackLoad, Campaign, LabStrike, Outage, Scenario
 from simulator.strike import StrikeOutcome, apply_strike
 
 OPERATIONS = ("deposit", "search", "retrieve", "mask", "delete", "block")
 READS = ("search", "retrieve")
 
-_STREAMS = ("deposits", "strikes", "outages", "consultations", "sessions", "controls", "visits", "batches")
+_STREAMS = ("deposits", "strikes", "outages", "consultations", "sessions", "controls", "visits", "batches",
+            "campaigns", "retries", "flushes")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class DepositLedger:
     pending_at_end: int = 0      # still queued (retrying, or in a catch-up) when the period ends
     strikes: dict[str, StrikeOutcome] = field(default_factory=dict)
     outages: dict[str, OutageOutcome] = field(default_factory=dict)
+    back_loads: dict[str, BackLoadOutcome] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -56,8 +61,11 @@ class Traffic:
     counts: np.ndarray  # int64, shape (len(OPERATIONS), len(SECTORS), calendar.minutes)
     ledger: DepositLedger
     platform_down: np.ndarray  # bool per minute
-    refused_during_outage: dict[str, int]  # reads and patient actions that failed and were not retried
+    refused_during_outage: dict[str, int]  # reads and patient actions refused while the platform was down
     consultations: np.ndarray  # per minute: the patient searches caused by a deposit (part of patient searches)
+    flushed: np.ndarray  # int64 (professional sectors, minutes): deposits sent in the first seconds of the minute
+    retries: dict[str, PeopleRetryOutcome] = field(default_factory=dict)  # "operation:sector" -> what became of them
+    campaigns: dict[str, CampaignOutcome] = field(default_factory=dict)
 
     @cached_property
     def daily(self) -> np.ndarray:
@@ -91,6 +99,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
 
 
 def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Traffic:
+    """Draw a scenario's traffic: counts per (operation, sector, minute) and the accounts of every event."""
     calendar = Calendar(scenario.period.start, scenario.period.end)
     rng = _streams(scenario.seed)
     counts = np.zeros((len(OPERATIONS), len(SECTORS), calendar.minutes), dtype=np.int64)
@@ -104,12 +113,20 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
     expected = {sector: rate[warmup:] for sector, rate in extended_expected.items()}
     deposits = {sector: rng["deposits"].poisson(rate) for sector, rate in expected.items()}
     ledger = DepositLedger(produced=int(sum(d.sum() for d in deposits.values())))
+    batch_flushes = {}
     for sector, series in deposits.items():
         batching = scenario.sectors[sector].batching
         if batching is not None and batching.share > 0:
-            deposits[sector], waiting = send_in_batches(series, batching.share, batching.interval_minutes,
-                                                        rng["batches"])
+            deposits[sector], waiting, batch_flushes[sector] = send_in_batches(
+                series, batching.share, batching.interval_minutes, rng["batches"])
             ledger.pending_at_end += waiting
+    for name, event in events.items():
+        if isinstance(event, BackLoad):
+            sent, outcome = back_load(event, volume(scenario), calendar)
+            deposits[event.sector] = deposits[event.sector] + sent
+            ledger.back_loads[name] = outcome
+            ledger.produced += outcome.delivered + outcome.pending_at_end
+            ledger.pending_at_end += outcome.pending_at_end
 
     progress("strikes and outages")
     for name, event in events.items():
@@ -121,6 +138,7 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
                 ledger.never_sent += outcome.never_sent
                 ledger.pending_at_end += outcome.pending_at_end
     platform_down = np.zeros(calendar.minutes, dtype=bool)
+    outages: list[tuple[Outage, int, int]] = []
     producers = {s: (max(1, round(sector.producers * scenario.scale)), sector.size_sigma)
                  for s, sector in scenario.sectors.items()}
     for name, event in events.items():
@@ -130,42 +148,75 @@ def simulate(scenario: Scenario, progress: Progress = lambda stage: None) -> Tra
             ledger.pending_at_end += outcome.pending_at_end
             begin = max(outcome.first_minute, 0)
             platform_down[begin:begin + outcome.down_minutes] = True
+            if outcome.down_minutes:
+                outages.append((event, begin, begin + outcome.down_minutes))
     for sector, series in deposits.items():
         counts[OPERATIONS.index("deposit"), SECTORS.index(sector)] = series
     ledger.delivered = int(sum(d.sum() for d in deposits.values()))
+    flushed = _flushes(scenario, deposits, batch_flushes, calendar, rng["flushes"])
 
     progress("patients")
     before = np.sum([extended_expected[s][:warmup] for s in PROFESSIONAL_SECTORS], axis=0)
-    consultations = _patients(scenario, extended, before, deposits, counts, rng)
+    consultations, campaigns = _patients(scenario, extended, before, deposits, counts, rng)
     progress("professional consultations")
     _professional_reads(scenario, calendar, counts, rng["visits"])
 
-    refused = {}
-    down = np.flatnonzero(platform_down)
-    if down.size:
-        for row, operation in enumerate(OPERATIONS):
-            # professional deposits were queued and retried above; everything else is refused
-            rows = [SECTORS.index("patient")] if operation == "deposit" else list(range(len(SECTORS)))
-            refused[operation] = int(counts[row][np.ix_(rows, down)].sum())
-            counts[row][np.ix_(rows, down)] = 0
-        consultations[down] = 0
-    return Traffic(scenario, calendar, counts, ledger, platform_down, refused, consultations)
+    refused, retries = {}, {}
+    for event, first, last in outages:
+        consultations[first:last] = 0
+        for o, operation in enumerate(OPERATIONS):
+            # professional deposits were queued and retried by their connectors above
+            rows = [SECTORS.index("patient")] if operation == "deposit" else range(len(SECTORS))
+            for row in rows:
+                outcome = retry_refused(counts[o, row], first, last, event.people_retry, rng["retries"])
+                if outcome.refused:
+                    retries[f"{operation}:{SECTORS[row]}"] = outcome
+                    refused[operation] = refused.get(operation, 0) + outcome.refused
+    return Traffic(scenario, calendar, counts, ledger, platform_down, refused, consultations, flushed, retries,
+                   campaigns)
+
+
+def _flushes(scenario: Scenario, deposits: dict[str, np.ndarray], batch_flushes: dict[str, np.ndarray],
+             calendar: Calendar, rng: np.random.Generator) -> np.ndarray:
+    """Per sector and minute, the deposits that arrive at the minute's first seconds (batches, minute flushes)."""
+    flushed = np.zeros((len(PROFESSIONAL_SECTORS), calendar.minutes), dtype=np.int64)
+    for index, sector in enumerate(PROFESSIONAL_SECTORS):
+        batching = scenario.sectors[sector].batching
+        if batching is None:
+            continue
+        series = deposits[sector]
+        cron = np.minimum(batch_flushes.get(sector, 0), series)  # a strike or an outage may have taken some
+        flushed[index] = cron + rng.binomial(series - cron, batching.minute_share)
+    return flushed
 
 
 def _patients(scenario: Scenario, extended: Calendar, before: np.ndarray, deposits: dict[str, np.ndarray],
-              counts: np.ndarray, rng: dict[str, np.random.Generator]) -> np.ndarray:
-    """Patient traffic; ``extended`` starts ``before.size`` minutes (of expected deposits) before the period."""
-    patients, scale = scenario.patients, scenario.scale
+              counts: np.ndarray, rng: dict[str, np.random.Generator]) -> tuple[np.ndarray, dict[str, CampaignOutcome]]:
+    """Patient traffic; ``extended`` starts ``before.size`` minutes (of expected deposits) before the period.
+
+    Returns the notified sessions per minute (their first search is a consultation of the
+    notified document) and the campaigns' accounts.
+    """
+    patients = scenario.patients
     patient = SECTORS.index("patient")
     calendar = Calendar(scenario.period.start, scenario.period.end)
     delivered = np.concatenate([before, np.sum([deposits[s] for s in PROFESSIONAL_SECTORS], axis=0)])
-    caused = expected_consultations(patients, delivered, extended)[before.size:]
-    consultations = rng["consultations"].poisson(caused)
-    sessions = expected_activity(patients, patients.sessions_per_active_user_per_month * 12, scale, calendar)
-    browsing = rng["sessions"].poisson(sessions)
-    counts[OPERATIONS.index("search"), patient] = consultations + browsing
-    counts[OPERATIONS.index("retrieve"), patient] = consultations + rng["sessions"].poisson(
-        sessions * patients.retrieves_per_session)
+    sessions = expected_sessions(patients, volume(scenario), extended)
+    notified = expected_consultations(patients, delivered, sessions, extended)[before.size:]
+    browsing = sessions[before.size:] * (1.0 - patients.notified_session_share)
+    consultations = rng["consultations"].poisson(notified)
+    campaign_sessions_, campaigns = np.zeros(calendar.minutes, dtype=np.int64), {}
+    for name, event in scenario.active_events().items():
+        if isinstance(event, Campaign):
+            added, campaigns[name] = campaign_sessions(event, volume(scenario), calendar, rng["campaigns"])
+            campaign_sessions_ += added
+    searches, views = patients.searches_per_session, patients.retrieves_per_session
+    draw = rng["sessions"]
+    counts[OPERATIONS.index("search"), patient] = (
+        consultations + campaign_sessions_
+        + draw.poisson(browsing * searches + (notified + campaign_sessions_) * (searches - 1.0)))
+    counts[OPERATIONS.index("retrieve"), patient] = (
+        consultations + draw.poisson(browsing * views + notified * max(views - 1.0, 0.0) + campaign_sessions_ * views))
     controls = {
         "deposit": patients.uploads_per_active_user_per_year,
         "mask": patients.masks_per_active_user_per_year,
@@ -174,8 +225,8 @@ def _patients(scenario: Scenario, extended: Calendar, before: np.ndarray, deposi
     }
     for operation, per_year in controls.items():
         counts[OPERATIONS.index(operation), patient] = rng["controls"].poisson(
-            expected_activity(patients, per_year, scale, calendar))
-    return consultations
+            expected_activity(patients, per_year, volume(scenario), calendar))
+    return consultations, campaigns
 
 
 def _professional_reads(scenario: Scenario, calendar: Calendar, counts: np.ndarray, rng: np.random.Generator) -> None:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from simulator.calendar import MINUTES_PER_DAY
 from simulator.engine import OPERATIONS, READS, Traffic
-from simulator.published import PROFESSIONAL_DEPOSITS
+from simulator.published import FIGURES, model_value
 from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS
 from simulator.schedule import PATIENT, ReplayPlan
 
@@ -199,18 +199,70 @@ def _peaks(traffic: Traffic) -> dict:
             "operations": int(total[minute]),
             "per_second": round(total[minute] / 60, 3),
         },
+        "peak_second": _peak_second(traffic, total),
     }
 
 
-def _calibration(by_month: dict[str, int]) -> list[dict]:
-    checks = []
-    for figure in PROFESSIONAL_DEPOSITS:
-        if figure.month in by_month:
-            simulated = by_month[figure.month]
-            checks.append({"month": figure.month, "published": figure.documents, "bound": figure.bound,
-                           "simulated": simulated, "relative_difference": round(simulated / figure.documents - 1, 4),
-                           "source": figure.source})
-    return checks
+def _peak_second(traffic: Traffic, total: np.ndarray) -> dict:
+    """The busiest second, estimated: a minute's flushes arrive within their flush_seconds, the rest evenly."""
+    scenario = traffic.scenario
+    first_second = (total - traffic.flushed.sum(axis=0)) / 60.0
+    for index, sector in enumerate(PROFESSIONAL_SECTORS):
+        batching = scenario.sectors[sector].batching
+        if batching is not None:
+            first_second = first_second + traffic.flushed[index] / max(batching.flush_seconds, 1.0)
+    minute = int(np.argmax(first_second))
+    return {"time": traffic.calendar.moment(minute).isoformat(), "requests": round(float(first_second[minute]), 1)}
+
+
+def calibration(traffic: Traffic) -> list[dict]:
+    """Every published point inside the simulated period: {what, period, unit, published, model, difference, tolerance, within, source}.
+
+    ``difference`` is relative for counts and in absolute points for shares (``unit`` "share").
+    """
+    daily = traffic.daily
+
+    def series(operation: str, sector: str) -> np.ndarray:
+        return daily[OPERATIONS.index(operation), SECTORS.index(sector)]
+
+    rows = []
+    for figure in FIGURES:
+        model = model_value(figure, traffic.scenario, traffic.calendar, series)
+        if model is None:
+            continue
+        share = figure.unit == "share"
+        difference = model - figure.published if share else model / figure.published - 1
+        rows.append({"what": figure.what, "period": figure.period, "unit": figure.unit, "published": figure.published,
+                     "model": round(model, 4 if share else 1), "difference": round(difference, 4),
+                     "tolerance": figure.tolerance, "within": abs(difference) <= figure.tolerance,
+                     "source": figure.source})
+    return rows
+
+
+def assumptions(scenario) -> list[dict]:
+    """The scenario's assumptions as {name, low, central, high, unit, why, path, used}."""
+    return [{"name": name, "low": a.low, "central": a.central, "high": a.high, "unit": a.unit, "why": a.why,
+             "path": a.path, "used": scenario.levels.get(name, "central")}
+            for name, a in scenario.assumptions.items()]
+
+
+def patient_usage(traffic: Traffic) -> dict:
+    """What the patient model implies, to set against the published usage (reads per deposit, documents opened)."""
+    totals = traffic.counts.sum(axis=2)
+    patient = SECTORS.index("patient")
+    professional = [SECTORS.index(s) for s in PROFESSIONAL_SECTORS]
+    deposits = int(totals[OPERATIONS.index("deposit"), professional].sum())
+    patient_reads = int(totals[[OPERATIONS.index(o) for o in READS], patient].sum())
+    professional_reads = int(totals[np.ix_([OPERATIONS.index(o) for o in READS], professional)].sum())
+    notified = int(traffic.consultations.sum())
+    return {
+        "patient_reads": patient_reads,
+        "professional_reads": professional_reads,
+        "reads_per_professional_deposit": round((patient_reads + professional_reads) / deposits, 3) if deposits else None,
+        "notified_consultations": notified,
+        "documents_opened_after_notification_share": round(notified / deposits, 4) if deposits else None,
+        "campaigns": {name: vars(outcome) for name, outcome in traffic.campaigns.items()},
+    }
 
 
 def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) -> dict:
@@ -234,14 +286,20 @@ def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) ->
         "annualised_deposit_rate": round(professional_deposits / days * 365.25),
         **_peaks(traffic),
         "monthly_professional_deposits": by_month,
-        "calibration": _calibration(by_month),
+        "calibration": calibration(traffic),
+        "assumption_level": scenario.level,
+        "assumptions": assumptions(scenario),
+        "uplift": scenario.uplift,
+        "patient_usage": patient_usage(traffic),
         "deposit_ledger": {
             "produced": ledger.produced, "delivered": ledger.delivered, "never_sent": ledger.never_sent,
             "pending_at_end": ledger.pending_at_end, "balanced": ledger.balanced,
             "strikes": {name: vars(outcome) for name, outcome in ledger.strikes.items()},
             "outages": {name: vars(outcome) for name, outcome in ledger.outages.items()},
+            "back_loads": {name: vars(outcome) for name, outcome in ledger.back_loads.items()},
         },
         "refused_during_outage": traffic.refused_during_outage,
+        "retried_after_outage": {key: vars(outcome) for key, outcome in traffic.retries.items()},
         "events": sorted(scenario.active_events()),
         "files": files,
     }

@@ -1,10 +1,14 @@
-"""What patients do: read what was deposited for them, browse, upload, mask, delete, block.
+"""What patients do: connect, read what was deposited for them, browse, upload, mask, delete, block.
 
-Reads are *caused* by writes: a document deposited on an activated profile is opened by the
-patient with a probability, after a lognormal delay (the notification arrives at once, the
-patient looks when they can), at the hours patients use the app. The expected consultation
-rate is the deposit series convolved with the delay distribution (an FFT over the whole
-period), then shaped by the patients' hours of the day.
+The volume of patient reads is the published usage: the people who connect in a month (CNAM:
+about 2.5 M a month in 2025-2026), times their sessions, times the requests of a session (a
+document list, document views). Part of those sessions follow a deposit notification: their
+timing is *caused* by writes. A document deposited on an activated profile triggers a
+notification; the patient looks after a lognormal delay, at the hours patients use the app.
+The shape of those sessions in time is the deposit series convolved with the delay (an FFT
+over the whole period); their number is the notified share of the sessions (a 28-day moving
+ratio), so a burst of deposits gives a burst of consultations without changing the monthly
+usage. What share of documents patients open follows from that (summary.json says it).
 """
 
 from __future__ import annotations
@@ -27,13 +31,18 @@ def consultation_delay(patients: PatientUse) -> np.ndarray:
     return density / density.sum()
 
 
+def _activated(patients: PatientUse, calendar: Calendar) -> np.ndarray:
+    """Activated profiles per day (national), never more than the profiles that exist."""
+    return np.minimum(curve_per_day(patients.active_users, calendar), patients.profiles * (1 - patients.opposition_rate))
+
+
 def active_users(patients: PatientUse, scale: float, calendar: Calendar) -> np.ndarray:
-    return curve_per_day(patients.active_users, calendar) * scale
+    return _activated(patients, calendar) * scale
 
 
 def active_deposit_share(patients: PatientUse, calendar: Calendar) -> np.ndarray:
     """Per day, the share of deposits that land on an activated profile."""
-    share = patients.active_deposit_bias * curve_per_day(patients.active_users, calendar) / patients.profiles
+    share = patients.active_deposit_bias * _activated(patients, calendar) / patients.profiles
     return np.clip(share, 0.0, 1.0)
 
 
@@ -53,14 +62,47 @@ def _shape_by_hour(rate: np.ndarray, minute_profile: np.ndarray) -> np.ndarray:
     return (shaped * factor[:, None]).ravel()
 
 
-def expected_consultations(patients: PatientUse, deposits: np.ndarray, calendar: Calendar) -> np.ndarray:
-    """Expected consultations per minute caused by the delivered professional ``deposits`` per minute."""
+_DAYS_PER_MONTH = 365.25 / 12
+_RATIO_DAYS = 28
+
+
+def expected_sessions(patients: PatientUse, volume: float, calendar: Calendar) -> np.ndarray:
+    """Expected patient sessions per minute, shape (calendar.minutes,): connecting people x sessions each.
+
+    ``volume`` is the scenario's scale x (1 + uplift).
+    """
+    per_day = (curve_per_day(patients.connecting_users, calendar) * volume
+               * patients.sessions_per_connecting_user_per_month / _DAYS_PER_MONTH)
+    return per_minute(per_day * daily_activity(patients.activity, calendar), intraday(patients.activity))
+
+
+def _moving_sum(daily: np.ndarray, days: int) -> np.ndarray:
+    """Centred moving sum over ``days`` days (shorter at the ends)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(daily)])
+    index = np.arange(daily.size)
+    low = np.clip(index - days // 2, 0, daily.size)
+    high = np.clip(index + days - days // 2, 0, daily.size)
+    return cumulative[high] - cumulative[low]
+
+
+def expected_consultations(patients: PatientUse, deposits: np.ndarray, sessions: np.ndarray,
+                           calendar: Calendar) -> np.ndarray:
+    """Expected notified sessions per minute, shape (calendar.minutes,).
+
+    ``deposits``: delivered professional deposits per minute; ``sessions``: expected sessions
+    per minute (:func:`expected_sessions`). Timed by the deposits (notification, then the
+    delay), numbered by the notified share of ``sessions`` over a 28-day moving window.
+    """
     on_active = deposits * np.repeat(active_deposit_share(patients, calendar), MINUTES_PER_DAY)
-    caused = _convolve(on_active * patients.consultation_probability, consultation_delay(patients))
-    return _shape_by_hour(caused, intraday(patients.activity))
+    shape = _shape_by_hour(_convolve(on_active, consultation_delay(patients)), intraday(patients.activity))
+    shape_daily = _moving_sum(shape.reshape(-1, MINUTES_PER_DAY).sum(axis=1), _RATIO_DAYS)
+    wanted_daily = _moving_sum(sessions.reshape(-1, MINUTES_PER_DAY).sum(axis=1), _RATIO_DAYS)
+    factor = np.divide(wanted_daily * patients.notified_session_share, shape_daily,
+                       out=np.zeros_like(shape_daily), where=shape_daily > 0)
+    return shape * np.repeat(factor, MINUTES_PER_DAY)
 
 
-def expected_activity(patients: PatientUse, per_user_per_year: float, scale: float, calendar: Calendar) -> np.ndarray:
-    """Expected actions per minute when each active user does ``per_user_per_year`` of them a year."""
-    per_day = active_users(patients, scale, calendar) * per_user_per_year * MINUTES_PER_DAY / MINUTES_PER_YEAR
+def expected_activity(patients: PatientUse, per_user_per_year: float, volume: float, calendar: Calendar) -> np.ndarray:
+    """Expected actions per minute when each activated profile does ``per_user_per_year`` of them a year."""
+    per_day = active_users(patients, volume, calendar) * per_user_per_year * MINUTES_PER_DAY / MINUTES_PER_YEAR
     return per_minute(per_day * daily_activity(patients.activity, calendar), intraday(patients.activity))

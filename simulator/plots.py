@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from simulator.calendar import MINUTES_PER_DAY  # noqa: E402
 from simulator.engine import OPERATIONS, READS, Traffic  # noqa: E402
 from simulator.outputs import daily_counts, monthly_counts  # noqa: E402
-from simulator.published import PROFESSIONAL_DEPOSITS  # noqa: E402
+from simulator.published import DEPOSIT_FIGURES  # noqa: E402
 from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS  # noqa: E402
 from simulator.schedule import ReplayPlan  # noqa: E402
 
@@ -37,11 +37,11 @@ def monthly_deposits(traffic: Traffic, path: Path) -> None:
         values = deposits[:, SECTORS.index(sector)] / 1e6
         axis.bar(months, values, bottom=bottom, label=sector, color=_COLOURS[sector], width=0.8)
         bottom += values
-    for figure_ in PROFESSIONAL_DEPOSITS:
-        if figure_.month in months:
-            marker = "^" if figure_.bound == "above" else "D"
-            axis.plot(figure_.month, figure_.documents / 1e6, marker, color="black", markersize=9,
-                      label=f"published {figure_.month}: {'> ' if figure_.bound == 'above' else ''}{figure_.documents / 1e6:.1f} M")
+    for figure_ in DEPOSIT_FIGURES:
+        if figure_.period in months and figure_.unit == "documents" and figure_.type_code is None:
+            axis.errorbar(figure_.period, figure_.published / 1e6, yerr=figure_.published * figure_.tolerance / 1e6,
+                          fmt="D", color="black", markersize=6, capsize=3,
+                          label=f"published {figure_.period}: {figure_.published / 1e6:.1f} M ±{figure_.tolerance:.0%}")
     axis.set_ylabel("documents deposited by professionals (millions)")
     axis.set_title(f"{traffic.scenario.name}: monthly deposits against published figures")
     axis.tick_params(axis="x", rotation=90, labelsize=7)
@@ -136,7 +136,25 @@ def _smooth(values: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(np.concatenate([values[-width:], values, values[:width]]), kernel, mode="same")[width:-width]
 
 
-def draw_all(traffic: Traffic, plan: ReplayPlan | None, directory: Path) -> list[str]:
+def tornado(sensitivity: dict, levels: dict, scenario_name: str, path: Path) -> None:
+    """Which assumption moves the peak hour most: one bar per assumption, low end to high end (requests/s)."""
+    bars = sensitivity["bars"][::-1]
+    figure, axis = plt.subplots(figsize=(8, max(3.0, 0.38 * len(bars) + 1.5)))
+    base = bars[0]["base"] if bars else levels["central"]["requests_per_s"]
+    for row, bar in enumerate(bars):
+        axis.barh(row, bar["low"] - base, left=base, color="#4c72b0", height=0.6, label="low" if row == 0 else None)
+        axis.barh(row, bar["high"] - base, left=base, color="#dd8452", height=0.6, label="high" if row == 0 else None)
+        axis.text(max(bar["low"], bar["high"], base), row, f"  {bar['low']:.1f} – {bar['high']:.1f}", va="center", fontsize=7)
+    axis.axvline(base, color="black", linewidth=1)
+    axis.set_yticks(range(len(bars)), [bar["name"] for bar in bars], fontsize=8)
+    axis.set_xlabel("peak-hour requests per second (each assumption alone at its low / high end)")
+    low, central, high = (levels[level]["requests_per_s"] for level in ("low", "central", "high"))
+    axis.set_title(f"{scenario_name}: peak hour {central:.1f} req/s, all low {low:.1f} – all high {high:.1f}", fontsize=10)
+    axis.legend(fontsize=8, loc="lower right")
+    _save(figure, path)
+
+
+def draw_all(traffic: Traffic, plan: ReplayPlan | None, directory: Path, ranges: dict | None = None) -> list[str]:
     drawn = {
         "monthly_deposits.png": lambda p: monthly_deposits(traffic, p),
         "average_day.png": lambda p: average_day(traffic, p),
@@ -145,6 +163,9 @@ def draw_all(traffic: Traffic, plan: ReplayPlan | None, directory: Path) -> list
     }
     if plan is not None:
         drawn["replay_window.png"] = lambda p: replay_window(plan, p)
+    if ranges is not None:
+        drawn["sensitivity.png"] = lambda p: tornado(ranges["sensitivity"], ranges["peak_hour_range"],
+                                                     traffic.scenario.name, p)
     for name, draw in drawn.items():
         draw(directory / name)
     return list(drawn)

@@ -11,11 +11,31 @@ spread over the minutes of each day with the sector's hourly profile.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from simulator.calendar import Calendar
 from simulator.profiles import curve_per_day, daily_activity, intraday, per_minute, seasonal
 from simulator.scenario import Epidemic, Obligation, Scenario, Sector
+
+
+def volume(scenario: Scenario) -> float:
+    """What every expected national rate is multiplied by: the scale (populations) x (1 + uplift)."""
+    return scenario.scale * (1.0 + scenario.uplift)
+
+
+def _obligation_floor(scenario: Scenario, sector_name: str, calendar: Calendar, share: np.ndarray,
+                      floor_of: Callable[[Obligation], float | None],
+                      sectors_of: Callable[[Obligation], list[str]]) -> np.ndarray:
+    """``share`` lifted towards each obligation's floor over its ramp (never lowered)."""
+    day = np.arange(calendar.days, dtype=np.float64)
+    for event in scenario.active_events().values():
+        if not isinstance(event, Obligation) or sector_name not in sectors_of(event) or floor_of(event) is None:
+            continue
+        progress = np.clip((day - calendar.day_index(event.date) + 1) / max(event.ramp_days, 1), 0, 1)
+        share = share + np.clip(floor_of(event) - share, 0, None) * progress
+    return np.clip(share, 0.0, 1.0)
 
 
 def epidemic_factor(scenario: Scenario, sector_name: str, calendar: Calendar) -> np.ndarray:
@@ -34,14 +54,14 @@ def epidemic_factor(scenario: Scenario, sector_name: str, calendar: Calendar) ->
 
 def share_sent(scenario: Scenario, sector_name: str, sector: Sector, calendar: Calendar) -> np.ndarray:
     """Per-day share of produced documents sent to the DMP, with obligations lifting it to a floor."""
-    share = curve_per_day(sector.dmp_share, calendar)
-    day = np.arange(calendar.days, dtype=np.float64)
-    for event in scenario.active_events().values():
-        if not isinstance(event, Obligation) or sector_name not in event.sectors:
-            continue
-        progress = np.clip((day - calendar.day_index(event.date) + 1) / max(event.ramp_days, 1), 0, 1)
-        share = share + np.clip(event.dmp_share - share, 0, None) * progress
-    return np.clip(share, 0.0, 1.0)
+    return _obligation_floor(scenario, sector_name, calendar, curve_per_day(sector.dmp_share, calendar),
+                             lambda event: event.dmp_share, lambda event: event.sectors)
+
+
+def search_share(scenario: Scenario, sector_name: str, sector: Sector, calendar: Calendar) -> np.ndarray:
+    """Per-day share of care contacts that search the DMP, with an obligation to consult as a floor."""
+    return _obligation_floor(scenario, sector_name, calendar, curve_per_day(sector.visits.dmp_search_share, calendar),
+                             lambda event: event.consultation_share, lambda event: event.consultation_sectors)
 
 
 def care_activity_per_day(scenario: Scenario, sector_name: str, sector: Sector, calendar: Calendar) -> np.ndarray:
@@ -55,7 +75,7 @@ def expected_deposits(scenario: Scenario, calendar: Calendar) -> dict[str, np.nd
     """Documents sent to the DMP per minute, expected, per professional sector (no disruption applied)."""
     rates = {}
     for name, sector in scenario.sectors.items():
-        produced_per_day = (sector.producers * scenario.scale * sector.documents_per_producer_per_day
+        produced_per_day = (sector.producers * volume(scenario) * sector.documents_per_producer_per_day
                             * care_activity_per_day(scenario, name, sector, calendar))
         sent_per_day = produced_per_day * share_sent(scenario, name, sector, calendar)
         rates[name] = per_minute(sent_per_day, intraday(sector.activity))
@@ -66,8 +86,8 @@ def expected_visits(scenario: Scenario, calendar: Calendar) -> dict[str, np.ndar
     """Professional searches of the DMP per minute, expected, per sector (care contacts x search share)."""
     rates = {}
     for name, sector in scenario.sectors.items():
-        contacts_per_day = (sector.producers * scenario.scale * sector.visits.per_producer_per_day
+        contacts_per_day = (sector.producers * volume(scenario) * sector.visits.per_producer_per_day
                             * care_activity_per_day(scenario, name, sector, calendar))
-        searches_per_day = contacts_per_day * np.clip(curve_per_day(sector.visits.dmp_search_share, calendar), 0, 1)
+        searches_per_day = contacts_per_day * search_share(scenario, name, sector, calendar)
         rates[name] = per_minute(searches_per_day, intraday(sector.activity))
     return rates

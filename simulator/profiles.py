@@ -9,14 +9,30 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.calendar import MINUTES_PER_DAY, Calendar
-from simulator.scenario import Curve, Profile24, Seasonality
+from simulator.scenario import Adoption, Curve, Profile24, Seasonality
+
+_DAYS_PER_YEAR = 365.25
 
 
-def curve_per_day(curve: Curve, calendar: Calendar) -> np.ndarray:
-    """A dated curve evaluated on every day: linear between knots, flat beyond them."""
-    knot_days = np.array([calendar.day_index(day) for day in curve.knots], dtype=np.float64)
+def curve_per_day(curve: Curve | Adoption, calendar: Calendar) -> np.ndarray:
+    """A dated curve evaluated on every day, shape (calendar.days,).
+
+    Knots: linear between them, flat before the first, growing by ``growth_per_year`` after
+    the last (up to ``cap``). An :class:`Adoption` S-curve: the logistic it describes.
+    """
+    day = np.arange(calendar.days, dtype=np.float64)
+    if isinstance(curve, Adoption):
+        width_days = curve.years_10_90 * _DAYS_PER_YEAR / (2.0 * np.log(9.0))
+        position = (day - calendar.day_index(curve.midpoint)) / width_days
+        return curve.floor + (curve.ceiling - curve.floor) / (1.0 + np.exp(-np.clip(position, -60, 60)))
+    knot_days = np.array([calendar.day_index(d) for d in curve.knots], dtype=np.float64)
     values = np.array(list(curve.knots.values()), dtype=np.float64)
-    return np.interp(np.arange(calendar.days, dtype=np.float64), knot_days, values)
+    result = np.interp(day, knot_days, values)
+    if curve.growth_per_year:
+        after = day > knot_days[-1]
+        grown = values[-1] * (1.0 + curve.growth_per_year) ** ((day[after] - knot_days[-1]) / _DAYS_PER_YEAR)
+        result[after] = grown if curve.cap is None else np.minimum(grown, max(curve.cap, values[-1]))
+    return result
 
 
 def intraday(profile: Profile24) -> np.ndarray:

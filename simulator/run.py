@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Callable
 
 from segur.staging import staged_directory
-from simulator import outputs, plots
+from simulator import outputs, plots, sensitivity
 from simulator.engine import Traffic, simulate
 from simulator.scenario import Scenario
 from simulator.schedule import ReplayPlan, build_replay, busiest_window, fixed_window
 
 STAGES = ("professional deposits", "strikes and outages", "patients", "professional consultations",
-          "replay schedule", "writing files", "plots")
+          "assumption ranges", "replay schedule", "writing files", "plots")
 
 
 @dataclass
@@ -49,13 +49,23 @@ def _timed(function: Callable, *args) -> tuple[object, float]:
 
 
 def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: bool = True, draw: bool = True,
-        progress: Callable[[str], None] = lambda stage: None) -> RunResult:
-    """Simulate ``scenario`` and write every output into ``directory`` (created; must not hold files)."""
+        ranges: bool = True, progress: Callable[[str], None] = lambda stage: None) -> RunResult:
+    """Simulate ``scenario`` and write every output into ``directory`` (created; must not hold files).
+
+    ``ranges``: also run the assumption variants (:mod:`simulator.sensitivity`) for
+    ``peak_hour_range`` and sensitivity.png.
+    """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     with staged_directory(directory) as staging:
         traffic = simulate(scenario, progress)
         timings["simulate_s"] = time.perf_counter() - clock
+        found = None
+        if ranges:
+            progress("assumption ranges")
+            step = time.perf_counter()
+            found = sensitivity.analyse(scenario, traffic).as_dict()
+            timings["ranges_s"] = time.perf_counter() - step
 
         # counts.parquet is the largest file: written on the second core while the schedule is built
         with ThreadPoolExecutor(max_workers=1) as background:
@@ -83,11 +93,15 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
                 timings["schedule_write_s"] = time.perf_counter() - step
             files["counts.parquet"], timings["counts_write_s"] = counts_written.result()
         summary = outputs.summary(traffic, plan, files)
+        summary["peak_hour_range"] = found["peak_hour_range"] if found else {
+            level: sensitivity.peak_hour(traffic) for level in ("low", "central", "high")}
+        if found:
+            summary["sensitivity"] = found["sensitivity"]
 
         if draw:
             progress("plots")
             step = time.perf_counter()
-            summary["plots"] = plots.draw_all(traffic, plan, staging)
+            summary["plots"] = plots.draw_all(traffic, plan, staging, found)
             timings["plots_s"] = time.perf_counter() - step
         summary["timings_s"] = {name: round(value, 3) for name, value in timings.items()}
         outputs.write_summary(summary, staging / "summary.json")

@@ -10,12 +10,14 @@ unknown keys are errors, never silently ignored.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from segur.errors import InputError
 
@@ -39,11 +41,48 @@ def _check_knots(knots: dict[dt.date, float]) -> dict[dt.date, float]:
 
 
 class Curve(_Strict):
-    """A value that moves over time: piecewise-linear between dated knots, flat outside them."""
+    """A value that moves over time: piecewise-linear between dated knots, flat before the first.
+
+    After the last knot the value grows by ``growth_per_year`` (compounded; 0 = flat, said on
+    purpose), up to ``cap`` when one is given: a curve never stops silently at its last date.
+    """
 
     knots: dict[dt.date, float]
+    growth_per_year: Annotated[float, Field(gt=-1.0, le=10.0)] = Field(
+        0.0, description="relative growth per year after the last knot (0.3 = +30 %/year)")
+    cap: float | None = Field(None, description="the value never goes above this after the last knot")
 
     _sorted = field_validator("knots")(_check_knots)
+
+
+class Adoption(_Strict):
+    """An S-curve (logistic) of the share of documents a sector sends: slow start, fast middle, ceiling.
+
+    ``share(t) = floor + (ceiling - floor) / (1 + exp(-(t - midpoint) / w))`` with
+    ``w = years_10_90 / (2 ln 9)`` years: the share goes from 10 % to 90 % of the way to the
+    ceiling in ``years_10_90`` years, centred on ``midpoint``.
+    """
+
+    ceiling: Fraction = Field(description="share sent in the long run (0-1)")
+    midpoint: dt.date = Field(description="date at which the share is halfway to the ceiling")
+    years_10_90: Annotated[float, Field(gt=0.05, le=30.0)] = Field(description="years from 10 % to 90 % of the ceiling")
+    floor: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Adoption":
+        if self.floor > self.ceiling:
+            raise ValueError("needs floor <= ceiling")
+        return self
+
+
+def _curve_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "adoption" if "knots" not in value and "ceiling" in value else "curve"
+    return "adoption" if isinstance(value, Adoption) else "curve"
+
+
+ShareCurve = Annotated[Union[Annotated[Curve, Tag("curve")], Annotated[Adoption, Tag("adoption")]],
+                       Discriminator(_curve_kind)]
 
 
 class Profile24(_Strict):
@@ -92,10 +131,14 @@ class ProfessionalVisits(_Strict):
 
 
 class Batching(_Strict):
-    """Part of a sector's documents sent in batches at clock boundaries (see simulator.batching)."""
+    """How a sector's connectors send: at once, on the whole minute, or in timed batches (see simulator.batching)."""
 
-    share: Fraction = Field(description="share of the documents that wait for the next batch")
-    interval_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(description="batches leave at multiples of this")
+    share: Fraction = Field(0.0, description="share of the documents that wait for the next timed batch (cron)")
+    interval_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(15, description="batches leave at multiples of this")
+    minute_share: Fraction = Field(
+        0.0, description="share sent by interface engines that flush what they hold on each whole minute")
+    flush_seconds: Annotated[float, Field(ge=0.0, le=59.0)] = Field(
+        2.0, description="a flush reaches the platform within this many seconds of its boundary")
 
     @field_validator("interval_minutes")
     @classmethod
@@ -114,7 +157,7 @@ class Sector(_Strict):
     size_sigma: Annotated[float, Field(ge=0.0, le=4.0)] = Field(
         description="lognormal spread of producer volume: a university hospital is not a local clinic")
     documents_per_producer_per_day: Positive = Field(description="documents produced (sent or not), yearly mean")
-    dmp_share: Curve = Field(description="share of produced documents sent to the DMP")
+    dmp_share: ShareCurve = Field(description="share of produced documents sent to the DMP (knots or an S-curve)")
     seasonal_amplitude: NonNegative = Field(1.0, description="how strongly the sector follows the national seasonality")
     activity: Profile24
     document_types: Annotated[list[DocumentType], Field(min_length=1)]
@@ -128,13 +171,17 @@ class PatientUse(_Strict):
     profiles: Annotated[int, Field(gt=0)]
     opposition_rate: Annotated[float, Field(ge=0.0, lt=0.2)]
     active_users: Curve = Field(description="activated profiles over time")
+    connecting_users: Curve = Field(description="people who connect to Mon espace santé in a month")
     active_deposit_bias: Positive = Field(1.2, description="activated patients receive this many times the average share of deposits")
-    consultation_probability: Fraction = Field(description="share of deposits on an activated profile the patient opens")
+    sessions_per_connecting_user_per_month: Positive = Field(description="sessions of a person who connects in a month")
+    searches_per_session: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
+        1.0, description="document-list requests per session (the first one opens the session)")
+    retrieves_per_session: NonNegative = Field(description="document views per session (a notified session opens at least one)")
+    notified_session_share: Fraction = Field(
+        description="share of sessions that follow a deposit notification and open that document first")
     consultation_delay_median_hours: Positive
     consultation_delay_sigma: Annotated[float, Field(gt=0.0, le=4.0)]
     consultation_delay_max_days: Annotated[int, Field(gt=0, le=60)] = 30
-    sessions_per_active_user_per_month: NonNegative = Field(description="app visits not caused by a notification")
-    retrieves_per_session: NonNegative
     uploads_per_active_user_per_year: NonNegative
     masks_per_active_user_per_year: NonNegative
     deletes_per_active_user_per_year: NonNegative
@@ -163,6 +210,17 @@ class RetryPolicy(_Strict):
     jitter: Fraction = 0.3
     drain_speedup: Annotated[float, Field(gt=1.0)] = Field(
         20.0, description="a connector drains its backlog this many times faster than it normally sends")
+
+
+class PeopleRetry(_Strict):
+    """How people and their software retry a refused read or action: a few tries with back-off, then give up."""
+
+    first_delay_s: Positive = 30.0
+    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
+    max_delay_s: Positive = 900.0
+    jitter: Fraction = 0.5
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
+        5, description="tries after the refused one; then the person gives up (counted, never lost)")
 
 
 class _Event(_Strict):
@@ -194,6 +252,7 @@ class Outage(_Event):
     start: dt.datetime
     duration_minutes: Annotated[int, Field(gt=0, le=14 * 24 * 60)]
     retry: RetryPolicy = RetryPolicy()
+    people_retry: PeopleRetry = Field(PeopleRetry(), description="reads and patient actions refused during the outage")
     retry_groups_per_sector: Annotated[int, Field(gt=0, le=5000)] = Field(
         400, description="connectors simulated one by one (the largest producers each get their own)")
 
@@ -206,6 +265,41 @@ class Obligation(_Event):
     dmp_share: Fraction = Field(description="share sent once the ramp is over (a floor: never lowers a share)")
     ramp_days: Annotated[int, Field(ge=0, le=730)]
     sectors: list[ProfessionalSector] = list(PROFESSIONAL_SECTORS)
+    consultation_share: Fraction | None = Field(
+        None, description="share of care contacts that must search the DMP first (costly prescriptions): a floor")
+    consultation_sectors: list[ProfessionalSector] = ["town_doctor", "hospital"]
+
+
+class ResponseCurve(_Strict):
+    """Who answers a campaign, and when: a share of recipients, after a lognormal delay."""
+
+    share: Fraction = Field(description="share of the notified people who open Mon espace santé because of it")
+    median_hours: Positive = Field(description="median delay between the send and the session")
+    sigma: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    max_days: Annotated[int, Field(gt=0, le=30)] = 7
+
+
+class Campaign(_Event):
+    """The CNAM notifies many insured people on one day (prevention, activation): a wave of patient sessions."""
+
+    kind: Literal["campaign"]
+    date: dt.date
+    notifications: Annotated[float, Field(gt=0.0)] = Field(description="people notified, national count")
+    send_hour: Annotated[int, Field(ge=0, le=23)] = 10
+    send_hours: Annotated[int, Field(gt=0, le=24)] = Field(2, description="the sending is spread over this many hours")
+    response_curve: ResponseCurve
+
+
+class BackLoad(_Event):
+    """Producers going live send their history, at night, paced: a back-load of old documents."""
+
+    kind: Literal["back_load"]
+    sector: ProfessionalSector
+    start: dt.date
+    documents: Annotated[float, Field(gt=0.0)] = Field(description="documents of history to send, national count")
+    per_minute: Annotated[float, Field(gt=0.0)] = Field(description="sending pace, national documents per minute")
+    night_start_hour: Annotated[int, Field(ge=0, le=23)] = 20
+    night_end_hour: Annotated[int, Field(ge=0, le=23)] = 6
 
 
 class Epidemic(_Event):
@@ -225,7 +319,40 @@ class Epidemic(_Event):
         return self
 
 
-Event = Annotated[Union[LabStrike, Outage, Obligation, Epidemic], Field(discriminator="kind")]
+Event = Annotated[Union[LabStrike, Outage, Obligation, Epidemic, Campaign, BackLoad], Field(discriminator="kind")]
+
+LEVELS = ("low", "central", "high")
+Level = Literal["low", "central", "high"]
+
+
+class Assumption(_Strict):
+    """A value no source gives: a central value and the ends of its plausible range.
+
+    ``low`` and ``high`` are the ends that give the least and the most traffic at the peak
+    (so ``low`` may be the larger number). ``path`` names the scenario key(s) it sets, dotted
+    (``patients.retrieves_per_session``, ``sectors.lab.dmp_share.ceiling``; a date key as
+    YYYY-MM-DD); a scenario sets those keys only through the assumption.
+    """
+
+    path: str | Annotated[list[str], Field(min_length=1)]
+    low: float
+    central: float
+    high: float
+    unit: str = Field(min_length=1)
+    why: str = Field(min_length=1, description="why this range: what is known, what is not")
+
+    @model_validator(mode="after")
+    def _central_inside(self) -> "Assumption":
+        if not min(self.low, self.high) <= self.central <= max(self.low, self.high):
+            raise ValueError("central must lie between low and high")
+        return self
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    def value(self, level: str) -> float:
+        return {"low": self.low, "central": self.central, "high": self.high}[level]
 
 
 class Period(_Strict):
@@ -266,6 +393,10 @@ class Scenario(_Strict):
     growth: Growth
     events: dict[str, Event] = {}
     replay: Replay = Replay()
+    uplift: Annotated[float, Field(gt=-1.0, le=10.0)] = Field(
+        0.0, description="every expected volume times (1 + uplift): 0.3 says 'the same traffic, +30 %'")
+    assumptions: dict[str, Assumption] = {}
+    levels: dict[str, Level] = Field({}, description="the level each assumption was resolved at (set by the loader)")
 
     @field_validator("sectors")
     @classmethod
@@ -274,6 +405,25 @@ class Scenario(_Strict):
         if missing:
             raise ValueError(f"every professional sector must be described; missing: {', '.join(missing)}")
         return {s: sectors[s] for s in PROFESSIONAL_SECTORS}
+
+    @property
+    def level(self) -> str:
+        """The assumption level of the run: low, central or high, or "mixed" (a sensitivity run)."""
+        chosen = set(self.levels.values())
+        return chosen.pop() if len(chosen) == 1 else ("central" if not chosen else "mixed")
+
+    def at_levels(self, levels: str | dict[str, str]) -> "Scenario":
+        """The same scenario with its assumptions at other levels (one level for all, or per name).
+
+        Raises InputError for an unknown level or assumption name.
+        """
+        wanted = _levels_for(self.assumptions, levels, current=self.levels)
+        data = _apply_assumptions(self.model_dump(), self.assumptions, wanted)
+        data["levels"] = wanted
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as error:
+            raise InputError(_describe(error, "assumptions", [])) from None
 
     def active_events(self) -> dict[str, Event]:
         return {name: event for name, event in self.events.items() if event.enabled}
@@ -294,6 +444,104 @@ class Scenario(_Strict):
             return Scenario.model_validate(data)
         except ValidationError as error:
             raise InputError(_describe(error, "command line", [])) from None
+
+
+# --- assumptions -------------------------------------------------------------------------------
+
+
+def _levels_for(assumptions: dict[str, "Assumption"], levels: str | dict[str, str],
+                current: dict[str, str] | None = None) -> dict[str, str]:
+    if isinstance(levels, str):
+        if levels not in LEVELS:
+            raise InputError(f"assumption level must be one of {', '.join(LEVELS)}, got {levels!r}")
+        return {name: levels for name in assumptions}
+    unknown = [name for name in levels if name not in assumptions]
+    if unknown:
+        raise InputError(f"no assumption named {', '.join(unknown)} (known: {', '.join(assumptions) or 'none'})")
+    bad = [f"{name}={level}" for name, level in levels.items() if level not in LEVELS]
+    if bad:
+        raise InputError(f"assumption levels must be one of {', '.join(LEVELS)}: {', '.join(bad)}")
+    return {name: levels.get(name, (current or {}).get(name, "central")) for name in assumptions}
+
+
+def _key(node: dict, part: str) -> Any:
+    """The key of ``node`` spelled ``part``: dates are written YYYY-MM-DD in a path."""
+    for key in node:
+        if str(key) == part:
+            return key
+    try:
+        return dt.date.fromisoformat(part)
+    except ValueError:
+        return part
+
+
+def _lookup(data: dict, path: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or _key(node, part) not in node:
+            return False, None
+        node = node[_key(node, part)]
+    return True, node
+
+
+def _apply_assumptions(data: dict, assumptions: dict[str, "Assumption"], levels: dict[str, str]) -> dict:
+    """``data`` with each assumption's value at its level written at its paths (missing mappings created)."""
+    for name, assumption in assumptions.items():
+        value = assumption.value(levels.get(name, "central"))
+        for path in assumption.paths:
+            node = data
+            parts = path.split(".")
+            for part in parts[:-1]:
+                key = _key(node, part)
+                if node.get(key) is None:
+                    node[key] = {}
+                if not isinstance(node[key], dict):
+                    raise InputError(f"assumptions.{name}.path: {path!r} goes through {part!r}, which is not a mapping")
+                node = node[key]
+            node[_key(node, parts[-1])] = value
+    return data
+
+
+def _resolve(merged: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]], source: str, level: str) -> dict[str, Any]:
+    """Validate the ``assumptions`` block, refuse keys set beside their assumption, write the values."""
+    if "levels" in merged:
+        raise InputError(f"{_origin(chain, ('levels',))}: levels: set by `segur simulate --assumptions`, not in a file")
+    raw = merged.get("assumptions") or {}
+    if not isinstance(raw, dict):
+        raise InputError(f"{_origin(chain, ('assumptions',))}: assumptions: expected a mapping of name: "
+                         "{path, low, central, high, unit, why}")
+    assumptions: dict[str, Assumption] = {}
+    problems = []
+    for name, body in raw.items():
+        try:
+            assumptions[name] = Assumption.model_validate(body)
+        except ValidationError as error:
+            problems.append(_describe(error, source, chain, prefix=("assumptions", name)))
+    if problems:
+        raise InputError("invalid scenario:\n  " + "\n  ".join(p.removeprefix("invalid scenario:\n  ") for p in problems))
+    owners: dict[str, str] = {}
+    for name, assumption in assumptions.items():
+        for path in assumption.paths:
+            if path in owners:
+                raise InputError(f"assumptions: {name} and {owners[path]} both set {path}")
+            owners[path] = name
+            found, _ = _lookup(merged, path)
+            if found:
+                where = _origin(chain, tuple(path.split(".")))
+                raise InputError(f"{where}: {path}: set by assumption {name!r}; change that assumption's "
+                                 "low/central/high instead of the key")
+    levels = _levels_for(assumptions, level)
+    resolved = _apply_assumptions(copy.deepcopy(merged), assumptions, levels)
+    resolved["levels"] = levels
+    return resolved
+
+
+def resolved_yaml(scenario: Scenario) -> str:
+    """The scenario as it runs, as YAML: every key with its value, switched-off events left out."""
+    data = scenario.model_dump(mode="json", exclude={"levels"})
+    data["events"] = {name: event for name, event in data["events"].items() if event.get("enabled", True)}
+    data["assumption_levels"] = dict(scenario.levels)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -354,7 +602,7 @@ def _origin(chain: list[tuple[Path, dict[str, Any]]], location: tuple) -> Path:
     return best
 
 
-_EVENT_KINDS = ("lab_strike", "outage", "obligation", "epidemic")
+_EVENT_KINDS = ("lab_strike", "outage", "obligation", "epidemic", "campaign", "back_load")
 
 
 def _key_path(location: tuple) -> tuple:
@@ -364,10 +612,11 @@ def _key_path(location: tuple) -> tuple:
     return location
 
 
-def _describe(error: ValidationError, source: str, chain: list[tuple[Path, dict[str, Any]]]) -> str:
+def _describe(error: ValidationError, source: str, chain: list[tuple[Path, dict[str, Any]]],
+              prefix: tuple = ()) -> str:
     lines = []
     for problem in error.errors():
-        location = _key_path(tuple(problem["loc"]))
+        location = prefix + _key_path(tuple(problem["loc"]))
         key_path = ".".join(str(part) for part in location) or "(top level)"
         where = str(_origin(chain, location)) if chain else source
         message = problem["msg"]
@@ -381,12 +630,17 @@ def _describe(error: ValidationError, source: str, chain: list[tuple[Path, dict[
     return "invalid scenario:\n  " + "\n  ".join(lines)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read, merge (``extends``) and validate a scenario file."""
+def load_scenario(path: str | Path, level: str = "central") -> Scenario:
+    """Read, merge (``extends``) and validate a scenario file, its assumptions at ``level``.
+
+    ``level`` is low, central or high (see :class:`Assumption`). Raises InputError naming the
+    file, the key path and what was expected.
+    """
     chain = _chain(Path(path))
     merged: dict[str, Any] = {}
     for _, raw in chain:
         merged = _merge(merged, raw)
+    merged = _resolve(merged, chain, str(path), level)
     try:
         return Scenario.model_validate(merged)
     except ValidationError as error:

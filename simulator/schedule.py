@@ -138,12 +138,25 @@ class _Builder:
     # --- helpers ----------------------------------------------------------------------------
 
     def times(self, operation: str, sector: int, minute_counts: np.ndarray | None = None) -> np.ndarray:
-        """Send offsets (seconds from the window start) of one kind of operation, uniform in each minute."""
+        """Send offsets (seconds from the window start, float) of one kind of operation.
+
+        Uniform in each minute, except professional deposits that a connector flushes on a
+        boundary (``Traffic.flushed``): those leave in the minute's first ``flush_seconds``.
+        """
+        window = slice(self.window.start_minute, self.window.end_minute)
         if minute_counts is None:
-            minute_counts = self.traffic.counts[OPERATIONS.index(operation), sector,
-                                                self.window.start_minute:self.window.end_minute]
+            minute_counts = self.traffic.counts[OPERATIONS.index(operation), sector, window]
         minutes = np.repeat(np.arange(minute_counts.size), minute_counts)
-        return np.sort(minutes * 60.0 + self.rng.random(minutes.size) * 60.0)
+        within = self.rng.random(minutes.size) * 60.0
+        if operation == "deposit" and sector < len(PROFESSIONAL_SECTORS):
+            batching = self.traffic.scenario.sectors[PROFESSIONAL_SECTORS[sector]].batching
+            flushed = self.traffic.flushed[sector, window]
+            if batching is not None and flushed.any():
+                # the first `flushed[m]` documents of each minute m are the flush
+                first = np.repeat(np.cumsum(minute_counts) - minute_counts, minute_counts)
+                in_flush = np.arange(minutes.size) - first < np.repeat(flushed, minute_counts)
+                within[in_flush] = self.rng.random(int(in_flush.sum())) * batching.flush_seconds
+        return np.sort(minutes * 60.0 + within)
 
     def serials(self, n: int) -> np.ndarray:
         first, self.next_serial = self.next_serial, self.next_serial + n
