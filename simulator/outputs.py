@@ -233,7 +233,7 @@ def calibration(traffic: Traffic) -> list[dict]:
         share = figure.unit == "share"
         difference = model - figure.published if share else model / figure.published - 1
         rows.append({"what": figure.what, "period": figure.period, "unit": figure.unit, "published": figure.published,
-                     "model": round(model, 4 if share else 1), "difference": round(difference, 4),
+                     "model": round(model, 4 if share or figure.measure == "ratio" else 1), "difference": round(difference, 4),
                      "tolerance": figure.tolerance, "within": abs(difference) <= figure.tolerance,
                      "source": figure.source})
     return rows

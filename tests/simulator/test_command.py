@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from segur.cli import main
+from simulator.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -94,3 +96,70 @@ def test_bad_dates_and_periods(tmp_path):
 def test_help_shows_an_example():
     result = CliRunner().invoke(main, ["simulate", "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output and "segur simulate scenarios/" in result.output
+
+
+def _check(*args):
+    result = CliRunner().invoke(main, ["simulate", *map(str, args), "--check"])
+    return result
+
+
+def test_check_prints_the_resolved_scenario_as_yaml_and_simulates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                       # the default result directory would land here
+    result = _check(SCENARIOS / "what-if-obligation-2026.yaml")
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    assert list(tmp_path.iterdir()) == []             # nothing simulated, nothing written
+    assert resolved["name"] == "what-if-obligation-2026"
+    assert resolved["period"] == {"start": "2026-12-07", "end": "2026-12-07"}   # inherited from peak-day-2026
+    events, assumptions = resolved["events"], resolved["assumptions"]
+    assert events["obligation-2026"]["kind"] == "obligation"
+    assert events["obligation-2026"]["dmp_share"] == 0.95
+    # assumptions at central, wherever they were declared: here, one and two levels up
+    assert events["obligation-2026"]["consultation_share"] == assumptions["costly_prescription_share"]["central"]
+    assert events["flu-2026"]["amplitude"] == assumptions["flu_amplitude"]["central"]
+    assert events["flu-2026"]["kind"] == "epidemic"
+    assert events["lab-strike-2024"]["withheld_share"] == assumptions["lab_strike_withheld"]["central"]
+    assert load_scenario(SCENARIOS / "what-if-obligation-2026.yaml").events["obligation-2026"].consultation_share \
+        == events["obligation-2026"]["consultation_share"]
+    assert set(resolved["sectors"]) == {"hospital", "town_doctor", "lab", "imaging", "pharmacy",
+                                        "other_professional", "medico_social"}
+    assert set(resolved["assumption_levels"].values()) == {"central"}
+
+
+def test_check_shows_the_chosen_level_and_leaves_switched_off_events_out(tmp_path):
+    scenario = tmp_path / "quiet.yaml"
+    scenario.write_text(f"extends: {SCENARIOS / 'peak-day-2026.yaml'}\nname: quiet\n"
+                        "events:\n  flu-2026:\n    enabled: false\n")
+    result = CliRunner().invoke(main, ["simulate", str(scenario), "--assumptions", "high", "--check"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    assert "flu-2026" not in resolved["events"] and "lab-strike-2024" in resolved["events"]
+    assert set(resolved["assumption_levels"].values()) == {"high"}
+    assert resolved["patients"]["retrieves_per_session"] == resolved["assumptions"]["patient_views"]["high"]
+
+
+def test_check_of_a_bad_scenario_exits_2_with_the_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"extends: {SCENARIOS / 'peak-day-2026.yaml'}\nevents:\n  flu-2026:\n    amplitude: 0.3\n")
+    result = _check(bad)
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.stderr and "events.flu-2026.amplitude" in result.stderr and "flu_amplitude" in result.stderr
+    assert result.stdout == ""
+    bad.write_text(f"extends: {SCENARIOS / 'smoke.yaml'}\nreplay:\n  minuts: 5\n")
+    result = _check(bad)
+    assert result.exit_code == 2 and "bad.yaml: replay.minuts: unknown key" in result.stderr and result.stdout == ""
+
+
+def test_assumptions_level_reaches_the_summary(tmp_path):
+    runs = {}
+    for level in ("low", "high"):
+        out = tmp_path / level
+        result = CliRunner().invoke(main, ["simulate", str(SCENARIOS / "smoke.yaml"), "--assumptions", level,
+                                           "--no-schedule", "--no-plots", "--no-ranges", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[level] = json.loads((out / "summary.json").read_text())
+        assert runs[level]["assumption_level"] == level
+        assert {entry["used"] for entry in runs[level]["assumptions"]} == {level}
+    assert runs["low"]["peak_hour"]["per_second"] < runs["high"]["peak_hour"]["per_second"]
+    result = CliRunner().invoke(main, ["simulate", str(SCENARIOS / "smoke.yaml"), "--assumptions", "medium"])
+    assert result.exit_code == 2 and "medium" in result.stderr

@@ -4,9 +4,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 
 from segur.errors import InputError
-from simulator.scenario import PROFESSIONAL_SECTORS, LabStrike, load_scenario
+from simulator.scenario import PROFESSIONAL_SECTORS, Adoption, LabStrike, load_scenario
 
 
 def _write(directory: Path, name: str, text: str) -> Path:
@@ -26,7 +27,8 @@ def _baseline_child(directory: Path, name: str, text: str, scenarios_dir: Path) 
     return _write(directory, name, f"extends: {scenarios_dir / 'baseline-2025.yaml'}\n{text}")
 
 
-@pytest.mark.parametrize("name", ["baseline-2025", "peak-day-2026", "lab-strike", "outage-recovery", "smoke"])
+@pytest.mark.parametrize("name", ["baseline-2025", "peak-day-2026", "plan-2026", "what-if-obligation-2026",
+                                  "lab-strike", "outage-recovery", "smoke"])
 def test_shipped_scenarios_load(scenarios_dir, name):
     scenario = load_scenario(scenarios_dir / f"{name}.yaml")
     assert scenario.name == name
@@ -37,8 +39,12 @@ def test_baseline_history_starts_by_2023_and_runs_to_end_of_2026(baseline):
     assert baseline.period.start <= dt.date(2023, 1, 1)
     extended = baseline.with_overrides(end=dt.date(2026, 12, 31))
     assert extended.period.end == dt.date(2026, 12, 31)
+    # every sector's share sent is defined past 2026: an S-curve, or knots to the end of 2026 at least
     for sector in baseline.sectors.values():
-        assert max(sector.dmp_share.knots) >= dt.date(2026, 12, 31)
+        if isinstance(sector.dmp_share, Adoption):
+            assert sector.dmp_share.floor < sector.dmp_share.ceiling
+        else:
+            assert max(sector.dmp_share.knots) >= dt.date(2026, 12, 31)
 
 
 def test_extends_merges_and_overrides_one_event_parameter(scenarios_dir):
@@ -82,7 +88,22 @@ def test_missing_sector_is_named(tmp_path, scenarios_dir):
     base = (scenarios_dir / "baseline-2025.yaml").read_text()
     start = base.index("  imaging:\n")
     end = base.index("  pharmacy:\n")
-    assert "missing: imaging" in _error(_write(tmp_path, "no-imaging.yaml", base[:start] + base[end:]))
+    # the baseline's assumptions still set sectors.imaging.* (ceiling, flushes): the sector is then
+    # incomplete rather than absent, and the message names what it lacks
+    message = _error(_write(tmp_path, "no-imaging.yaml", base[:start] + base[end:]))
+    assert "no-imaging.yaml: sectors.imaging.producers: required key is missing" in message
+    # with no assumption pointing into it, the sector is reported missing as a whole
+    data = yaml.safe_load(base)
+    del data["sectors"]["imaging"]
+    for name, assumption in list(data["assumptions"].items()):
+        paths = [assumption["path"]] if isinstance(assumption["path"], str) else assumption["path"]
+        kept = [path for path in paths if not path.startswith("sectors.imaging.")]
+        if kept:
+            assumption["path"] = kept
+        else:
+            del data["assumptions"][name]
+    message = _error(_write(tmp_path, "no-imaging-2.yaml", yaml.safe_dump(data)))
+    assert "no-imaging-2.yaml: sectors: " in message and "missing: imaging" in message
 
 
 def test_extends_loop_bad_yaml_and_missing_file(tmp_path):

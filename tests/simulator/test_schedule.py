@@ -14,7 +14,7 @@ from simulator.schedule import build_replay, busiest_window, fixed_window
 
 @pytest.fixture(scope="module")
 def replay(baseline):
-    scenario = baseline.with_overrides(start=dt.date(2025, 10, 13), end=dt.date(2025, 10, 14), scale=0.01)
+    scenario = baseline.with_overrides(start=dt.date(2025, 10, 13), end=dt.date(2025, 10, 14), scale=0.1)
     traffic = simulate(scenario)
     plan = build_replay(traffic, busiest_window(traffic, 60))
     return traffic, plan, schedule_table(plan).to_pylist(), corpus_table(plan).to_pylist()
