@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
@@ -484,19 +484,20 @@ def _lookup(data: dict, path: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _apply_assumptions(data: dict, assumptions: dict[str, "Assumption"], levels: dict[str, str]) -> dict:
-    """``data`` with each assumption's value at its level written at its paths (missing mappings created)."""
+def _apply_assumptions(data: dict, assumptions: dict[str, "Assumption"], levels: dict[str, str],
+                       origin: Callable[[str], str] = lambda name: "assumptions") -> dict:
+    """``data`` with each assumption's value at its level written at its paths (their parents must exist)."""
     for name, assumption in assumptions.items():
         value = assumption.value(levels.get(name, "central"))
         for path in assumption.paths:
             node = data
             parts = path.split(".")
-            for part in parts[:-1]:
+            for depth, part in enumerate(parts[:-1]):
                 key = _key(node, part)
-                if node.get(key) is None:
-                    node[key] = {}
-                if not isinstance(node[key], dict):
-                    raise InputError(f"assumptions.{name}.path: {path!r} goes through {part!r}, which is not a mapping")
+                if not isinstance(node.get(key), dict):
+                    where = ".".join(parts[:depth]) or "the top level"
+                    raise InputError(f"{origin(name)}: assumptions.{name}.path: {path}: the scenario has no mapping {part!r} under "
+                                     f"{where} for this assumption to set")
                 node = node[key]
             node[_key(node, parts[-1])] = value
     return data
@@ -531,7 +532,8 @@ def _resolve(merged: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]], s
                 raise InputError(f"{where}: {path}: set by assumption {name!r}; change that assumption's "
                                  "low/central/high instead of the key")
     levels = _levels_for(assumptions, level)
-    resolved = _apply_assumptions(copy.deepcopy(merged), assumptions, levels)
+    resolved = _apply_assumptions(copy.deepcopy(merged), assumptions, levels,
+                                  lambda name: str(_origin(chain, ("assumptions", name))))
     resolved["levels"] = levels
     return resolved
 

@@ -88,10 +88,11 @@ def test_missing_sector_is_named(tmp_path, scenarios_dir):
     base = (scenarios_dir / "baseline-2025.yaml").read_text()
     start = base.index("  imaging:\n")
     end = base.index("  pharmacy:\n")
-    # the baseline's assumptions still set sectors.imaging.* (ceiling, flushes): the sector is then
-    # incomplete rather than absent, and the message names what it lacks
+    # the baseline's assumptions still set sectors.imaging.* (ceiling, flushes): the message names the
+    # assumption, the file that declares it and the missing sector
     message = _error(_write(tmp_path, "no-imaging.yaml", base[:start] + base[end:]))
-    assert "no-imaging.yaml: sectors.imaging.producers: required key is missing" in message
+    assert "no-imaging.yaml: assumptions.imaging_ceiling.path: sectors.imaging.dmp_share.ceiling" in message
+    assert "no mapping 'imaging' under sectors" in message
     # with no assumption pointing into it, the sector is reported missing as a whole
     data = yaml.safe_load(base)
     del data["sectors"]["imaging"]
