@@ -538,12 +538,25 @@ def _resolve(merged: dict[str, Any], chain: list[tuple[Path, dict[str, Any]]], s
     return resolved
 
 
+class _ResolvedDumper(yaml.SafeDumper):
+    """Lists of plain values on one line (profiles, shares), everything else in block style."""
+
+
+def _short_list(dumper: yaml.SafeDumper, items: list) -> yaml.Node:
+    flat = all(not isinstance(item, (dict, list)) for item in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flat)
+
+
+_ResolvedDumper.add_representer(list, _short_list)
+
+
 def resolved_yaml(scenario: Scenario) -> str:
     """The scenario as it runs, as YAML: every key with its value, switched-off events left out."""
-    data = scenario.model_dump(mode="json", exclude={"levels"})
-    data["events"] = {name: event for name, event in data["events"].items() if event.get("enabled", True)}
+    data = scenario.model_dump(exclude={"levels"})
+    data["events"] = {name: {"kind": event["kind"], **event} for name, event in data["events"].items()
+                      if event.get("enabled", True)}
     data["assumption_levels"] = dict(scenario.levels)
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    return yaml.dump(data, Dumper=_ResolvedDumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 # --- loading -------------------------------------------------------------------------------
