@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from load.schedule import describe
 from tests.load.conftest import ROOT, free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,7 +35,7 @@ def web_ui(service, seeded, tmp_path):
     process.wait(timeout=30)
 
 
-def test_start_from_the_form_and_watch_planned_against_achieved(web_ui):
+def test_start_from_the_form_and_watch_planned_against_achieved(web_ui, seeded):
     if CHROMIUM is None:
         pytest.fail("Chromium is missing: install Debian's chromium package (.ci/run does) to run the browser test")
     from playwright.sync_api import sync_playwright
@@ -53,6 +54,6 @@ def test_start_from_the_form_and_watch_planned_against_achieved(web_ui):
         page.wait_for_function("Number(document.getElementById('sent').textContent) > 0", timeout=30_000)
         first = int(page.locator("#chart").get_attribute("data-points") or 0)
         page.wait_for_function(f"Number(document.getElementById('chart').dataset.points) > {first}", timeout=30_000)
-        assert int(page.locator("#planned-total").text_content()) == 150
+        assert int(page.locator("#planned-total").text_content()) == describe(seeded).rows  # the whole schedule
         page.screenshot(path=str(ROOT / "results" / "replay-page.png"))
         browser.close()
