@@ -161,6 +161,20 @@ def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = froze
                           f"patient {patient_ins}: {len(missing)} missing, e.g. DocumentReference/{missing[0]}")
 
 
+def check_history(body: bytes, patient_ins: str) -> None:
+    """Raise :class:`WrongAnswer` unless ``body`` is a searchset of AuditEvents about ``patient_ins`` only."""
+    bundle = _bundle(body, "history", "searchset")
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource")
+        if not isinstance(resource, dict) or resource.get("resourceType") != "AuditEvent":
+            raise WrongAnswer("history", "an entry that is not an AuditEvent")
+        about = {(entity.get("what") or {}).get("identifier", {}).get("value")
+                 for entity in resource.get("entity", []) if isinstance(entity, dict)} - {None}
+        if about != {patient_ins}:
+            raise WrongAnswer("history", "an access-history entry of another patient",
+                              f"AuditEvent/{resource.get('id')} is about {sorted(about)}, asked {patient_ins}")
+
+
 def _has_next(bundle: dict) -> bool:
     links = bundle.get("link")
     return isinstance(links, list) and any(isinstance(link, dict) and link.get("relation") == "next"

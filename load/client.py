@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from load import requests
-from load.checks import (CreatedDocuments, Deposited, Outcome, check_deposit, check_retrieve,
+from load.checks import (CreatedDocuments, Deposited, Outcome, check_deposit, check_history, check_retrieve,
                          check_search)
 from record_service.auth import Actor, issue_token, load_or_create_key
 
@@ -222,6 +222,11 @@ class RecordClient:
         """Run ``act(document id, binary path)`` on the row's document, or report it unknown to the service."""
         known = self.locations.get(row["document_id"])
         return self._unknown(row) if known is None else act(*known)
+
+    def _history(self, row: dict) -> Outcome:
+        ins = row["patient_ins"]
+        return self._call("GET", requests.history_path(ins), row,
+                          check=partial(check_history, patient_ins=ins)).outcome
 
     def _block(self, row: dict) -> Outcome:
         self.created.blocking(row["patient_ins"], row["target_rpps"])

@@ -93,10 +93,16 @@ def deposit(row: dict, data: bytes, when: str) -> Deposit:
 
 
 _SEARCH_PREFIX = f"/DocumentReference?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
+_HISTORY_PREFIX = f"/AuditEvent?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
 
 
 def search_path(patient_ins: str, count: int = 50) -> str:
     return f"{_SEARCH_PREFIX}{patient_ins}&status=current&_count={count}"
+
+
+def history_path(patient_ins: str, count: int = 50) -> str:
+    """The patient's access history, newest first (FHIR AuditEvent search)."""
+    return f"{_HISTORY_PREFIX}{patient_ins}&_count={count}"
 
 
 def block_body(rpps: str) -> bytes:

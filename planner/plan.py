@@ -131,7 +131,7 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
                 f"({step.driver_cpu_cores:.2f}) and other programs ({step.other_cpu_cores:.2f}) share its {CORES} "
                 f"cores; with the driver on another machine the service would go further. ({evidence})"}
     writes = step.by_operation.get("deposit", {})
-    reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve")]
+    reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve", "history")]
     read_p99 = max((op["p99_ms"] for op in reads), default=0.0)
     if writes and writes.get("p99_ms", 0) > 2 * max(read_p99, 1):
         what = ("SQLite's single writer and fsync" if service.kind == "sqlite"

@@ -28,8 +28,8 @@ from simulator.retries import PeopleRetryOutcome, retry_refused
 from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS, BackLoad, Campaign, LabStrike, Outage, Scenario
 from simulator.strike import StrikeOutcome, apply_strike
 
-OPERATIONS = ("deposit", "search", "retrieve", "mask", "delete", "block")
-READS = ("search", "retrieve")
+OPERATIONS = ("deposit", "search", "retrieve", "mask", "delete", "block", "history")
+READS = ("search", "retrieve", "history")  # history: a patient reading their record's access history (AuditEvent)
 
 _STREAMS = ("deposits", "strikes", "outages", "consultations", "sessions", "controls", "visits", "batches",
             "campaigns", "retries", "flushes")
@@ -217,6 +217,8 @@ def _patients(scenario: Scenario, extended: Calendar, before: np.ndarray, deposi
         + draw.poisson(browsing * searches + (notified + campaign_sessions_) * (searches - 1.0)))
     counts[OPERATIONS.index("retrieve"), patient] = (
         consultations + draw.poisson(browsing * views + notified * max(views - 1.0, 0.0) + campaign_sessions_ * views))
+    counts[OPERATIONS.index("history"), patient] = draw.poisson(
+        (browsing + notified + campaign_sessions_) * patients.history_views_per_session)
     controls = {
         "deposit": patients.uploads_per_active_user_per_year,
         "mask": patients.masks_per_active_user_per_year,

@@ -177,6 +177,8 @@ class PatientUse(_Strict):
     searches_per_session: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
         1.0, description="document-list requests per session (the first one opens the session)")
     retrieves_per_session: NonNegative = Field(description="document views per session (a notified session opens at least one)")
+    history_views_per_session: Annotated[float, Field(ge=0.0, le=5.0)] = Field(
+        0.0, description="access-history requests (who read my record) per session")
     notified_session_share: Fraction = Field(
         description="share of sessions that follow a deposit notification and open that document first")
     consultation_delay_median_hours: Positive

@@ -300,6 +300,13 @@ class _Builder:
             owners = np.repeat(patients, depth)
             self.past_documents(owners, self.history_ages(owners.size))
 
+    def patient_history(self) -> None:
+        """Patients reading their record's access history (who read what, when)."""
+        times = self.times("history", PATIENT)
+        patients = self.population.draw_patients(self.rng, times.size)
+        self.rows.add(times.size, offset_s=times, operation=np.int8(OPERATIONS.index("history")),
+                      sector=np.int8(PATIENT), actor=patients, patient=patients)
+
     def patient_controls(self) -> None:
         """Masking a professional's document, deleting one's own upload, blocking a professional."""
         for operation in ("mask", "delete", "block"):
@@ -332,6 +339,7 @@ def build_replay(traffic: Traffic, window: Window) -> ReplayPlan:
     builder.patient_reads(deposits)
     builder.professional_reads()
     builder.patient_controls()
+    builder.patient_history()
     rows = builder.rows.arrays()
     order = np.argsort(rows["offset_s"], kind="stable")
     rows = {name: column[order] for name, column in rows.items()}

@@ -5,7 +5,8 @@
 - ``"retrieve"``: every retrieve answers other bytes: one byte short for even-sized documents, one
   byte changed for odd-sized ones;
 - ``"deposit"``: every deposit answers a transaction-response whose entries name no location;
-- ``"empty"``: every search answers an empty searchset, as if the patient had no documents.
+- ``"empty"``: every search answers an empty searchset, as if the patient had no documents;
+- ``"history"``: every access-history request answers an AuditEvent about another patient.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path == "/health":
             return self._send(200, {"status": "ok"}, "application/json")
+        if parts.path == "/AuditEvent":
+            return self._history()
         if parts.path == "/DocumentReference":
             return self._search(parse_qs(parts.query).get("patient.identifier", ["|"])[0].rpartition("|")[2])
         doc_id = parts.path.rpartition("/")[2]
@@ -66,6 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
         entries = [{"resource": {"resourceType": "DocumentReference", "id": doc_id, "status": "current",
                                  "subject": {"identifier": {"system": INS_NIR_SYSTEM, "value": subject}}},
                     "search": {"mode": "match"}} for doc_id in (mine or (["x"] if self.wrong == "search" else []))]
+        self._send(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+    def _history(self) -> None:
+        entries = [] if self.wrong != "history" else [{"resource": {
+            "resourceType": "AuditEvent", "id": "1",
+            "entity": [{"what": {"identifier": {"system": INS_NIR_SYSTEM, "value": OTHER_PATIENT}}}]}}]
         self._send(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
     def do_POST(self) -> None:

@@ -5,7 +5,8 @@ import hashlib
 import orjson
 import pytest
 
-from load.checks import CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_retrieve, check_search
+from load.checks import (CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_history,
+                         check_retrieve, check_search)
 from load.requests import DocumentBytes
 from segur.identifiers import INS_NIR_SYSTEM
 
@@ -140,3 +141,21 @@ def test_a_wrong_deposit_answer_is_named_by_its_kind(answer, kind):
 
 def test_only_an_ok_outcome_is_true():
     assert Outcome.OK and not Outcome.FAILED and not Outcome.WRONG
+
+
+def _history(*about: str) -> bytes:
+    events = [{"resourceType": "AuditEvent", "id": str(i),
+               "entity": [{"what": {"identifier": {"system": INS_NIR_SYSTEM, "value": ins}}},
+                          {"what": {"reference": "DocumentReference/x"}}]} for i, ins in enumerate(about)]
+    return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": e} for e in events]})
+
+
+def test_an_access_history_must_be_about_the_patient_only():
+    check_history(_history(ME, ME), ME)
+    check_history(_history(), ME)  # nobody read the record yet
+    with pytest.raises(WrongAnswer, match="another patient"):
+        check_history(_history(ME, OTHER), ME)
+    with pytest.raises(WrongAnswer, match="not an AuditEvent"):
+        check_history(_searchset(_document("a", _by_identifier(ME))), ME)
+    with pytest.raises(WrongAnswer):
+        check_history(b"[]", ME)

@@ -1,6 +1,7 @@
 """`segur simulate` as a user runs it: the files of the contract, clear errors, nothing half-written."""
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_check_prints_the_resolved_scenario_as_yaml_and_simulates_nothing(tmp_pa
     resolved = yaml.safe_load(result.stdout)
     assert list(tmp_path.iterdir()) == []             # nothing simulated, nothing written
     assert resolved["name"] == "what-if-obligation-2026"
-    assert resolved["period"] == {"start": "2026-12-07", "end": "2026-12-07"}   # inherited from peak-day-2026
+    assert resolved["period"] == {"start": dt.date(2026, 12, 7), "end": dt.date(2026, 12, 7)}  # inherited from peak-day-2026
     events, assumptions = resolved["events"], resolved["assumptions"]
     assert events["obligation-2026"]["kind"] == "obligation"
     assert events["obligation-2026"]["dmp_share"] == 0.95
