@@ -36,14 +36,14 @@ def test_monthly_csv_contract(smoke_run):
     assert list(rows[0]) == ["month", "sector", "operation", "count"]
     assert {r["sector"] for r in rows} == {"hospital", "town_doctor", "lab", "imaging", "pharmacy",
                                            "other_professional", "medico_social", "patient"}
-    assert {"deposit", "search", "retrieve", "mask", "delete", "block"} <= {r["operation"] for r in rows}
+    assert {"deposit", "search", "retrieve", "mask", "delete", "block", "history"} <= {r["operation"] for r in rows}
     assert {r["month"] for r in rows} == {"2025-10"}
 
 
 def test_summary_contract(smoke_run):
     out, _ = smoke_run
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scenario"] == "smoke" and summary["seed"] == 3 and summary["scale"] == 0.002
+    assert summary["scenario"] == "smoke" and summary["seed"] == 3 and summary["scale"] == 0.004
     for key in ("totals", "annualised_deposit_rate", "peak_hour", "peak_minute", "replay_window", "deposit_ledger"):
         assert key in summary
     assert summary["peak_hour"]["per_second"] > 0 and "start" in summary["peak_hour"]
