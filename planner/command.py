@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sys
 from pathlib import Path
 
 import click
 
-from planner import report
+from planner import footprint, report
 from planner.plan import SearchLimits, plan
 from planner.service import Service
 from planner.steps import SLO
 from segur.errors import InputError
 from segur.staging import staged_directory
 from simulator.run import run as simulate_run
-from simulator.scenario import load_scenario
+from simulator.scenario import LEVELS, load_scenario
 
 
 def _log(line: str) -> None:
@@ -43,20 +44,36 @@ def _log(line: str) -> None:
               help="Worker processes of the service started here.")
 @click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
               help="Token signing key of a --target service (default: .segur/signing.key).")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=4),
+              help="Sampling scale of the simulated scenario (default: the scenario's own).")
+@click.option("--headroom", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="The multiple of the national traffic of the window the service must hold for the plan to hold.")
+@click.option("--assume", type=click.Choice(LEVELS), default="central", show_default=True,
+              help="The assumption level of the traffic the verdict uses (low: least traffic, high: most).")
+@click.option("--max-disk-gb", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Most disk the plan may use (corpus and the steps' deposits; never more than half the free disk). "
+                   "A scenario whose plan would need more is sampled at a smaller scale, or refused with --scale.")
+@click.option("--outage-hours", type=click.FloatRange(min=0, min_open=True, max=14 * 24),
+              help="Outage what-if: how long the backlog of an outage of this many hours takes to drain at the "
+                   "measured capacity (default: the scenario's outage, else 1 h).")
 def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
                  max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
-                 workers: int, key: Path | None) -> None:
+                 workers: int, key: Path | None, scale: float | None, headroom: float, assume: str,
+                 max_disk_gb: float, outage_hours: float | None) -> None:
     """Find how much of a scenario's traffic the record service holds, and what breaks first.
 
     SCENARIO is a scenario file (simulated first) or a `segur simulate` result directory.
     The plan replays the scenario's window at increasing speed-ups against the service
     (started here on SQLite by default, or PostgreSQL with --db, or --target URL), and writes
-    plan.json, report.html, PNG plots and Locust's reports of every step. Exit code: 0 when
-    the service holds the scenario (speed-up 1) within the SLO, 1 when it does not, 2 on bad input.
+    plan.json, report.html, PNG plots and Locust's reports of every step. The verdict is about
+    the nation: the service HOLDS when it keeps the SLO at --headroom times the national traffic
+    of the window (speed-up x scale), at the --assume level of the traffic's assumptions.
+    Exit code: 0 when it holds, 1 when it does not, 2 on bad input.
 
     \b
     Examples:
       segur plan scenarios/smoke.yaml
+      segur plan scenarios/plan-2026.yaml --headroom 1.3 --assume high
       segur plan scenarios/peak-day-2026.yaml --db postgresql://segur@127.0.0.1:5432/segur --slo-p99-ms 300
     """
     if target and db:
@@ -65,20 +82,28 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
     out = out or Path("results") / f"plan-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     slo = SLO(p99_ms=slo_p99_ms, max_error_rate=max_error_rate, max_lateness_p99_ms=max_lateness_ms)
     limits = SearchLimits(step_seconds=step_seconds, max_steps=max_steps, processes=processes)
+    loaded = None
+    if scenario.is_dir():
+        if not (scenario / "summary.json").exists() or not (scenario / "schedule.parquet").exists():
+            raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
+    else:  # know what the plan needs before anything is written
+        loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
+                                         max_steps, step_seconds, out, max_disk_gb, _log)
+        _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
-        if scenario.is_dir():
-            if not (scenario / "summary.json").exists() or not (scenario / "schedule.parquet").exists():
-                raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
+        if loaded is None:
             simulation = scenario
         else:
-            loaded = load_scenario(scenario)
             _log(f"simulating {loaded.name} …")
             simulation = simulate_run(loaded, staging / "simulation").directory
         signing_key = key or (Path(".segur/signing.key") if target else staging / "signing.key")
         with Service(staging / "service", signing_key, url=target, db=db, workers=workers) as service:
             _log(f"record service: {service.kind} at {service.url}")
-            result = plan(simulation, staging, service, slo, limits, _log)
+            result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
+                          outage_hours=outage_hours)
+        if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
+            shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)
     _log(result["verdict"])
     click.echo(str(out))
-    sys.exit(0 if result["holds_scenario"] else 1)
+    sys.exit(0 if result["holds"] else 1)

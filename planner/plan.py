@@ -9,6 +9,7 @@ search; steps grow until one breaks the SLO, then the gap is bisected, 5. write 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import os
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Callable
 
 from load.seed import seed
+from planner import outage, verdict
 from planner.queueing import Model
 from planner.service import Service
 from planner.steps import SLO, Step, cool_down, run_step
+from simulator.scenario import Scenario
 
 CORES = os.cpu_count() or 1
 
@@ -160,8 +163,14 @@ def _rejections(step: Step) -> int:
 
 
 def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits,
-         log: Callable[[str], None]) -> dict:
-    """Run the search against a started ``service`` and return the plan (also written to out/plan.json)."""
+         log: Callable[[str], None], headroom_required: float = 1.0, assume: str = "central",
+         outage_hours: float | None = None) -> dict:
+    """Run the search against a started ``service`` and return the plan (also written to out/plan.json).
+
+    ``headroom_required``: the multiple of the national traffic of the window the service must
+    hold; ``assume``: the assumption level (low, central, high) the verdict uses;
+    ``outage_hours``: the outage of the what-if (default: the scenario's own, else one hour).
+    """
     summary = json.loads((result_dir / "summary.json").read_text())
     outcome, _ = seed(result_dir, service.url, service.key, log=log)
     if outcome.failures:
@@ -230,13 +239,32 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "holds_scenario": any(s.holds and s.speedup >= 1 for s in steps) and not any(s.wrong_answers for s in steps),
         "wrong_answers": sum(s.wrong_answers for s in steps),
         "wrong_answers_by_operation": _wrong_by_operation(steps),
+        "national_headroom": verdict.national_headroom(max_speedup, summary),
+        "headroom_required": headroom_required,
+        "assume": assume,
     }
+    result["holds"] = verdict.holds(result["national_headroom"], headroom_required, assume, result["wrong_answers"])
+    result["outage_drain"] = _outage_drain(result_dir, summary, max_speedup, outage_hours, log)
     disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
     result["disturbed_steps"] = disturbed
     result["verdict"] = _verdict(result, summary) + (
         f" Caution: other programs used this machine's CPU during the steps at {', '.join(f'{x:g}x' for x in disturbed)};"
         " run again on a quiet machine for firm figures." if disturbed else "")
     return result
+
+
+def _outage_drain(result_dir: Path, summary: dict, max_speedup: float, hours: float | None,
+                  log: Callable[[str], None]) -> dict:
+    """The outage what-if at the measured capacity (see :mod:`planner.outage`)."""
+    path = result_dir / "scenario.json"
+    if not path.exists():
+        return {"outage_hours": hours, "error": "no scenario.json in the simulation directory: simulate it again"}
+    scenario = Scenario.model_validate_json(path.read_text(encoding="utf-8"))
+    hours = hours or outage.scenario_outage_hours(scenario) or outage.DEFAULT_HOURS
+    window = summary["replay_window"]
+    capacity = max_speedup * window["per_second"]  # requests/s the service took: the same in national terms
+    log(f"outage what-if: {hours:g} h at {window['start']} against {capacity:,.0f} national requests/s …")
+    return outage.outage_drain(scenario, dt.datetime.fromisoformat(window["start"]), hours, capacity)
 
 
 def _wrong_by_operation(steps: list[Step]) -> dict[str, int]:
@@ -248,18 +276,21 @@ def _wrong_by_operation(steps: list[Step]) -> dict[str, int]:
 
 
 def _verdict(plan_: dict, summary: dict) -> str:
+    """The banner (about the nation), then what was measured and what breaks first."""
     speedup = plan_["max_sustainable_speedup"]
     window = plan_["window"]
     where = f"the {window['minutes']}-minute window of {plan_['scenario']} starting {window['start']}"
+    head = verdict.banner(plan_) + "."
     if plan_["wrong_answers"]:
-        return _wrong_verdict(plan_, where)
-    if not plan_["holds_scenario"]:
-        return (f"The service does NOT hold {where} within the SLO"
-                + (f"; it holds {speedup:.3g}x of it." if speedup else ".") + f" First limit: {plan_['bottleneck_explained']}")
-    national = plan_["national_equivalent_speedup"]
-    return (f"The service holds {speedup:,.0f}x {where} (scale {plan_['scale']}: {national:.3g}x the national traffic "
-            f"at this hour), about {plan_['documents_per_year_sustained'] / 1e6:,.0f} M documents a year at this profile "
-            f"and scale. First limit beyond that: {plan_['bottleneck_explained']}")
+        return f"{head} {_wrong_verdict(plan_, where)}"
+    sample = f"scale {plan_['scale']:g}: a 1/{1 / plan_['scale']:,.0f} sample of the nation" if plan_["scale"] < 1 else \
+        f"scale {plan_['scale']:g}"
+    if not speedup:
+        return (f"{head} Even {where} at its own rate ({sample}) breaks the SLO. "
+                f"First limit: {plan_['bottleneck_explained']}")
+    return (f"{head} Measured: the service holds {speedup:,.3g}x {where} ({sample}), "
+            f"{plan_['national_equivalent_speedup']:.3g}x its national traffic. "
+            f"First limit beyond that: {plan_['bottleneck_explained']}")
 
 
 def _wrong_verdict(plan_: dict, where: str) -> str:

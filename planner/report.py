@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from planner.verdict import banner  # noqa: E402
+
 
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
@@ -102,6 +104,12 @@ def write(plan: dict, out: Path) -> None:
     (out / "report.html").write_text(_html(plan, out), encoding="utf-8")
 
 
+def _banner(plan: dict) -> str:
+    if "national_headroom" not in plan:  # a plan.json written before the national verdict
+        return "HOLDS" if plan.get("holds_scenario") else "DOES NOT HOLD"
+    return banner(plan)
+
+
 def _image(path: Path) -> str:
     return f'<img alt="{path.stem}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
@@ -114,9 +122,19 @@ def _html(plan: dict, out: Path) -> str:
         f"<td>{'' if s['service_cpu_cores'] is None else s['service_cpu_cores']}</td><td>{s['driver_cpu_cores']}</td>"
         f"<td>{'holds' if s['holds'] else html.escape('; '.join(s['broken']))}</td></tr>"
         for s in sorted(plan["steps"], key=lambda s: s["speedup"]))
+    headroom = plan.get("national_headroom") or {}
+    drain = plan.get("outage_drain") or {}
     figures = {
-        "max sustainable speed-up": f"{plan['max_sustainable_speedup']:,.0f}× "
+        "national headroom (low / central / high traffic)": " / ".join(
+            f"{headroom.get(level, 0):.3g}×" for level in ("low", "central", "high")),
+        "required": f"{plan.get('headroom_required', 1):g}× at the {plan.get('assume', 'central')} assumptions",
+        "max sustainable speed-up": f"{plan['max_sustainable_speedup']:,.0f}× at scale {plan['scale']:g} "
                                     f"({plan['national_equivalent_speedup']:g}× the national traffic of the window)",
+        "outage what-if": (f"{drain['outage_hours']:g} h outage: {drain['backlog_documents']:,} documents queued, "
+                           f"drained {drain['drain_minutes']} min after the recovery; the surge "
+                           f"({drain['surge_peak_rps']:,.0f}/s national) {'holds' if drain['surge_holds'] else 'does NOT hold'} "
+                           f"at the capacity ({drain['capacity_rps']:,.0f}/s)") if "backlog_documents" in drain else
+                          drain.get("error", "not computed"),
         "predicted knee (queueing model)": f"{plan['predicted_knee_speedup']}× ({plan['predicted_limit']})",
         "documents / year sustained": f"{plan['documents_per_year_sustained']:,}",
         "storage growth / year (scenario volume)": f"{plan['storage_bytes_per_year'] / 1e12:,.3f} TB "
@@ -129,8 +147,11 @@ def _html(plan: dict, out: Path) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Capacity plan: {html.escape(plan['scenario'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} th{{background:#f4f4f4;text-align:left}}
-tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:100%;margin:1em 0}} .verdict{{font-size:1.15em}}</style>
+tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:100%;margin:1em 0}} .verdict{{font-size:1.05em}}
+.banner{{font-size:1.5em;font-weight:bold;padding:.6em 1em;border-radius:6px}} .holds{{background:#e3f4e3;color:#135e13}}
+.fails{{background:#fbe3e3;color:#8a1111}}</style>
 </head><body><h1>Capacity plan — {html.escape(plan['scenario'])} on {html.escape(plan['service']['kind'])}</h1>
+<p class="banner {'holds' if plan.get('holds') else 'fails'}">{html.escape(_banner(plan))}</p>
 <p class="verdict">{html.escape(plan['verdict'])}</p><table>{table}</table>
 <h2>Steps</h2><table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
 <th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>

@@ -50,6 +50,7 @@ class Connector:
         self.drain_per_minute = max(drain_per_minute, 1.0)
         self.retry, self.jitter = retry, jitter
         self.backlog = 0
+        self.drained_at: int | None = None  # minute its queue was empty again (None: it never queued)
 
     def _backoff(self, attempt: int) -> float:
         delay_s = min(self.retry.first_delay_s * self.retry.multiplier ** attempt, self.retry.max_delay_s)
@@ -92,6 +93,8 @@ class Connector:
             if minute < self.produced.size:
                 self.backlog += int(self.produced[minute])
             yield self.env.timeout(1)
+        if self.backlog == 0:
+            self.drained_at = minute
         if minute < self.produced.size:
             self.delivered[minute:] += self.produced[minute:]
 
@@ -104,7 +107,7 @@ class OutageOutcome:
     first_minute: int = 0
     down_minutes: int = 0
     connectors: int = 0
-    recovery_minutes: int = 0  # from recovery until the last backlog was drained
+    recovery_minutes: int = 0  # from recovery until the last connector's queue was empty (not its next quiet wake-up)
 
 
 def _connector_shares(producers: int, size_sigma: float, groups: int, rng: np.random.Generator) -> np.ndarray:
@@ -167,5 +170,6 @@ def apply_outage(event: Outage, deposits: dict[str, np.ndarray], expected: dict[
         outcome.delivered += int(delivered.sum())
         outcome.pending_at_end += sum(c.backlog for c in connectors)
         outcome.connectors += len(connectors)
-    outcome.recovery_minutes = max(0, int(env.now) - outcome.down_minutes)
+    drained = [c.drained_at for _, connectors in per_sector.values() for c in connectors if c.drained_at is not None]
+    outcome.recovery_minutes = max(0, max(drained, default=outcome.down_minutes) - outcome.down_minutes)
     return outcome

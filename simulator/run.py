@@ -105,4 +105,6 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
             timings["plots_s"] = time.perf_counter() - step
         summary["timings_s"] = {name: round(value, 3) for name, value in timings.items()}
         outputs.write_summary(summary, staging / "summary.json")
+        # the scenario exactly as it ran (resolved, typed): what a planner re-simulates from
+        (staging / "scenario.json").write_text(scenario.model_dump_json(indent=1), encoding="utf-8")
     return RunResult(directory, traffic, plan, summary, timings)

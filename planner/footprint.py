@@ -1,0 +1,101 @@
+"""What a plan will write and hold, known before it writes anything, and the sampling scale that fits.
+
+A plan seeds its corpus into the record service, then replays the window in steps; every
+deposit of a step is stored. Before the plan starts, the scenario's replay is built in memory
+(engine and schedule, no file) to know the corpus and the mean deposit; the steps' deposits are
+bounded by the most deposits a record service on a machine of this class takes
+(``DEPOSITS_PER_S_CEILING``, above every measurement in bench/service.py) over every step. The
+sum must fit in the disk budget (``--max-disk-gb``, and never more than half the free disk: the
+disk is shared) and the schedule in the available memory; else a smaller scale is picked when
+the scale was not given, or the plan refuses with what it needs (InputError: exit 2).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from segur.errors import InputError
+from simulator.engine import OPERATIONS, simulate
+from simulator.scenario import Scenario
+from simulator.schedule import build_replay, busiest_window, fixed_window
+
+DEPOSITS_PER_S_CEILING = 1_000.0   # above the 530-880 deposits/s measured on SQLite and PostgreSQL (bench/service.py)
+_STORAGE_OVERHEAD = 1.15           # files, database rows and indexes beyond the documents' bytes
+_ROW_BYTES = 600                   # the driver's memory for one schedule row (measured order of magnitude)
+_SCALES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes a plan of ``scale`` writes (``disk_bytes``) and holds in memory (``memory_bytes``)."""
+
+    scale: float
+    corpus_documents: int
+    corpus_bytes: int
+    window_requests: int
+    mean_deposit_bytes: float
+    steps_bytes: int
+    disk_bytes: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        return (f"scale {self.scale:g}: corpus {self.corpus_documents:,} documents ({self.corpus_bytes / 1e9:,.1f} GB), "
+                f"up to {self.steps_bytes / 1e9:,.1f} GB of deposits during the steps, "
+                f"{self.disk_bytes / 1e9:,.1f} GB in all; window {self.window_requests:,} requests")
+
+
+def measure(scenario: Scenario, steps: int, step_seconds: float) -> Footprint:
+    """The footprint of a plan of ``scenario`` (at its own scale) with ``steps`` steps of ``step_seconds``."""
+    traffic = simulate(scenario)
+    replay = scenario.replay
+    window = (fixed_window(traffic, replay.start, replay.minutes) if replay.start
+              else busiest_window(traffic, replay.minutes))
+    plan = build_replay(traffic, window)
+    deposits = plan.rows["operation"] == OPERATIONS.index("deposit")
+    mean_deposit = float(plan.rows["size"][deposits].mean()) if deposits.any() else 0.0
+    corpus_bytes = int(plan.corpus["size"].sum())
+    steps_bytes = int(steps * step_seconds * DEPOSITS_PER_S_CEILING * mean_deposit)
+    return Footprint(scenario.scale, int(plan.corpus["document"].size), corpus_bytes, int(plan.rows["offset_s"].size),
+                     mean_deposit, steps_bytes, int((corpus_bytes + steps_bytes) * _STORAGE_OVERHEAD),
+                     int((plan.rows["offset_s"].size + plan.corpus["document"].size) * _ROW_BYTES))
+
+
+def budget(folder: Path, max_disk_gb: float) -> tuple[int, int, int]:
+    """(disk budget, free disk, available memory) in bytes for a plan written under ``folder``."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    return min(int(max_disk_gb * 1e9), free // 2), free, psutil.virtual_memory().available
+
+
+def fits(footprint: Footprint, disk_budget: int, memory: int) -> bool:
+    return footprint.disk_bytes <= disk_budget and footprint.memory_bytes <= memory // 2
+
+
+def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: float, folder: Path,
+           max_disk_gb: float, log) -> tuple[Scenario, Footprint]:
+    """The scenario at a scale whose plan fits; raises InputError (exit 2) when none does or the given one does not."""
+    disk_budget, free, memory = budget(folder, max_disk_gb)
+    limits = (f"budget {disk_budget / 1e9:,.1f} GB of disk (--max-disk-gb {max_disk_gb:g}, at most half of the "
+              f"{free / 1e9:,.0f} GB free) and half of {memory / 1e9:,.1f} GB of available memory")
+    footprint = measure(scenario, steps, step_seconds)
+    if fits(footprint, disk_budget, memory):
+        return scenario, footprint
+    if scale_given:
+        raise InputError(f"this plan does not fit this machine: {footprint.describe()}; {limits}. "
+                         "Use a smaller --scale (a sample of the nation: the verdict stays national) "
+                         "or raise --max-disk-gb.")
+    for scale in (s for s in _SCALES if s < scenario.scale):
+        smaller = scenario.with_overrides(scale=scale)
+        footprint = measure(smaller, steps, step_seconds)
+        if fits(footprint, disk_budget, memory):
+            log(f"sampling scale {scale:g} (the scenario's {scenario.scale:g} would not fit: {limits}); "
+                f"{footprint.describe()}")
+            return smaller, footprint
+    raise InputError(f"no sampling scale fits this machine: {footprint.describe()}; {limits}. "
+                     "Free some disk or raise --max-disk-gb.")
