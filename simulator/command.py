@@ -93,11 +93,17 @@ def simulate(scenario: Path, start: dt.date | None, end: dt.date | None, scale: 
     minute, second = summary["peak_minute"], summary["peak_second"]
     click.echo(f"  peak minute {minute['time']}: {minute['per_second']:.1f} requests/s; "
                f"peak second about {second['requests']:,.0f} requests ({second['time']})", err=True)
+    if summary["events_outside_period"]:
+        click.echo(f"  note: events outside the period, without effect: {', '.join(summary['events_outside_period'])}",
+                   err=True)
     outside = [row for row in summary["calibration"] if not row["within"]]
-    click.echo(f"  calibration: {len(summary['calibration']) - len(outside)}/{len(summary['calibration'])} published "
-               "points within tolerance" + "".join(f"\n    OUTSIDE {row['what']} {row['period']}: model {row['model']:,} "
-                                                   f"vs {row['published']:,} ±{row['tolerance']}" for row in outside),
-               err=True)
+    if not summary["calibration"]:
+        click.echo("  calibration: no published point falls in this period", err=True)
+    else:
+        click.echo(f"  calibration: {len(summary['calibration']) - len(outside)}/{len(summary['calibration'])} published "
+                   "points within tolerance" + "".join(f"\n    OUTSIDE {row['what']} {row['period']}: model "
+                                                       f"{row['model']:,} vs {row['published']:,} ±{row['tolerance']}"
+                                                       for row in outside), err=True)
     if "replay_window" in summary:
         window = summary["replay_window"]
         click.echo(f"  replay window {window['start']} ({window['minutes']} min): {window['operations']:,} requests, "

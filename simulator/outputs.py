@@ -300,7 +300,8 @@ def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) ->
         },
         "refused_during_outage": traffic.refused_during_outage,
         "retried_after_outage": {key: vars(outcome) for key, outcome in traffic.retries.items()},
-        "events": sorted(scenario.active_events()),
+        "events": scenario.events_in_period()[0],
+        "events_outside_period": scenario.events_in_period()[1],
         "files": files,
     }
     if plan is not None:

@@ -32,9 +32,13 @@ def test_plan_has_the_contract_fields(planned):
     assert plan["scenario"] == "smoke" and plan["storage_bytes_per_year"] > 0
 
 
-def test_exit_code_says_whether_the_scenario_holds(planned):
+def test_exit_code_says_whether_the_nation_is_held(planned):
     _, proc, plan = planned
-    assert (proc.returncode == 0) == (plan["max_sustainable_speedup"] >= 1) == plan["holds_scenario"]
+    assert (proc.returncode == 0) == plan["holds"]
+    assert plan["holds"] == (plan["national_headroom"][plan["assume"]] >= plan["headroom_required"]
+                             and plan["wrong_answers"] == 0)
+    assert plan["holds_scenario"] == (plan["max_sustainable_speedup"] >= 1)   # the sample itself
+    assert plan["national_headroom"]["central"] == pytest.approx(plan["max_sustainable_speedup"] * plan["scale"], rel=1e-3)
 
 
 def test_steps_agree_with_locust_statistics(planned):

@@ -41,5 +41,5 @@ def test_a_plan_against_a_service_answering_another_patients_documents_does_not_
     assert wrong and all(not step["holds"] and "wrong answers (search" in step["broken"][0] for step in wrong)
     assert result["wrong_answers"] == sum(step["wrong_answers"] for step in wrong) > 0
     assert result["wrong_answers_by_operation"] == {"search": result["wrong_answers"]}
-    assert not result["holds_scenario"] and result["bottleneck"] == "wrong-answers"
-    assert result["verdict"].startswith("The service does NOT hold") and "wrong answers (search" in result["verdict"]
+    assert not result["holds_scenario"] and not result["holds"] and result["bottleneck"] == "wrong-answers"
+    assert result["verdict"].startswith("DOES NOT HOLD the national") and "wrong answers (search" in result["verdict"]

@@ -124,3 +124,28 @@ def test_overrides_are_validated(baseline):
     with pytest.raises(InputError, match="end is before start"):
         baseline.with_overrides(start=dt.date(2025, 2, 1), end=dt.date(2025, 1, 1))
     assert baseline.with_overrides(scale=0.5, seed=3).scale == 0.5
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("period: {start: 2025-02-30, end: 2025-03-01}", "child.yaml: period.start: "),
+    ("name: a\nname: b", "the key 'name' is written twice"),
+    ("events:\n  x: {start: 2025-10-14, end: 2025-10-15}", "events.x: an event needs a kind: one of lab_strike"),
+    ("events:\n  x: {kind: strike}", "events.x: unknown event kind"),
+    ("sectors:\n  town_doctor:\n    visits:\n      dmp_search_share: {knots: {2023-01-01: 1.5}}",
+     "sectors.town_doctor.visits.dmp_search_share.knots.2023-01-01: Input should be less than or equal to 1"),
+    ("sectors:\n  pharmacy:\n    dmp_share: {knots: {2023-01-01: 0.2}, cap: 1.2}", "sectors.pharmacy.dmp_share"),
+    ("patients:\n  connecting_users: {knots: {2023-01-01: -5}}",
+     "patients.connecting_users.knots.2023-01-01: Input should be greater than or equal to 0"),
+])
+def test_impossible_values_are_precise_errors(tmp_path, scenarios_dir, text, expected):
+    message = _error(_baseline_child(tmp_path, "child.yaml", f"name: child\n{text}" if not text.startswith("name")
+                                     else text, scenarios_dir))
+    assert expected in message and "Traceback" not in message
+
+
+def test_events_outside_the_period_are_said_apart(scenarios_dir):
+    scenario = load_scenario(scenarios_dir / "peak-day-2026.yaml")
+    inside, outside = scenario.events_in_period()
+    assert inside == ["flu-2026"] and "lab-strike-2024" in outside and "prevention-2025-autumn" in outside
+    baseline = load_scenario(scenarios_dir / "baseline-2025.yaml")
+    assert "lab-strike-2024" in baseline.events_in_period()[0] and not baseline.events_in_period()[1]
