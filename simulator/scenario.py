@@ -47,12 +47,27 @@ class Curve(_Strict):
     purpose), up to ``cap`` when one is given: a curve never stops silently at its last date.
     """
 
-    knots: dict[dt.date, float]
+    knots: dict[dt.date, NonNegative] = Field(
+        description="date (YYYY-MM-DD) → value on that day, in the unit of the key that holds the curve; "
+                    "linear between dates, flat before the first (at least one date)")
     growth_per_year: Annotated[float, Field(gt=-1.0, le=10.0)] = Field(
-        0.0, description="relative growth per year after the last knot (0.3 = +30 %/year)")
-    cap: float | None = Field(None, description="the value never goes above this after the last knot")
+        0.0, description="relative growth per year after the last knot, compounded (0.3 = +30 %/year; 0 = flat)")
+    cap: NonNegative | None = Field(
+        None, description="ceiling of the growth after the last knot, in the curve's unit (a cap below the last "
+                          "value keeps it flat); null: no ceiling")
 
     _sorted = field_validator("knots")(_check_knots)
+
+
+class ShareCurveKnots(Curve):
+    """A curve of a share: every value, and the cap, between 0 and 1."""
+
+    knots: dict[dt.date, Fraction] = Field(
+        description="date (YYYY-MM-DD) → share (0-1) on that day; linear between dates, flat before the first "
+                    "(at least one date)")
+    cap: Fraction | None = Field(
+        None, description="share (0-1) the growth never goes above after the last knot (a cap below the last "
+                          "value keeps it flat); null: no ceiling but 1")
 
 
 class Adoption(_Strict):
@@ -63,10 +78,13 @@ class Adoption(_Strict):
     ceiling in ``years_10_90`` years, centred on ``midpoint``.
     """
 
-    ceiling: Fraction = Field(description="share sent in the long run (0-1)")
-    midpoint: dt.date = Field(description="date at which the share is halfway to the ceiling")
-    years_10_90: Annotated[float, Field(gt=0.05, le=30.0)] = Field(description="years from 10 % to 90 % of the ceiling")
-    floor: Fraction = 0.0
+    ceiling: Fraction = Field(description="share (0-1) sent in the long run, long after the midpoint")
+    midpoint: dt.date = Field(description="date (YYYY-MM-DD) at which the share is halfway from floor to ceiling")
+    years_10_90: Annotated[float, Field(gt=0.05, le=30.0)] = Field(
+        description="years the share takes to go from 10 % to 90 % of the way from floor to ceiling (the width of "
+                    "the S)")
+    floor: Fraction = Field(
+        0.0, description="share (0-1) long before the midpoint: where the S starts from (at most ceiling)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Adoption":
@@ -81,17 +99,26 @@ def _curve_kind(value: Any) -> str:
     return "adoption" if isinstance(value, Adoption) else "curve"
 
 
-ShareCurve = Annotated[Union[Annotated[Curve, Tag("curve")], Annotated[Adoption, Tag("adoption")]],
+ShareCurve = Annotated[Union[Annotated[ShareCurveKnots, Tag("curve")], Annotated[Adoption, Tag("adoption")]],
                        Discriminator(_curve_kind)]
 
 
 class Profile24(_Strict):
-    """Relative activity for each hour of the day (any positive scale; normalised to mean 1)."""
+    """When the activity happens: relative weights per hour of the day and per day of the week, and public holidays.
 
-    hourly: Annotated[list[NonNegative], Field(min_length=24, max_length=24)]
+    Weights are relative (any scale; each list is normalised to mean 1), so they shape the traffic
+    without changing its daily total or, holidays aside, its weekly one. The hourly weights are
+    interpolated between mid-hours, so the rate does not jump on the hour; each hour keeps its total.
+    """
+
+    hourly: Annotated[list[NonNegative], Field(min_length=24, max_length=24)] = Field(
+        description="relative activity per hour of the day, 00:00-01:00 first (relative weights, normalised to mean "
+                    "1; not all zero)")
     weekday: Annotated[list[NonNegative], Field(min_length=7, max_length=7)] = Field(
-        description="Monday .. Sunday, relative (normalised to mean 1)")
-    holiday: NonNegative = Field(1.0, description="activity on a public holiday, relative to a Sunday")
+        description="relative activity Monday .. Sunday (relative weights, normalised to mean 1; not all zero)")
+    holiday: NonNegative = Field(
+        1.0, description="activity on a French public holiday, as a multiple of a Sunday's (1.0: a holiday is a "
+                         "Sunday)")
 
     @model_validator(mode="after")
     def _not_all_zero(self) -> "Profile24":
@@ -101,12 +128,14 @@ class Profile24(_Strict):
 
 
 class DocumentSize(_Strict):
-    """Lognormal size of one document type, clipped to [min_kb, max_kb]."""
+    """Size of the documents of one type: lognormal around a median, clipped to [min_kb, max_kb] (KB of 1024 bytes)."""
 
-    median_kb: Positive
-    sigma: Annotated[float, Field(ge=0.0, le=3.0)]
-    min_kb: Positive = 10.0
-    max_kb: Positive = 20_000.0
+    median_kb: Positive = Field(description="median size of a document, KB (1024 bytes); between min_kb and max_kb")
+    sigma: Annotated[float, Field(ge=0.0, le=3.0)] = Field(
+        description="lognormal spread of the size: standard deviation of its natural log (0 = every document at "
+                    "the median)")
+    min_kb: Positive = Field(10.0, description="smallest size, KB: smaller draws are raised to it")
+    max_kb: Positive = Field(20_000.0, description="largest size, KB: larger draws are cut to it")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DocumentSize":
@@ -116,29 +145,41 @@ class DocumentSize(_Strict):
 
 
 class DocumentType(_Strict):
-    code: str = Field(min_length=1, description="LOINC (http://loinc.org) or TRE_A05 code")
-    name: str
-    share: Positive = Field(description="relative share of the sector's documents")
-    size: DocumentSize
+    """One type of document a sector (or patients) deposits: its code, its share of the sector's documents, its size."""
+
+    code: str = Field(min_length=1, description="type code sent with the document: LOINC (http://loinc.org) or TRE_A05")
+    name: str = Field(description="the type's name, for people reading the scenario (not sent)")
+    share: Positive = Field(
+        description="relative weight among the sector's document types (any scale; normalised to sum 1)")
+    size: DocumentSize = Field(description="size of a document of this type (KB, lognormal)")
 
 
 class ProfessionalVisits(_Strict):
     """Professionals consulting the DMP when they see a patient (reads caused by care, not by deposits)."""
 
-    per_producer_per_day: NonNegative = Field(description="patient contacts (visits, admissions) per producer per day")
-    dmp_search_share: Curve = Field(description="share of contacts that search the patient's DMP")
-    retrieves_per_search: NonNegative = Field(description="mean documents fetched after a search")
+    per_producer_per_day: NonNegative = Field(
+        description="patient contacts (visits, admissions) per producer per day, at growth.reference_date; they follow "
+                    "the sector's seasons, hours, weekdays and epidemics")
+    dmp_search_share: ShareCurveKnots = Field(
+        description="share (0-1) of contacts that search the patient's DMP, over time (dated knots); an obligation's "
+                    "consultation_share is a floor under it")
+    retrieves_per_search: NonNegative = Field(description="documents fetched after a search, mean per search")
 
 
 class Batching(_Strict):
     """How a sector's connectors send: at once, on the whole minute, or in timed batches (see simulator.batching)."""
 
-    share: Fraction = Field(0.0, description="share of the documents that wait for the next timed batch (cron)")
-    interval_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(15, description="batches leave at multiples of this")
+    share: Fraction = Field(
+        0.0, description="share (0-1) of the sector's documents held until the next timed batch (cron exports)")
+    interval_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(
+        15, description="minutes between timed batches; batches leave at multiples of it from midnight (:00, :15…), "
+                        "so it must divide a day (1440)")
     minute_share: Fraction = Field(
-        0.0, description="share sent by interface engines that flush what they hold on each whole minute")
+        0.0, description="share (0-1) of the documents not held for a batch that interface engines flush on each "
+                         "whole minute (it moves them to the minute's first seconds, not to another minute)")
     flush_seconds: Annotated[float, Field(ge=0.0, le=59.0)] = Field(
-        2.0, description="a flush reaches the platform within this many seconds of its boundary")
+        2.0, description="seconds after its boundary within which a flush (batch or minute) reaches the platform; "
+                         "the replay schedule spreads flushed documents over them")
 
     @field_validator("interval_minutes")
     @classmethod
@@ -149,96 +190,157 @@ class Batching(_Strict):
 
 
 class Sector(_Strict):
-    """One professional sector ("couloir" of the Ségur programme)."""
+    """One professional sector ("couloir" of the Ségur programme): who produces, how much, when, and what they read.
 
-    producers: Annotated[int, Field(gt=0)] = Field(description="national count of producing facilities or professionals")
-    producer_kind: Literal["facility", "professional"]
-    professionals_per_producer: Positive = 1.0
+    Counts are national (``scale`` samples them); rates are per producer and per day, on the mean
+    day at ``growth.reference_date``, before seasons, weekdays, hours and epidemics shape them.
+    """
+
+    producers: Annotated[int, Field(gt=0)] = Field(
+        description="national count of producing facilities or professionals (times scale)")
+    producer_kind: Literal["facility", "professional"] = Field(
+        description="facility (a FINESS, with professionals_per_producer staff) or professional (one person, an RPPS)")
+    professionals_per_producer: Positive = Field(
+        1.0, description="professionals working for each facility (rounded, at least 1): the authors and readers drawn "
+                         "for it; ignored for a professional producer")
     size_sigma: Annotated[float, Field(ge=0.0, le=4.0)] = Field(
-        description="lognormal spread of producer volume: a university hospital is not a local clinic")
-    documents_per_producer_per_day: Positive = Field(description="documents produced (sent or not), yearly mean")
-    dmp_share: ShareCurve = Field(description="share of produced documents sent to the DMP (knots or an S-curve)")
-    seasonal_amplitude: NonNegative = Field(1.0, description="how strongly the sector follows the national seasonality")
-    activity: Profile24
-    document_types: Annotated[list[DocumentType], Field(min_length=1)]
-    visits: ProfessionalVisits
-    batching: Batching | None = None
+        description="lognormal spread of producer volume (standard deviation of the log of each producer's weight): "
+                    "a university hospital is not a local clinic; 0 = all producers alike")
+    documents_per_producer_per_day: Positive = Field(
+        description="documents produced per producer per day (sent to the DMP or not), mean day at "
+                    "growth.reference_date")
+    dmp_share: ShareCurve = Field(
+        description="share (0-1) of produced documents sent to the DMP, over time: dated knots or an S-curve; an "
+                    "obligation's dmp_share is a floor under it")
+    seasonal_amplitude: NonNegative = Field(
+        1.0, description="how much of seasonality.monthly's deviation from 1 the sector follows (1 = all of it, 0 = "
+                         "none); the Christmas week applies in full")
+    activity: Profile24 = Field(description="the sector's hours and weekdays (relative weights, normalised to mean 1)")
+    document_types: Annotated[list[DocumentType], Field(min_length=1)] = Field(
+        description="the types of document the sector deposits, with their relative shares and sizes")
+    visits: ProfessionalVisits = Field(
+        description="care contacts that read the DMP: professional searches and retrieves")
+    batching: Batching | None = Field(
+        None, description="how the sector's connectors time their sends; null: each document when it is ready "
+                          "(uniform in its minute)")
 
 
 class PatientUse(_Strict):
     """What patients do in Mon espace santé."""
 
-    profiles: Annotated[int, Field(gt=0)]
-    opposition_rate: Annotated[float, Field(ge=0.0, lt=0.2)]
-    active_users: Curve = Field(description="activated profiles over time")
-    connecting_users: Curve = Field(description="people who connect to Mon espace santé in a month")
-    active_deposit_bias: Positive = Field(1.2, description="activated patients receive this many times the average share of deposits")
-    sessions_per_connecting_user_per_month: Positive = Field(description="sessions of a person who connects in a month")
+    profiles: Annotated[int, Field(gt=0)] = Field(
+        description="Mon espace santé profiles, national count (the patient pool is those not opposed, times scale)")
+    opposition_rate: Annotated[float, Field(ge=0.0, lt=0.2)] = Field(
+        description="share (0-1, below 0.2) of profiles whose holders opposed: never activated, never in the pool")
+    active_users: Curve = Field(
+        description="activated profiles over time, national count (at most the profiles not opposed); patients' own "
+                    "actions are per activated profile")
+    connecting_users: Curve = Field(
+        description="people who connect to Mon espace santé in a month, national count over time: the published usage")
+    active_deposit_bias: Positive = Field(
+        1.2, description="activated profiles receive this many times the average share of deposits (the share of "
+                         "deposits that can notify is bias x activated / profiles, at most 1)")
+    sessions_per_connecting_user_per_month: Positive = Field(
+        description="sessions per month of each person who connects in that month")
     searches_per_session: Annotated[float, Field(ge=1.0, le=20.0)] = Field(
-        1.0, description="document-list requests per session (the first one opens the session)")
-    retrieves_per_session: NonNegative = Field(description="document views per session (a notified session opens at least one)")
+        1.0, description="document-list requests (searches) per session, mean; the first one opens the session")
+    retrieves_per_session: NonNegative = Field(
+        description="document views (retrieves) per session, mean; a notified session opens at least the notified one")
     history_views_per_session: Annotated[float, Field(ge=0.0, le=5.0)] = Field(
-        0.0, description="access-history requests (who read my record) per session")
+        0.0, description="access-history requests (GET /AuditEvent: who read my record) per session, mean")
     notified_session_share: Fraction = Field(
-        description="share of sessions that follow a deposit notification and open that document first")
-    consultation_delay_median_hours: Positive
-    consultation_delay_sigma: Annotated[float, Field(gt=0.0, le=4.0)]
-    consultation_delay_max_days: Annotated[int, Field(gt=0, le=60)] = 30
-    uploads_per_active_user_per_year: NonNegative
-    masks_per_active_user_per_year: NonNegative
-    deletes_per_active_user_per_year: NonNegative
-    blocks_per_active_user_per_year: NonNegative
-    upload_types: Annotated[list[DocumentType], Field(min_length=1)]
-    activity: Profile24
+        description="share (0-1) of sessions that follow a deposit notification: timed by the deposits (after the "
+                    "consultation delay), they open the notified document first")
+    consultation_delay_median_hours: Positive = Field(
+        description="median delay between a notifying deposit and the patient's session, hours (lognormal)")
+    consultation_delay_sigma: Annotated[float, Field(gt=0.0, le=4.0)] = Field(
+        description="lognormal spread of that delay (standard deviation of its natural log)")
+    consultation_delay_max_days: Annotated[int, Field(gt=0, le=60)] = Field(
+        30, description="days after a deposit beyond which no notified session comes (the delay is cut there); the "
+                        "deposits of as many days before the period are simulated too")
+    uploads_per_active_user_per_year: NonNegative = Field(
+        description="documents patients upload (patient deposits), per activated profile per year")
+    masks_per_active_user_per_year: NonNegative = Field(
+        description="professional documents patients mask, per activated profile per year")
+    deletes_per_active_user_per_year: NonNegative = Field(
+        description="patients' own uploads they delete, per activated profile per year")
+    blocks_per_active_user_per_year: NonNegative = Field(
+        description="professionals patients block from their record, per activated profile per year")
+    upload_types: Annotated[list[DocumentType], Field(min_length=1)] = Field(
+        description="the types of document patients upload, with their relative shares and sizes")
+    activity: Profile24 = Field(
+        description="the hours and weekdays of patients' use (relative weights, normalised to mean 1): every patient "
+                    "request follows them")
 
 
 class Seasonality(_Strict):
+    """The national seasons of care: a relative weight per month and the Christmas week.
+
+    They shape the professional sectors' production and care contacts (each sector by its
+    ``seasonal_amplitude``); patients' own use follows its curves, not the seasons.
+    """
+
     monthly: Annotated[list[Positive], Field(min_length=12, max_length=12)] = Field(
-        description="January .. December, relative (normalised to mean 1)")
-    christmas_week: Positive = Field(1.0, description="extra factor from 24 December to 1 January")
+        description="relative activity January .. December (relative weights, normalised to mean 1), interpolated "
+                    "between mid-months")
+    christmas_week: Positive = Field(
+        1.0, description="multiplier of professional activity from 24 December to 1 January (1 = no change)")
 
 
 class Growth(_Strict):
-    production_per_year: Annotated[float, Field(gt=-0.5, lt=1.0)] = Field(description="growth of documents produced (not of the share sent)")
-    reference_date: dt.date
+    """Growth of care: documents produced and care contacts grow by a yearly rate, compounded from a reference date."""
+
+    production_per_year: Annotated[float, Field(gt=-0.5, lt=1.0)] = Field(
+        description="relative growth per year of documents produced and care contacts, compounded (0.03 = +3 %/year); "
+                    "not of the share sent")
+    reference_date: dt.date = Field(
+        description="date (YYYY-MM-DD) at which the per-producer rates hold as written (less before, more after)")
 
 
 class RetryPolicy(_Strict):
     """How a producer's connector retries after a failed deposit: exponential back-off with jitter."""
 
-    first_delay_s: Positive = 60.0
-    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
-    max_delay_s: Positive = 1800.0
-    jitter: Fraction = 0.3
+    first_delay_s: Positive = Field(60.0, description="wait before the first retry after a refused deposit, seconds")
+    multiplier: Annotated[float, Field(ge=1.0)] = Field(
+        2.0, description="each wait is this many times the previous one (exponential back-off; 1 = constant)")
+    max_delay_s: Positive = Field(1800.0, description="longest wait between two tries, seconds")
+    jitter: Fraction = Field(
+        0.3, description="random spread of each wait, as a share (0-1) of it: 0.3 = ±30 %")
     drain_speedup: Annotated[float, Field(gt=1.0)] = Field(
-        20.0, description="a connector drains its backlog this many times faster than it normally sends")
+        20.0, description="once through, a connector drains its backlog this many times faster than its mean sending "
+                          "rate (documents per minute)")
 
 
 class PeopleRetry(_Strict):
     """How people and their software retry a refused read or action: a few tries with back-off, then give up."""
 
-    first_delay_s: Positive = 30.0
-    multiplier: Annotated[float, Field(ge=1.0)] = 2.0
-    max_delay_s: Positive = 900.0
-    jitter: Fraction = 0.5
+    first_delay_s: Positive = Field(30.0, description="wait before the first new try after the refusal, seconds")
+    multiplier: Annotated[float, Field(ge=1.0)] = Field(
+        2.0, description="each wait is this many times the previous one (exponential back-off; 1 = constant)")
+    max_delay_s: Positive = Field(900.0, description="longest wait between two tries, seconds")
+    jitter: Fraction = Field(0.5, description="random spread of each wait, as a share (0-1) of it: 0.5 = ±50 %")
     max_attempts: Annotated[int, Field(ge=1, le=20)] = Field(
         5, description="tries after the refused one; then the person gives up (counted, never lost)")
 
 
 class _Event(_Strict):
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="false switches the event off (a child scenario can switch off an inherited event)")
 
 
 class LabStrike(_Event):
     """Producers withhold documents; part of them is delivered after the strike."""
 
-    kind: Literal["lab_strike"]
-    start: dt.date
-    end: dt.date
-    sectors: list[ProfessionalSector] = ["lab"]
-    withheld_share: Fraction = Field(description="share of documents not sent during the strike")
-    delivered_later_share: Fraction = Field(description="share of the withheld documents sent after it")
-    catch_up_days: Annotated[int, Field(gt=0, le=120)]
+    kind: Literal["lab_strike"] = Field(description="the event's kind: lab_strike")
+    start: dt.date = Field(description="first day of the strike (YYYY-MM-DD)")
+    end: dt.date = Field(description="last day of the strike (YYYY-MM-DD, inclusive; not before start)")
+    sectors: list[ProfessionalSector] = Field(["lab"], description="the sectors on strike")
+    withheld_share: Fraction = Field(description="share (0-1) of the sectors' documents not sent during the strike")
+    delivered_later_share: Fraction = Field(
+        description="share (0-1) of the withheld documents sent after the strike; the rest are never sent (counted)")
+    catch_up_days: Annotated[int, Field(gt=0, le=120)] = Field(
+        description="days after the strike over which the withheld documents come back (front-loaded, at the "
+                    "sector's hours)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "LabStrike":
@@ -250,69 +352,94 @@ class LabStrike(_Event):
 class Outage(_Event):
     """The platform refuses all requests; producers queue and retry, the backlog floods back."""
 
-    kind: Literal["outage"]
-    start: dt.datetime
-    duration_minutes: Annotated[int, Field(gt=0, le=14 * 24 * 60)]
-    retry: RetryPolicy = RetryPolicy()
-    people_retry: PeopleRetry = Field(PeopleRetry(), description="reads and patient actions refused during the outage")
+    kind: Literal["outage"] = Field(description="the event's kind: outage")
+    start: dt.datetime = Field(description="when the platform goes down: date and time (YYYY-MM-DDTHH:MM)")
+    duration_minutes: Annotated[int, Field(gt=0, le=14 * 24 * 60)] = Field(
+        description="how long the platform refuses every request, minutes (at most 14 days)")
+    retry: RetryPolicy = Field(
+        RetryPolicy(), description="how producers' connectors retry refused deposits and drain their backlog")
+    people_retry: PeopleRetry = Field(
+        PeopleRetry(), description="how people and their software retry the reads and patient actions refused during "
+                                   "the outage")
     retry_groups_per_sector: Annotated[int, Field(gt=0, le=5000)] = Field(
-        400, description="connectors simulated one by one (the largest producers each get their own)")
+        400, description="connectors simulated one by one in each sector: half of them the largest producers, each "
+                         "alone; the rest of the producers grouped by size into the other half")
 
 
 class Obligation(_Event):
-    """The legal obligation to send: the share sent ramps up to a floor."""
+    """A legal obligation (a what-if): the share sent ramps up to a floor, and optionally the share of care contacts
+    that search the DMP first."""
 
-    kind: Literal["obligation"]
-    date: dt.date
-    dmp_share: Fraction = Field(description="share sent once the ramp is over (a floor: never lowers a share)")
-    ramp_days: Annotated[int, Field(ge=0, le=730)]
-    sectors: list[ProfessionalSector] = list(PROFESSIONAL_SECTORS)
+    kind: Literal["obligation"] = Field(description="the event's kind: obligation")
+    date: dt.date = Field(description="day the obligation takes effect and the ramp starts (YYYY-MM-DD)")
+    dmp_share: Fraction = Field(
+        description="share (0-1) of produced documents sent once the ramp is over (a floor: never lowers a share)")
+    ramp_days: Annotated[int, Field(ge=0, le=730)] = Field(
+        description="days over which the shares rise linearly to their floors (0 = at once)")
+    sectors: list[ProfessionalSector] = Field(
+        list(PROFESSIONAL_SECTORS), description="the sectors the sending floor (dmp_share) applies to")
     consultation_share: Fraction | None = Field(
-        None, description="share of care contacts that must search the DMP first (costly prescriptions): a floor")
-    consultation_sectors: list[ProfessionalSector] = ["town_doctor", "hospital"]
+        None, description="share (0-1) of care contacts that must search the DMP first (costly prescriptions): a "
+                          "floor; null: no obligation to consult")
+    consultation_sectors: list[ProfessionalSector] = Field(
+        ["town_doctor", "hospital"], description="the sectors the consultation floor (consultation_share) applies to")
 
 
 class ResponseCurve(_Strict):
     """Who answers a campaign, and when: a share of recipients, after a lognormal delay."""
 
-    share: Fraction = Field(description="share of the notified people who open Mon espace santé because of it")
-    median_hours: Positive = Field(description="median delay between the send and the session")
-    sigma: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
-    max_days: Annotated[int, Field(gt=0, le=30)] = 7
+    share: Fraction = Field(
+        description="share (0-1) of the notified people who open Mon espace santé because of it, one session each")
+    median_hours: Positive = Field(description="median delay between the notification and the session, hours")
+    sigma: Annotated[float, Field(gt=0.0, le=4.0)] = Field(
+        1.0, description="lognormal spread of that delay (standard deviation of its natural log)")
+    max_days: Annotated[int, Field(gt=0, le=30)] = Field(
+        7, description="days after the notification beyond which nobody answers: the delay is cut there and every "
+                       "responder still connects")
 
 
 class Campaign(_Event):
     """The CNAM notifies many insured people on one day (prevention, activation): a wave of patient sessions."""
 
-    kind: Literal["campaign"]
-    date: dt.date
-    notifications: Annotated[float, Field(gt=0.0)] = Field(description="people notified, national count")
-    send_hour: Annotated[int, Field(ge=0, le=23)] = 10
-    send_hours: Annotated[int, Field(gt=0, le=24)] = Field(2, description="the sending is spread over this many hours")
-    response_curve: ResponseCurve
+    kind: Literal["campaign"] = Field(description="the event's kind: campaign")
+    date: dt.date = Field(description="day of the sending (YYYY-MM-DD)")
+    notifications: Annotated[float, Field(gt=0.0)] = Field(
+        description="people notified, national count (times scale x (1 + uplift))")
+    send_hour: Annotated[int, Field(ge=0, le=23)] = Field(10, description="hour of the day the sending starts (0-23)")
+    send_hours: Annotated[int, Field(gt=0, le=24)] = Field(
+        2, description="the sending is spread evenly over this many hours")
+    response_curve: ResponseCurve = Field(
+        description="who answers and when; each answer is a patient session (searches, views, history requests)")
 
 
 class BackLoad(_Event):
     """Producers going live send their history, at night, paced: a back-load of old documents."""
 
-    kind: Literal["back_load"]
-    sector: ProfessionalSector
-    start: dt.date
-    documents: Annotated[float, Field(gt=0.0)] = Field(description="documents of history to send, national count")
-    per_minute: Annotated[float, Field(gt=0.0)] = Field(description="sending pace, national documents per minute")
-    night_start_hour: Annotated[int, Field(ge=0, le=23)] = 20
-    night_end_hour: Annotated[int, Field(ge=0, le=23)] = 6
+    kind: Literal["back_load"] = Field(description="the event's kind: back_load")
+    sector: ProfessionalSector = Field(description="the sector whose producers send their history (deposits)")
+    start: dt.date = Field(description="first night of the sending (YYYY-MM-DD): it begins at night_start_hour")
+    documents: Annotated[float, Field(gt=0.0)] = Field(
+        description="documents of history to send, national count (times scale x (1 + uplift))")
+    per_minute: Annotated[float, Field(gt=0.0)] = Field(
+        description="sending pace, national documents per minute of night (times scale x (1 + uplift))")
+    night_start_hour: Annotated[int, Field(ge=0, le=23)] = Field(
+        20, description="hour the nightly sending starts (0-23)")
+    night_end_hour: Annotated[int, Field(ge=0, le=23)] = Field(
+        6, description="hour the nightly sending stops (0-23; before night_start_hour: the next morning; equal: "
+                       "all day)")
 
 
 class Epidemic(_Event):
-    """A winter wave: more care, hence more documents and reads, in the sectors it touches."""
+    """A winter wave: more care, hence more documents and professional reads, in the sectors it touches (a triangle)."""
 
-    kind: Literal["epidemic"]
-    start: dt.date
-    peak: dt.date
-    end: dt.date
-    amplitude: Annotated[float, Field(ge=0.0, le=3.0)] = Field(description="extra activity at the peak (0.3 = +30 %)")
-    sectors: list[ProfessionalSector] = ["town_doctor", "lab", "pharmacy"]
+    kind: Literal["epidemic"] = Field(description="the event's kind: epidemic")
+    start: dt.date = Field(description="day the wave begins (YYYY-MM-DD): the extra activity rises from 0 there")
+    peak: dt.date = Field(description="day of the most extra activity (YYYY-MM-DD; between start and end)")
+    end: dt.date = Field(description="day the wave is over (YYYY-MM-DD): the extra activity is back to 0 there")
+    amplitude: Annotated[float, Field(ge=0.0, le=3.0)] = Field(
+        description="extra care activity at the peak, relative (0.3 = +30 %); linear up from start, down to end")
+    sectors: list[ProfessionalSector] = Field(
+        ["town_doctor", "lab", "pharmacy"], description="the sectors whose production and care contacts it raises")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Epidemic":
@@ -336,11 +463,15 @@ class Assumption(_Strict):
     YYYY-MM-DD); a scenario sets those keys only through the assumption.
     """
 
-    path: str | Annotated[list[str], Field(min_length=1)]
-    low: float
-    central: float
-    high: float
-    unit: str = Field(min_length=1)
+    path: str | Annotated[list[str], Field(min_length=1)] = Field(
+        description="the dotted key path(s) the value is written to (patients.retrieves_per_session; a date key as "
+                    "YYYY-MM-DD): one path or a list")
+    low: float = Field(
+        description="the value at the low level, in unit: the end that gives the least traffic at the peak")
+    central: float = Field(description="the value at the central level (the default), in unit: between low and high")
+    high: float = Field(
+        description="the value at the high level, in unit: the end that gives the most traffic at the peak")
+    unit: str = Field(min_length=1, description="the unit of the values, in words (e.g. documents opened per session)")
     why: str = Field(min_length=1, description="why this range: what is known, what is not")
 
     @model_validator(mode="after")
@@ -358,8 +489,11 @@ class Assumption(_Strict):
 
 
 class Period(_Strict):
-    start: dt.date
-    end: dt.date = Field(description="inclusive")
+    """The days simulated: whole days, from the start of ``start`` to the end of ``end``, at most six years."""
+
+    start: dt.date = Field(description="first day simulated (YYYY-MM-DD); segur simulate --from overrides it")
+    end: dt.date = Field(
+        description="last day simulated (YYYY-MM-DD, inclusive; not before start); segur simulate --to overrides it")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Period":
@@ -377,27 +511,45 @@ class Period(_Strict):
 class Replay(_Strict):
     """The window replayed against the record service: the busiest hour, or a fixed start."""
 
-    start: dt.datetime | None = Field(None, description="fixed window start; default: the busiest clock hour")
-    minutes: Annotated[int, Field(gt=0, le=24 * 60)] = 60
+    start: dt.datetime | None = Field(
+        None, description="fixed window start: date and time (YYYY-MM-DDTHH:MM); null: the busiest window, starting "
+                          "on a whole hour (on a multiple of minutes when shorter than an hour)")
+    minutes: Annotated[int, Field(gt=0, le=24 * 60)] = Field(60, description="length of the window, minutes (at most a day)")
     history_documents_per_patient: Annotated[float, Field(ge=0.0, le=50.0)] = Field(
-        3.0, description="mean older documents in the corpus for each patient the window reads")
+        3.0, description="older documents put in the corpus for each patient a professional searches in the window, "
+                         "mean per search")
 
 
 class Scenario(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    description: str
-    period: Period
-    seed: int = 2025
-    scale: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
-    sectors: dict[ProfessionalSector, Sector]
-    patients: PatientUse
-    seasonality: Seasonality
-    growth: Growth
-    events: dict[str, Event] = {}
-    replay: Replay = Replay()
+    """A whole scenario: the days simulated, the national ecosystem (sectors, patients, seasons, growth), the events.
+
+    Every count is national; ``scale`` samples the populations and ``uplift`` raises every volume.
+    The ``assumptions`` hold the values no source gives, with their ranges; ``replay`` says which
+    window is replayed against the record service.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                      description="the run's name: lower-case letters, digits, '.', '_', '-' (it starts with a letter "
+                                  "or a digit)")
+    description: str = Field(description="what the scenario is, in words (copied into summary.json)")
+    period: Period = Field(description="the days simulated")
+    seed: int = Field(2025, description="random seed: the same scenario and seed give the same traffic")
+    scale: Annotated[float, Field(gt=0.0, le=4.0)] = Field(
+        1.0, description="multiplies every population (producers, patients, campaigns, back-loads): 1.0 is the nation, "
+                         "0.002 a 1/500 sample")
+    sectors: dict[ProfessionalSector, Sector] = Field(description="the seven professional sectors, all required")
+    patients: PatientUse = Field(description="what patients do in Mon espace santé")
+    seasonality: Seasonality = Field(description="the national seasons of care")
+    growth: Growth = Field(description="the growth of care produced")
+    events: dict[str, Event] = Field(
+        {}, description="name → event, told apart by kind; a child scenario changes one key of an inherited event or "
+                        "switches it off (enabled: false)")
+    replay: Replay = Field(Replay(), description="the window replayed against the record service")
     uplift: Annotated[float, Field(gt=-1.0, le=10.0)] = Field(
         0.0, description="every expected volume times (1 + uplift): 0.3 says 'the same traffic, +30 %'")
-    assumptions: dict[str, Assumption] = {}
+    assumptions: dict[str, Assumption] = Field(
+        {}, description="name → a value no source gives, with its low-central-high range; the run's level picks one "
+                        "and writes it at its path(s)")
     levels: dict[str, Level] = Field({}, description="the level each assumption was resolved at (set by the loader)")
 
     @field_validator("sectors")
@@ -427,6 +579,15 @@ class Scenario(_Strict):
         except ValidationError as error:
             raise InputError(_describe(error, "assumptions", [])) from None
 
+    def events_in_period(self) -> tuple[list[str], list[str]]:
+        """Names of the active events that touch the period, and of those wholly before or after it."""
+        inside, outside = [], []
+        for name, event in self.active_events().items():
+            first, last = _event_days(event)
+            touches = first <= self.period.end and (last is None or last >= self.period.start)
+            (inside if touches else outside).append(name)
+        return sorted(inside), sorted(outside)
+
     def active_events(self) -> dict[str, Event]:
         return {name: event for name, event in self.events.items() if event.enabled}
 
@@ -448,6 +609,22 @@ class Scenario(_Strict):
             raise InputError(_describe(error, "command line", [])) from None
 
 
+def _event_days(event: Event) -> tuple[dt.date, dt.date | None]:
+    """The first and last day an event acts on the traffic (None: it goes on, as an obligation does)."""
+    if isinstance(event, Outage):
+        # the backlog and the retries go on after the recovery: a day beyond it at least
+        return event.start.date(), (event.start + dt.timedelta(minutes=event.duration_minutes, days=1)).date()
+    if isinstance(event, LabStrike):
+        return event.start, event.end + dt.timedelta(days=event.catch_up_days)
+    if isinstance(event, Epidemic):
+        return event.start, event.end
+    if isinstance(event, Campaign):
+        return event.date, event.date + dt.timedelta(days=event.response_curve.max_days + 1)
+    if isinstance(event, BackLoad):
+        return event.start, None
+    return event.date, None  # an obligation stays
+
+
 # --- assumptions -------------------------------------------------------------------------------
 
 
@@ -467,14 +644,11 @@ def _levels_for(assumptions: dict[str, "Assumption"], levels: str | dict[str, st
 
 
 def _key(node: dict, part: str) -> Any:
-    """The key of ``node`` spelled ``part``: dates are written YYYY-MM-DD in a path."""
+    """The key of ``node`` spelled ``part`` (a date key is written YYYY-MM-DD in a path)."""
     for key in node:
         if str(key) == part:
             return key
-    try:
-        return dt.date.fromisoformat(part)
-    except ValueError:
-        return part
+    return part
 
 
 def _lookup(data: dict, path: str) -> tuple[bool, Any]:
@@ -564,15 +738,40 @@ def resolved_yaml(scenario: Scenario) -> str:
 # --- loading -------------------------------------------------------------------------------
 
 
+class _ScenarioLoader(yaml.SafeLoader):
+    """Safe YAML with two changes: dates stay text (the models check them, with the key path: 2025-02-30
+    is an error naming its key, not a crash), and a key written twice in one mapping is an error."""
+
+
+_ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _unique_mapping(loader: _ScenarioLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is written twice in this mapping (first on line {seen[key].line + 1})",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_ScenarioLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such scenario file") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ScenarioLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(data, dict):
@@ -639,6 +838,10 @@ def _describe(error: ValidationError, source: str, chain: list[tuple[Path, dict[
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown key (not part of a scenario; check its spelling)"
+        elif problem["type"] == "union_tag_not_found" and location[:1] == ("events",):
+            message = f"an event needs a kind: one of {', '.join(_EVENT_KINDS)}"
+        elif problem["type"] == "union_tag_invalid" and location[:1] == ("events",):
+            message = f"unknown event kind: expected one of {', '.join(_EVENT_KINDS)}"
         elif problem["type"] == "missing":
             message = "required key is missing"
         given = problem.get("input")
