@@ -40,6 +40,7 @@ class Outcome(enum.Enum):
     OK = "ok"
     FAILED = "failed"            # transport error or a status the caller did not accept
     WRONG = "wrong answer"       # an accepted status whose content is wrong
+    NOT_SENT = "not sent"        # no request: its target was never acknowledged (seed the corpus first)
 
     def __bool__(self) -> bool:
         return self is Outcome.OK

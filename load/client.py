@@ -142,6 +142,9 @@ class AckLog:
 class UnknownTarget(Exception):
     """A read of a document the service never acknowledged (its deposit failed, or seeding missed it)."""
 
+    def __repr__(self) -> str:  # Locust's failures table shows repr(): the message, constant per operation
+        return str(self)
+
 
 class RecordClient:
     """Sends rows through a :class:`load.http.RecordHttp` (which reports them to Locust's statistics),
@@ -171,9 +174,13 @@ class RecordClient:
         return self.http.call(method, path, row["operation"], headers, body, ok, check)
 
     def _unknown(self, row: dict) -> Outcome:
-        self.request_event.fire(request_type="SKIP", name=row["operation"], response_time=0, response_length=0,
-                                exception=UnknownTarget(f"{row['document_id']} was never acknowledged"), context={})
-        return Outcome.FAILED
+        """No request: the target was never acknowledged. One failure kind per operation in Locust's table
+        (request type NOT SENT), and apart from the sent requests in replay.json."""
+        self.request_event.fire(request_type="NOT SENT", name=row["operation"], response_time=0, response_length=0,
+                                exception=UnknownTarget(f"not sent: target missing ({row['operation']}): seed the "
+                                                        "corpus first (segur seed RESULT_DIR --target URL)"),
+                                context={})
+        return Outcome.NOT_SENT
 
     def _deposit(self, row: dict) -> Outcome:
         master_id = self.master_id(row)

@@ -66,7 +66,16 @@ def locust_command(schedule: Path, target: str, out: Path, *, speedup: float, ke
               show_default=True, help="Token signing key shared with the service.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where Locust's CSV/HTML, acks.csv and replay.json go (default: RESULT_DIR/load-<speedup>x).")
-def load(result_dir: Path, target: str, speedup: float, processes: int, key: Path, out: Path | None) -> None:
+@click.option("--duration", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Play the window again and again for this many wall-clock seconds (0: once).")
+@click.option("--drain-seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="After the last row, wait at most this long for answers (0: until every answer comes).")
+@click.option("--connections", type=click.IntRange(1, 100_000), default=256, show_default=True,
+              help="HTTP connections per process; a request leaves (and its lateness is taken) once it has one.")
+@click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=4000, show_default=True,
+              help="Most requests in flight per process (waiting for a connection or an answer).")
+def load(result_dir: Path, target: str, speedup: float, processes: int, key: Path, out: Path | None,
+         duration: float, drain_seconds: float, connections: int, concurrency: int) -> None:
     """Replay a simulation's schedule against a record service as an open workload (Locust, headless).
 
     Every request leaves at its planned time divided by --speedup; lateness is measured, not
@@ -74,28 +83,37 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     replay's figures (replay.json). Every answer is checked, not only its status (a search lists
     only the searched patient's documents, a retrieve gives the bytes deposited, a deposit names its
     locations): a wrong answer is a failure, counted apart as "wrong_answers" in replay.json.
-    Exit code 0 when every request was sent and answered OK, 1 otherwise (wrong answers included).
+    Exit code 0 when every request was sent and answered OK, 1 otherwise (wrong answers included,
+    and reads not sent because their document was never seeded: run `segur seed` first).
     For Locust's web UI instead: locust -f load/locustfile.py --schedule RESULT_DIR --host URL
 
     \b
     Example:
       segur seed results/smoke-20251014 --target http://127.0.0.1:8080
       segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 10
+      segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 50 --duration 60 --connections 512
     """
     facts = describe(result_dir)
     out = out or result_dir / f"load-{speedup:g}x"
     out.mkdir(parents=True, exist_ok=True)
     click.echo(f"replaying {facts.rows:,} requests ({facts.window_s / 60:.0f} min of scenario) at {speedup:g}x "
                f"into {target}", err=True)
-    proc = subprocess.run(locust_command(result_dir, target, out, speedup=speedup, key=key, processes=processes),
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    extra = ("--replay-seconds", str(duration), "--drain-seconds", str(drain_seconds),
+             "--connections", str(connections), "--replay-concurrency", str(concurrency))
+    proc = subprocess.run(locust_command(result_dir, target, out, speedup=speedup, key=key, processes=processes,
+                                         extra=extra), env={**os.environ, "PYTHONUNBUFFERED": "1"})
     report_path = out / "replay.json"
     if not report_path.exists():
         raise click.ClickException(f"locust exited {proc.returncode} without a replay report")
     report = json.loads(report_path.read_text())
     wrong = report.get("wrong_answers", 0)
     click.echo(f"sent {report['sent']:,}/{report['planned']:,}, failed {report['failed']:,} (wrong answers "
-               f"{wrong:,}), lateness p99 {report['lateness_p99_ms']} ms", err=True)
+               f"{wrong:,}), lateness p99 {report['lateness_p99_ms']:,.1f} ms (taken when a request leaves, "
+               "connection in hand)", err=True)
+    if report.get("not_sent"):
+        by_operation = ", ".join(f"{operation} {count:,}" for operation, count in report["not_sent_by_operation"].items())
+        click.echo(f"NOT SENT: {report['not_sent']:,} reads of documents the service never acknowledged "
+                   f"({by_operation}): seed the corpus first (segur seed {result_dir} --target {target})", err=True)
     if wrong:
         by_operation = ", ".join(f"{operation} {count:,}"
                                  for operation, count in report.get("wrong_answers_by_operation", {}).items())

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
+from gevent.lock import BoundedSemaphore
 from geventhttpclient import HTTPClient
 
 from load.checks import Outcome, WrongAnswer
@@ -44,9 +46,15 @@ class RecordHttp:
         self._client = HTTPClient.from_url(base_url, concurrency=connections, connection_timeout=connection_timeout,
                                            network_timeout=network_timeout)
         self._prefix = urlsplit(base_url).path.rstrip("/")
+        self._slots = BoundedSemaphore(connections)
         self._event = request_event
         self._log = logging.getLogger(__name__)
         self.wrong_answers = 0
+
+    def slot(self) -> AbstractContextManager:
+        """Hold one of the client's connections: inside it a request leaves without waiting (the
+        replay takes its lateness there, see :class:`load.replay.OpenLoopReplay`)."""
+        return self._slots
 
     def call(self, method: str, path: str, name: str, headers: dict, body: bytes | None = None,
              ok: tuple[int, ...] = (200,), check: Callable[[bytes], Any] | None = None) -> Reply:

@@ -250,7 +250,7 @@ class ScheduleReplayer(User):
         rows = replay_rows(options.schedule, run.shard, run.schedule_facts().window_s, run.limit_s())
         replay = OpenLoopReplay(rows, client.send, run.local,
                                 start_at=run.start_at, speedup=options.speedup, concurrency=options.replay_concurrency,
-                                drain_s=options.drain_seconds or None)
+                                drain_s=options.drain_seconds or None, gate=http.slot)
         reporter = gevent.spawn(self._report_loop, run)
         try:
             replay.run()

@@ -11,6 +11,7 @@ every request is measured at the moment it leaves, so the delay shows instead of
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Callable, Iterable
 
 import gevent
@@ -28,7 +29,10 @@ _SLEEP_THRESHOLD_S = 0.001
 class OpenLoopReplay:
     def __init__(self, rows: Iterable[dict], send: Callable[[dict], bool | Outcome], stats: ReplayStats, *,
                  start_at: float, speedup: float = 1.0, concurrency: int = 2000, drain_s: float | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 gate: Callable[[], AbstractContextManager] = nullcontext):
+        """``gate``: what a request waits for before it can leave (the HTTP client's connection slots);
+        lateness is taken once it is through, when the request really leaves."""
         if speedup <= 0:
             raise ValueError("the speed-up must be positive")
         self.rows, self.send, self.stats = rows, send, stats
@@ -36,6 +40,7 @@ class OpenLoopReplay:
         self.pool = Pool(concurrency)
         self.clock = clock
         self.drain_s = drain_s
+        self.gate = gate
 
     def run(self) -> None:
         """Send every row, then wait for the last answers."""
@@ -52,7 +57,12 @@ class OpenLoopReplay:
             self.pool.kill(block=True, timeout=5)
 
     def _one(self, row: dict, planned: float) -> None:
-        now = self.clock()
-        self.stats.record_send(row["operation"], (now - planned) * 1000.0, int(now - self.start_at))
-        outcome = self.send(row)
+        with self.gate():
+            now = self.clock()  # a connection is free: the request leaves now
+            lateness_ms, second = (now - planned) * 1000.0, int(now - self.start_at)
+            self.stats.record_send(row["operation"], lateness_ms, second)
+            outcome = self.send(row)
+        if outcome is Outcome.NOT_SENT:  # no request left after all: its target was never acknowledged
+            self.stats.record_not_sent(row["operation"], lateness_ms, second)
+            return
         self.stats.record_outcome(row["operation"], outcome, self.clock() - self.start_at)

@@ -21,8 +21,8 @@ class LatenessHistogram:
     def __init__(self, counts: list[int] | None = None):
         self.counts = list(counts) if counts else [0] * (len(_EDGES_MS) + 1)
 
-    def add(self, lateness_ms: float) -> None:
-        self.counts[bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))] += 1
+    def add(self, lateness_ms: float, count: int = 1) -> None:
+        self.counts[bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))] += count
 
     def merge(self, other: "LatenessHistogram") -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts)]
@@ -64,6 +64,7 @@ class ReplayStats:
         self.late_max_ms = 0.0
         self.last_answer_s = 0.0  # seconds from the replay's start to its last answer
         self.unanswered = 0       # sent, but no answer before the replay's drain time ran out
+        self.not_sent: dict[str, int] = defaultdict(int)  # rows whose target was never acknowledged
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
@@ -73,6 +74,13 @@ class ReplayStats:
         self.lateness.add(lateness_ms)
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
         self.timeline[second][1] += 1
+
+    def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
+        """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged)."""
+        self.sent[operation] -= 1
+        self.lateness.add(lateness_ms, -1)
+        self.timeline[second][1] -= 1
+        self.not_sent[operation] += 1
 
     def record_outcome(self, operation: str, ok: bool | Outcome, elapsed_s: float) -> None:
         """One answer (or failure) ``elapsed_s`` after the replay's start; ``ok`` is a bool or an
@@ -87,7 +95,7 @@ class ReplayStats:
 
     def snapshot(self) -> dict:
         return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
-                "failed": dict(self.failed), "wrong": dict(self.wrong),
+                "failed": dict(self.failed), "wrong": dict(self.wrong), "not_sent": dict(self.not_sent),
                 "timeline": {str(k): v for k, v in self.timeline.items()},
                 "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered}
 
@@ -96,7 +104,7 @@ class ReplayStats:
         merged = cls()
         for snapshot in snapshots:
             merged.lateness.merge(LatenessHistogram(snapshot["lateness"]))
-            for name in ("sent", "succeeded", "failed", "wrong"):
+            for name in ("sent", "succeeded", "failed", "wrong", "not_sent"):
                 for operation, count in snapshot.get(name, {}).items():
                     getattr(merged, name)[operation] += count
             for second, values in snapshot["timeline"].items():
@@ -112,16 +120,19 @@ class ReplayStats:
         sent = sum(self.sent.values())
         return {
             "sent": sent,
-            "sent_by_operation": dict(sorted(self.sent.items())),
+            "sent_by_operation": {operation: n for operation, n in sorted(self.sent.items()) if n},
             "succeeded": sum(self.succeeded.values()),
             "failed": sum(self.failed.values()),
             "unanswered": self.unanswered,
             "failed_by_operation": dict(sorted(self.failed.items())),
             "wrong_answers": sum(self.wrong.values()),     # part of "failed": an accepted status, wrong content
             "wrong_answers_by_operation": dict(sorted(self.wrong.items())),
-            "lateness_p50_ms": self.lateness.percentile(50),
-            "lateness_p99_ms": self.lateness.percentile(99),
-            "lateness_max_ms": round(self.late_max_ms, 3),
+            # histogram edges, never above the largest lateness seen; 0.1 ms is what a person reads
+            "lateness_p50_ms": round(min(self.lateness.percentile(50), self.late_max_ms), 1),
+            "lateness_p99_ms": round(min(self.lateness.percentile(99), self.late_max_ms), 1),
+            "lateness_max_ms": round(self.late_max_ms, 1),
+            "not_sent": sum(self.not_sent.values()),  # not in "sent": no request left for them
+            "not_sent_by_operation": dict(sorted(self.not_sent.items())),
             "last_answer_s": round(self.last_answer_s, 3),
             f"share_within_{on_time_ms:g}ms": round(self.lateness.share_within(on_time_ms), 5),
         }

@@ -48,3 +48,26 @@ def test_unanswered_requests_are_counted_after_the_drain_time():
     stats = ReplayStats()
     OpenLoopReplay(_rows(3, 0.0), lambda row: gevent.sleep(5) or True, stats, start_at=time.time(), drain_s=0.1).run()
     assert stats.summary()["unanswered"] == 3 and stats.summary()["sent"] == 3
+
+
+def test_lateness_is_taken_when_a_connection_is_free_not_when_the_greenlet_starts():
+    from gevent.lock import BoundedSemaphore
+
+    stats, connection = ReplayStats(), BoundedSemaphore(1)   # one connection, answers of 50 ms
+    OpenLoopReplay(_rows(5, 0.0), lambda row: gevent.sleep(0.05) or True, stats, start_at=time.time(),
+                   gate=lambda: connection).run()
+    summary = stats.summary()
+    assert summary["sent"] == 5 and summary["lateness_max_ms"] >= 180   # the fifth left after four answers
+    assert summary["lateness_p99_ms"] <= summary["lateness_max_ms"]      # a percentile never above the max
+
+
+def test_rows_whose_target_is_missing_are_not_sent_and_counted_apart():
+    from load.checks import Outcome
+
+    stats = ReplayStats()
+    rows = [{**row, "i": i} for i, row in enumerate(_rows(6, 0.0))]
+    OpenLoopReplay(rows, lambda row: Outcome.NOT_SENT if row["i"] % 2 else True, stats, start_at=time.time()).run()
+    summary = stats.summary()
+    assert summary["not_sent"] == 3 and summary["not_sent_by_operation"] == {"search": 3}
+    assert summary["sent"] == 3 and summary["sent_by_operation"] == {"search": 3} and summary["failed"] == 0
+    assert sum(stats.lateness.counts) == 3 and sum(row["sent"] for row in stats.rates()) == 3
