@@ -23,6 +23,7 @@ from planner import outage, verdict
 from planner.queueing import Model
 from planner.service import Service
 from planner.steps import SLO, Step, cool_down, run_step
+from simulator.engine import simulate
 from simulator.scenario import Scenario
 
 CORES = os.cpu_count() or 1
@@ -245,12 +246,56 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     }
     result["holds"] = verdict.holds(result["national_headroom"], headroom_required, assume, result["wrong_answers"])
     result["outage_drain"] = _outage_drain(result_dir, summary, max_speedup, outage_hours, log)
+    result["model_check"] = _model_check(result, first_broken)
+    yearly = _year_deposits(result_dir)
+    if yearly is not None:  # the scenario's calendar year, not its period's days x 365
+        result["documents_per_year_national"] = round(yearly / summary["scale"])
+        result["documents_per_year_sustained"] = round(yearly * max_speedup)
+        result["storage_bytes_per_year"] = round(yearly * mean_document)
+        result["storage_bytes_per_year_national"] = round(yearly * mean_document / summary["scale"])
     disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
     result["disturbed_steps"] = disturbed
     result["verdict"] = _verdict(result, summary) + (
         f" Caution: other programs used this machine's CPU during the steps at {', '.join(f'{x:g}x' for x in disturbed)};"
         " run again on a quiet machine for firm figures." if disturbed else "")
     return result
+
+
+def _model_check(plan_: dict, first_broken: Step | None) -> dict:
+    """The queueing model's knee against the measured one, and why they differ when by more than 25 %."""
+    predicted, measured = plan_["predicted_knee_speedup"], plan_["max_sustainable_speedup"]
+    if first_broken is not None and measured:
+        measured = math.sqrt(measured * first_broken.speedup)  # the knee lies between the last held and first broken
+    if not predicted or not measured:
+        return {"predicted": predicted, "measured": measured or None, "error": None, "note": "not enough steps"}
+    error = predicted / measured - 1
+    note = ""
+    if abs(error) > 0.25:
+        reasons = {
+            "machine-cpu": "the driver and the service share this machine's cores, and the driver's share grows "
+                           "with the load: the model, fed with the CPU per request at low load, misses that",
+            "load-driver": "the load driver, not the service, ran out first: the model describes the service",
+            "storage-commit": "deposits wait on storage commits, which the CPU model does not see",
+            "service-admission": "the service sheds load (503) before its CPU saturates",
+            "wrong-answers": "wrong answers end the search whatever the load",
+        }
+        note = (f"the model is off by more than 25 %: "
+                + reasons.get(plan_["bottleneck"], "latency grew for another reason than the CPU queue the model "
+                                                   "assumes (locks, the event loop, the database)"))
+    return {"predicted": predicted, "measured": round(measured, 2), "error": round(error, 3), "note": note}
+
+
+def _year_deposits(result_dir: Path) -> float | None:
+    """Deposits (professional and patient) of the scenario's calendar year at its scale, or None."""
+    path = result_dir / "scenario.json"
+    if not path.exists():
+        return None
+    scenario = Scenario.model_validate_json(path.read_text(encoding="utf-8"))
+    year = scenario.period.start.year
+    whole = scenario.with_overrides(start=dt.date(year, 1, 1), end=dt.date(year, 12, 31))
+    data = whole.model_dump()
+    data["events"] = {name: event for name, event in data["events"].items() if event["kind"] != "outage"}
+    return float(simulate(Scenario.model_validate(data)).counts[0].sum())
 
 
 def _outage_drain(result_dir: Path, summary: dict, max_speedup: float, hours: float | None,

@@ -67,12 +67,18 @@ def throughput(plan: dict, path: Path) -> None:
     left.set_ylabel("achieved requests/s")
     left.legend(fontsize=8)
     left.set_title("throughput")
-    right.plot(offered, [s["service_cpu_cores"] or 0 for s in steps], "o-", label="service CPU (cores)")
-    right.plot(offered, [s["driver_cpu_cores"] for s in steps], "s-", label="load driver CPU (cores)")
+    service = [s["service_cpu_cores"] or 0 for s in steps]
+    driver = [s["driver_cpu_cores"] for s in steps]
+    other = [s["other_cpu_cores"] for s in steps]
+    right.stackplot(offered, service, driver, other, alpha=0.35, colors=["tab:blue", "tab:orange", "tab:grey"])
+    right.plot(offered, service, "o-", color="tab:blue",
+               label="service" + (" with its database" if plan["service"]["kind"] == "postgresql" else ""))
+    right.plot(offered, driver, "s-", color="tab:orange", label="load driver")
+    right.plot(offered, other, "^-", color="tab:grey", label="other programs")
     right.axhline(plan["machine_cores"], color="red", ls="--", lw=1, label=f"machine: {plan['machine_cores']} cores")
     right.set_xscale("log")
     right.set_xlabel("offered requests/s")
-    right.set_ylabel("cores busy")
+    right.set_ylabel("cores busy (stacked: who shares the machine)")
     right.legend(fontsize=8)
     right.set_title("who uses the CPU")
     _save(figure, path)
@@ -94,7 +100,30 @@ def errors_and_lateness(plan: dict, path: Path) -> None:
     _save(figure, path)
 
 
-PLOTS = {"latency_knee.png": latency_knee, "throughput.png": throughput, "errors_lateness.png": errors_and_lateness}
+def latency_by_operation(plan: dict, path: Path) -> None:
+    """p99 and p50 of each operation (deposit, search, retrieve…) against the offered load."""
+    steps = _steps(plan)
+    operations = sorted({name for s in steps for name in s["by_operation"]})
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for index, name in enumerate(operations):
+        points = [(s["offered_rps"], s["by_operation"][name]) for s in steps if name in s["by_operation"]]
+        colour = plt.get_cmap("tab10")(index)
+        axis.plot([x for x, _ in points], [max(op["p99_ms"], 0.1) for _, op in points], "o-", color=colour,
+                  label=f"{name} p99")
+        axis.plot([x for x, _ in points], [max(op["p50_ms"], 0.1) for _, op in points], ":", color=colour,
+                  label=f"{name} p50")
+    axis.axhline(plan["slo"]["p99_ms"], color="red", ls="--", lw=1, label=f"SLO p99 {plan['slo']['p99_ms']:g} ms")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("offered requests per second (log)")
+    axis.set_ylabel("latency, ms (log)")
+    axis.set_title("latency of each operation against offered load")
+    axis.legend(fontsize=7, ncol=2)
+    _save(figure, path)
+
+
+PLOTS = {"latency_knee.png": latency_knee, "latency_by_operation.png": latency_by_operation,
+         "throughput.png": throughput, "errors_lateness.png": errors_and_lateness}
 
 
 def write(plan: dict, out: Path) -> None:
@@ -102,6 +131,21 @@ def write(plan: dict, out: Path) -> None:
         draw(plan, out / name)
     (out / "plan.json").write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
     (out / "report.html").write_text(_html(plan, out), encoding="utf-8")
+
+
+def _operations_table(plan: dict) -> str:
+    """Each operation at the highest step that held and at the first that broke (when there is one)."""
+    held = [s for s in plan["steps"] if s["holds"]]
+    broken = [s for s in plan["steps"] if not s["holds"] and s["speedup"] > plan["max_sustainable_speedup"]]
+    chosen = ([max(held, key=lambda s: s["speedup"])] if held else []) + (
+        [min(broken, key=lambda s: s["speedup"])] if broken else [])
+    rows = "".join(
+        f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:,.0f}×</td><td>{html.escape(name)}</td>"
+        f"<td>{op['requests']:,}</td><td>{op['failures']:,}</td><td>{op['p50_ms']:g}</td><td>{op['p99_ms']:g}</td>"
+        f"<td>{op['mean_ms']:.1f}</td></tr>"
+        for s in chosen for name, op in sorted(s["by_operation"].items()))
+    return ("<table><tr><th>step</th><th>operation</th><th>requests</th><th>failures</th><th>p50 ms</th>"
+            f"<th>p99 ms</th><th>mean ms</th></tr>{rows}</table>")
 
 
 def _banner(plan: dict) -> str:
@@ -142,6 +186,11 @@ def _html(plan: dict, out: Path) -> str:
         "first bottleneck": plan["bottleneck"],
         "SLO": ", ".join(f"{k} {v}" for k, v in plan["slo"].items()),
     }
+    check = plan.get("model_check") or {}
+    if check.get("error") is not None:
+        figures["queueing model against the measurement"] = (
+            f"predicted {check['predicted']:,.3g}×, measured {check['measured']:,.3g}× ({check['error']:+.0%})"
+            + (f": {check['note']}" if check.get("note") else ""))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
     images = "".join(_image(out / name) for name in PLOTS)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Capacity plan: {html.escape(plan['scenario'])}</title>
@@ -153,6 +202,7 @@ tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:10
 </head><body><h1>Capacity plan — {html.escape(plan['scenario'])} on {html.escape(plan['service']['kind'])}</h1>
 <p class="banner {'holds' if plan.get('holds') else 'fails'}">{html.escape(_banner(plan))}</p>
 <p class="verdict">{html.escape(plan['verdict'])}</p><table>{table}</table>
+<h2>Latency by operation</h2>{_operations_table(plan)}
 <h2>Steps</h2><table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
 <th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>
 {images}<p>Locust's own CSV and HTML reports of every step are in <code>steps/</code> beside this file.</p></body></html>"""

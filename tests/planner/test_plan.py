@@ -60,7 +60,21 @@ def test_steps_agree_with_locust_statistics(planned):
 def test_report_is_self_contained_with_plots(planned):
     out, _, plan = planned
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and plan["verdict"].split(":")[0][:40] in html
-    for name in ("latency_knee.png", "throughput.png", "errors_lateness.png"):
+    assert html.count("data:image/png;base64,") == 4 and plan["verdict"].split(":")[0][:40] in html
+    for name in ("latency_knee.png", "latency_by_operation.png", "throughput.png", "errors_lateness.png"):
         assert (out / name).stat().st_size > 10_000
     assert all((out / s["folder"] / "locust.html").exists() for s in plan["steps"])
+
+
+def test_the_report_opens_with_the_answer_and_its_figures_agree(planned):
+    out, _, plan = planned
+    html = (out / "report.html").read_text()
+    banner = html.index('class="banner')
+    assert banner < html.index("<img") and ("HOLDS the national" in html[banner:banner + 300])
+    assert "Latency by operation" in html and all(name in html for name in plan["steps"][0]["by_operation"])
+    for step in plan["steps"]:
+        assert step["lateness_p99_ms"] >= 0
+    check = plan["model_check"]
+    assert check["error"] is None or (abs(check["error"]) > 0.25) == bool(check["note"])
+    # a year of documents comes from the scenario's calendar year (smoke: a Tuesday of October 2025), not 365 Tuesdays
+    assert plan["documents_per_year_national"] < 600e6 and plan["documents_per_year_national"] > 300e6
