@@ -333,7 +333,8 @@ def _verdict(plan_: dict, summary: dict) -> str:
     if not speedup:
         return (f"{head} Even {where} at its own rate ({sample}) breaks the SLO. "
                 f"First limit: {plan_['bottleneck_explained']}")
-    return (f"{head} Measured: the service holds {speedup:,.3g}x {where} ({sample}), "
+    shown = f"{speedup:,.0f}" if speedup >= 100 else f"{speedup:.3g}"
+    return (f"{head} Measured: the service holds {shown}x {where} ({sample}), "
             f"{plan_['national_equivalent_speedup']:.3g}x its national traffic. "
             f"First limit beyond that: {plan_['bottleneck_explained']}")
 
