@@ -162,6 +162,7 @@ def _html(plan: dict, out: Path) -> str:
     rows = "".join(
         f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:,.0f}×</td><td>{s['offered_rps']:,.1f}</td>"
         f"<td>{s['achieved_rps']:,.1f}</td><td>{s['p50_ms']:g}</td><td>{s['p99_ms']:g}</td>"
+        f"<td>{s['requests']:,}</td><td>{s['failures']:,}</td><td>{s['unanswered']:,}</td><td>{s['wrong_answers']:,}</td>"
         f"<td>{s['error_rate']:.2%} ({s['rejections']} × 503)</td><td>{s['lateness_p99_ms']:.3g}</td>"
         f"<td>{'' if s['service_cpu_cores'] is None else s['service_cpu_cores']}</td><td>{s['driver_cpu_cores']}</td>"
         f"<td>{'holds' if s['holds'] else html.escape('; '.join(s['broken']))}</td></tr>"
@@ -180,7 +181,9 @@ def _html(plan: dict, out: Path) -> str:
                            f"at the capacity ({drain['capacity_rps']:,.0f}/s)") if "backlog_documents" in drain else
                           drain.get("error", "not computed"),
         "predicted knee (queueing model)": f"{plan['predicted_knee_speedup']}× ({plan['predicted_limit']})",
-        "documents / year sustained": f"{plan['documents_per_year_sustained']:,}",
+        "documents a year, national (the scenario's calendar year)": f"{plan.get('documents_per_year_national', 0):,}",
+        "documents a year the service would take (same profile, at its headroom)":
+            f"{plan['documents_per_year_sustained']:,.0f}",  # the sample's year x the speed-up = national x headroom
         "storage growth / year (scenario volume)": f"{plan['storage_bytes_per_year'] / 1e12:,.3f} TB "
                                                    f"(national: {plan['storage_bytes_per_year_national'] / 1e12:,.0f} TB)",
         "first bottleneck": plan["bottleneck"],
@@ -189,7 +192,7 @@ def _html(plan: dict, out: Path) -> str:
     check = plan.get("model_check") or {}
     if check.get("error") is not None:
         figures["queueing model against the measurement"] = (
-            f"predicted {check['predicted']:,.3g}×, measured {check['measured']:,.3g}× ({check['error']:+.0%})"
+            f"predicted {check['predicted']:,.0f}×, measured {check['measured']:,.0f}× ({check['error']:+.0%})"
             + (f": {check['note']}" if check.get("note") else ""))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
     images = "".join(_image(out / name) for name in PLOTS)
@@ -201,8 +204,10 @@ tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:10
 .fails{{background:#fbe3e3;color:#8a1111}}</style>
 </head><body><h1>Capacity plan — {html.escape(plan['scenario'])} on {html.escape(plan['service']['kind'])}</h1>
 <p class="banner {'holds' if plan.get('holds') else 'fails'}">{html.escape(_banner(plan))}</p>
-<p class="verdict">{html.escape(plan['verdict'])}</p><table>{table}</table>
+<p class="verdict">{html.escape(plan['verdict'].removeprefix(_banner(plan) + '.').strip())}</p><table>{table}</table>
 <h2>Latency by operation</h2>{_operations_table(plan)}
-<h2>Steps</h2><table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
-<th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>
+<h2>Steps</h2><p>Failed counts every request not answered right: unanswered (no answer before the step's
+drain time) and wrong answers (an accepted status, wrong content) are part of it.</p>
+<table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
+<th>requests</th><th>failed</th><th>of them unanswered</th><th>of them wrong answers</th><th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>
 {images}<p>Locust's own CSV and HTML reports of every step are in <code>steps/</code> beside this file.</p></body></html>"""
