@@ -68,7 +68,9 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
     plan.json, report.html, PNG plots and Locust's reports of every step. The verdict is about
     the nation: the service HOLDS when it keeps the SLO at --headroom times the national traffic
     of the window (speed-up x scale), at the --assume level of the traffic's assumptions.
-    Exit code: 0 when it holds, 1 when it does not, 2 on bad input.
+    Before writing anything the plan works out its disk footprint: a national scenario is sampled at
+    a scale that fits (--max-disk-gb), or refused when --scale was given.
+    Exit code: 0 when it holds, 1 when it does not, 2 on bad input or a plan that cannot fit.
 
     \b
     Examples:
