@@ -1,83 +1,562 @@
-"""A "Replay" page in Locust's web UI: the scenario's planned rate against the achieved rate, and lateness.
+"""The "Replay" page in Locust's web UI, and the runs it shows.
 
 Locust's own charts show requests per second and response times; they cannot show whether the
-service keeps up with the *scenario*. This page can: it polls ``/replay/data`` every second
-and draws planned, sent and answered requests per second on a canvas (no external script: the
-machines running it may have no internet).
+service keeps up with the *scenario*. This page can: for every run started in this Locust
+process (the current one first, earlier ones in a select box) it draws, with plotly.js (served
+from the ``plotly`` package: the machines running a replay may have no internet),
+
+- the planned rate (read from the schedule when the run starts) against the rate actually sent
+  and the rate answered OK, in requests per second against seconds since the run's start;
+- the lateness (how late requests left: p50, p99 and max of each second), in ms;
+- failures and wrong answers per second.
+
+It polls ``/replay/data?run=N`` every second (the run's figures as JSON); ``/replay/runs`` lists
+the runs. :func:`extend_locust_ui` adds a "Replay" tab to Locust's own UI (a table of the runs,
+through Locust's ``extended_tabs`` / ``extended_stats``), links to this page from Locust's header
+and from its "Download Data" tab, and makes the start form lead with the speed-up (users and
+ramp-up do not apply to a replay: they are hidden, and the form says so).
+
+Nothing here imports Locust: the bookkeeping (:class:`RunBook`, :class:`RunRecord`,
+:class:`PageStats`) is plain Python, tested without a Locust process.
 """
 
 from __future__ import annotations
 
+import bisect
+import importlib.util
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from flask import Blueprint, jsonify
+import numpy as np
+import pyarrow.parquet as pq
+from flask import Blueprint, Response, jsonify, request, send_file
+
+from load.checks import Outcome
+from load.schedule import schedule_path
+from load.stats import ReplayStats
+
+# lateness bins of one second, in ms: 0.1 ms steps to 10 ms, then 5 % steps to 10 minutes (as load.stats)
+_EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
+
+
+# --- what a process measures for the page, beside ReplayStats ------------------------------------
+
+class PageStats(ReplayStats):
+    """A process's replay figures, plus, for each second since the run's start, its lateness (a sparse
+    histogram, sent only for the seconds touched since the last report) and its wrong answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_second: dict[int, dict] = {}
+        self._touched: set[int] = set()
+
+    def _second(self, second: int) -> dict:
+        self._touched.add(second)
+        entry = self.by_second.get(second)
+        if entry is None:
+            entry = self.by_second[second] = {"lateness": {}, "max": 0.0, "wrong": 0}
+        return entry
+
+    def _late(self, second: int, lateness_ms: float, count: int) -> None:
+        entry = self._second(second)
+        index = str(bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0)))
+        entry["lateness"][index] = entry["lateness"].get(index, 0) + count
+        if count > 0:
+            entry["max"] = max(entry["max"], lateness_ms)
+
+    def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
+        super().record_send(operation, lateness_ms, second)
+        self._late(second, lateness_ms, 1)
+
+    def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
+        super().record_not_sent(operation, lateness_ms, second)
+        self._late(second, lateness_ms, -1)
+
+    def record_outcome(self, operation: str, ok, elapsed_s: float) -> None:
+        super().record_outcome(operation, ok, elapsed_s)
+        if ok is Outcome.WRONG:
+            self._second(int(elapsed_s))["wrong"] += 1
+
+    def take_seconds(self) -> dict[str, dict]:
+        """The seconds touched since the last call, whole (a receiver replaces what it had for them)."""
+        touched = {str(second): self.by_second[second] for second in sorted(self._touched)}
+        self._touched = set()
+        return touched
+
+
+def _percentile(bins: dict[int, int], q: float) -> float | None:
+    total = sum(bins.values())
+    if total <= 0:
+        return None
+    rank, seen = q / 100 * total, 0
+    for index in sorted(bins):
+        seen += bins[index]
+        if seen >= rank and bins[index] > 0:
+            return _EDGES_MS[min(index, len(_EDGES_MS) - 1)]
+    return _EDGES_MS[-1]
+
+
+# --- the plan of a run -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run is to send: rows in all, and rows due in each second since its start (wall clock)."""
+    total: int
+    per_second: list[int]
+
+
+def plan_of(path: str | Path, window_s: float, limit_s: float | None, speedup: float) -> Plan:
+    """The rows :func:`load.schedule.replay_rows` yields over all shards, binned by the wall-clock second
+    they are due (offset ÷ speed-up): the window once, or again and again up to ``limit_s`` scenario seconds."""
+    offsets = pq.read_table(schedule_path(path), columns=["offset_s"]).column("offset_s").to_numpy()
+    passes = []
+    cycle = 0
+    while True:
+        shifted = offsets + cycle * window_s
+        if limit_s is not None:
+            shifted = shifted[shifted < limit_s]
+        passes.append(shifted)
+        cycle += 1
+        if limit_s is None or window_s <= 0 or cycle * window_s >= limit_s:
+            break
+    due = np.concatenate(passes) if passes else np.zeros(0)
+    if due.size == 0:
+        return Plan(0, [])
+    seconds = np.floor(due / speedup).astype(np.int64)
+    return Plan(int(due.size), np.bincount(np.maximum(seconds, 0)).tolist())
+
+
+_NOTHING = {"wrong": 0, "lateness_p50_ms": None, "lateness_p99_ms": None, "lateness_max_ms": None}
+
+
+# --- the runs of a Locust process --------------------------------------------------------------------
+
+@dataclass
+class RunRecord:
+    """One run started in this Locust process (from the web form, or headless), with what every
+    process sent for it. Workers' reports carry the run's number, so a late one never counts in another run."""
+    number: int
+    speedup: float
+    schedule: str
+    start_at: float                  # wall-clock time the first row is due
+    workers: int = 1
+    window_s: float = 0.0
+    limit_s: float | None = None     # scenario seconds replayed, None for one pass over the window
+    planner: Callable[[], Plan] | None = None
+    snapshots: dict[str, dict] = field(default_factory=dict)             # node -> its ReplayStats snapshot
+    seconds: dict[str, dict[str, dict]] = field(default_factory=dict)    # node -> second -> PageStats entry
+    done: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    ended_at: float | None = None
+    _plan: Plan | None = None
+    _by_second: dict[int, dict] = field(default_factory=dict)  # merged figures of each second, kept up to date
+    _dirty: set[int] = field(default_factory=set)              # seconds some report changed since
+
+    def plan(self) -> Plan | None:
+        if self._plan is None and self.planner is not None:
+            self._plan = self.planner()
+        return self._plan
+
+    def take_stats(self, node: str, stats: dict, seconds: dict | None = None) -> None:
+        self.snapshots[node] = stats
+        if seconds:
+            self.seconds.setdefault(node, {}).update(seconds)
+            self._dirty.update(int(second) for second in seconds)
+
+    def take_done(self, node: str, error: str | None = None) -> None:
+        self.done.add(node)
+        if error:
+            self.errors.append(error)
+
+    def finished(self) -> bool:
+        return len(self.done) >= self.workers
+
+    @property
+    def state(self) -> str:
+        if self.finished():
+            return "failed" if self.errors else "done"
+        return "running" if self.ended_at is None else "stopped"
+
+    def merged(self) -> ReplayStats:
+        return ReplayStats.from_snapshots(list(self.snapshots.values()))
+
+    def describe(self, merged: ReplayStats | None = None) -> dict:
+        merged = merged or self.merged()
+        plan = self._plan
+        return {"number": self.number, "speedup": self.speedup, "started": self.start_at, "ended": self.ended_at,
+                "state": self.state, "workers": self.workers, "schedule": self.schedule,
+                "sent": sum(merged.sent.values()), "planned": plan.total if plan else None, "errors": self.errors}
+
+    def rates(self, merged: ReplayStats) -> list[dict]:
+        """Per second since the start: planned (from the schedule when known), sent, answered OK, failed,
+        wrong answers, and the lateness of the requests that left in that second (None when none did)."""
+        timeline = {row["second"]: row for row in merged.rates()}
+        self._merge_seconds()
+        late = self._by_second
+        plan = self.plan()
+        planned = plan.per_second if plan else []
+        rows = []
+        for second in sorted(set(timeline) | set(range(len(planned))) | set(late)):
+            row, merged_second = timeline.get(second, {}), late.get(second, _NOTHING)
+            rows.append({
+                "second": second,
+                "planned": planned[second] if second < len(planned) else (0 if plan else row.get("planned", 0)),
+                "sent": row.get("sent", 0), "succeeded": row.get("succeeded", 0), "failed": row.get("failed", 0),
+                **merged_second,
+            })
+        return rows
+
+    def _merge_seconds(self) -> None:
+        """Lateness and wrong answers of the seconds reported since the last call, merged over the processes
+        (only those: a page refresh in an hour-long run must not stall the replay's event loop)."""
+        for second in sorted(self._dirty):
+            key, bins, top, wrong = str(second), {}, 0.0, 0
+            for node_seconds in self.seconds.values():
+                entry = node_seconds.get(key)
+                if entry is None:
+                    continue
+                for index, count in entry.get("lateness", {}).items():
+                    bins[int(index)] = bins.get(int(index), 0) + count
+                top = max(top, entry.get("max", 0.0))
+                wrong += entry.get("wrong", 0)
+            p50, p99 = _percentile(bins, 50), _percentile(bins, 99)
+            self._by_second[second] = {
+                "wrong": wrong,
+                "lateness_p50_ms": None if p50 is None else round(min(p50, top), 1),
+                "lateness_p99_ms": None if p99 is None else round(min(p99, top), 1),
+                "lateness_max_ms": None if p50 is None else round(top, 1)}
+        self._dirty.clear()
+
+    def data(self) -> dict:
+        """What the Replay page shows of this run."""
+        merged = self.merged()
+        plan = self.plan()
+        return {"run": self.describe(merged), "speedup": self.speedup, "summary": merged.summary(),
+                "planned_total": plan.total if plan else None, "rates": self.rates(merged)}
+
+
+class RunBook:
+    """Every run of this Locust process, in order; ``active`` is the one running now (None between runs)."""
+
+    def __init__(self) -> None:
+        self.runs: list[RunRecord] = []
+        self.active: RunRecord | None = None
+
+    def begin(self, **fields) -> RunRecord:
+        self.end()
+        record = RunRecord(number=len(self.runs) + 1, **fields)
+        self.runs.append(record)
+        self.active = record
+        return record
+
+    def end(self, now: float | None = None) -> None:
+        if self.active is not None:
+            self.active.ended_at = time.time() if now is None else now
+            self.active = None
+
+    @property
+    def latest(self) -> RunRecord | None:
+        return self.runs[-1] if self.runs else None
+
+    def get(self, number: int | None) -> RunRecord | None:
+        """The run of that number; None gives the latest."""
+        if number is None:
+            return self.latest
+        return self.runs[number - 1] if 1 <= number <= len(self.runs) else None
+
+    def take_stats(self, number: int | None, node: str, stats: dict, seconds: dict | None = None) -> None:
+        record = self.get(number) if number is not None else self.active
+        if record is not None:
+            record.take_stats(node, stats, seconds)
+
+    def take_done(self, number: int | None, node: str, error: str | None = None) -> None:
+        record = self.get(number) if number is not None else self.active
+        if record is not None:
+            record.take_done(node, error)
+
+    def listing(self) -> list[dict]:
+        return [record.describe() for record in self.runs]
+
+    def data(self, number: int | None = None) -> dict:
+        record = self.get(number)
+        runs = self.listing()
+        if record is None:
+            return {"run": None, "runs": runs, "speedup": None, "summary": ReplayStats().summary(),
+                    "planned_total": None, "rates": []}
+        return {**record.data(), "runs": runs}
+
+    def table(self) -> list[dict]:
+        """The runs as rows of Locust's "Replay" tab, the latest first."""
+        rows = []
+        for record in reversed(self.runs):
+            merged = record.merged()
+            summary, plan = merged.summary(), record._plan
+            rows.append({
+                "run": f"run {record.number}", "speedup": f"{record.speedup:g}×",
+                "started": time.strftime("%H:%M:%S", time.localtime(record.start_at)), "state": record.state,
+                "sent": f"{summary['sent']:,} of {plan.total:,}" if plan else f"{summary['sent']:,}",
+                "lateness": f"p50 {summary['lateness_p50_ms']:g} ms, p99 {summary['lateness_p99_ms']:g} ms, "
+                            f"max {summary['lateness_max_ms']:g} ms",
+                "failed": f"{summary['failed']:,}", "wrong": f"{summary['wrong_answers']:,}",
+            })
+        return rows
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+def _plotly_js() -> Path | None:
+    """plotly.js as the ``plotly`` package ships it (found without importing the package)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "package_data" / "plotly.min.js"
+    return path if path.is_file() else None
+
 
 _PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>segur replay: planned vs achieved</title>
+<html lang="en"><head><meta charset="utf-8"><title>segur replay: planned against achieved</title>
+<link rel="icon" href="data:,">
+<script src="plotly.min.js"></script>
 <style>
- body { font-family: sans-serif; margin: 1.5em; color: #222 }
- #figures span { display: inline-block; margin-right: 2em }
- canvas { border: 1px solid #ccc; margin-top: 1em }
- .planned { color: #1f77b4 } .answered { color: #2ca02c } .failed { color: #d62728 }
+ body { font-family: system-ui, sans-serif; margin: 1em 1.5em; color: #222 }
+ header { display: flex; align-items: baseline; gap: 1.5em; flex-wrap: wrap }
+ header h2 { margin: 0.2em 0 }
+ select { font-size: 1em; padding: 0.2em }
+ #figures { margin: 0.6em 0; display: flex; flex-wrap: wrap; gap: 0.4em 2em }
+ #figures b { font-variant-numeric: tabular-nums }
+ .plot { width: 100%; height: 330px }
+ #empty { color: #666 } #errors { color: #b00 }
+ .lead { color: #444; max-width: 75em; margin: 0.3em 0 }
 </style></head>
 <body>
-<h2>Scenario replay: planned against achieved rate</h2>
-<p>Each request of the schedule leaves at its planned time (open model).
-A service that keeps up answers as fast as the plan sends; lateness is how late requests left.</p>
+<header>
+ <a href="../">&larr; Locust</a>
+ <h2>Scenario replay: planned against achieved</h2>
+ <label>Run <select id="run"><option value="">no run yet</option></select></label>
+</header>
+<p class="lead">Each request of the schedule leaves at its planned time &divide; the speed-up, whatever happened to
+earlier ones (an open workload). A service that keeps up answers at the planned rate; lateness is how late
+requests left the driver (taken once a connection is in hand).</p>
+<p id="empty">No run yet: start one from Locust's form (<a href="../">Locust</a>).</p>
 <div id="figures">
+ <span>run <b id="number">&ndash;</b> (<b id="state">&ndash;</b>), started <b id="started">&ndash;</b></span>
+ <span>speed-up <b id="speedup">&ndash;</b>&times;</span>
  <span>sent <b id="sent">0</b> of <b id="planned-total">?</b></span>
- <span>lateness p50 <b id="p50">0</b> ms, p99 <b id="p99">0</b> ms</span>
- <span>failed <b id="failed">0</b></span>
- <span>speed-up <b id="speedup">1</b>×</span>
+ <span>lateness p50 <b id="p50">0</b> ms, p99 <b id="p99">0</b> ms, max <b id="max">0</b> ms</span>
+ <span>failed <b id="failed">0</b>, of which wrong answers <b id="wrong">0</b></span>
 </div>
-<canvas id="chart" width="1000" height="360"></canvas>
-<p><span class="planned">■ planned</span> &nbsp; <span class="answered">■ answered OK</span> &nbsp;
-<span class="failed">■ failed</span> &nbsp; (requests per second)</p>
+<div id="chart" class="plot" data-points="0"></div>
+<div id="lateness-chart" class="plot"></div>
+<div id="failures-chart" class="plot"></div>
+<p id="errors"></p>
 <script>
-function draw(data) {
-  const canvas = document.getElementById("chart"), g = canvas.getContext("2d");
-  const rates = data.rates, w = canvas.width, h = canvas.height, pad = 40;
-  g.clearRect(0, 0, w, h);
-  if (!rates.length) return;
-  const last = rates[rates.length - 1].second + 1;
-  const top = Math.max(1, ...rates.map(r => Math.max(r.planned, r.succeeded + r.failed)));
-  const x = s => pad + (w - 2 * pad) * s / Math.max(last, 1), y = v => h - pad - (h - 2 * pad) * v / top;
-  g.strokeStyle = "#999"; g.beginPath(); g.moveTo(pad, pad); g.lineTo(pad, h - pad); g.lineTo(w - pad, h - pad); g.stroke();
-  g.fillStyle = "#444"; g.fillText(top.toFixed(0) + "/s", 2, pad); g.fillText(last + " s", w - pad, h - pad + 15);
-  for (const [key, colour] of [["planned", "#1f77b4"], ["succeeded", "#2ca02c"], ["failed", "#d62728"]]) {
-    g.strokeStyle = colour; g.lineWidth = 2; g.beginPath();
-    rates.forEach((r, i) => i ? g.lineTo(x(r.second), y(r[key])) : g.moveTo(x(r.second), y(r[key])));
-    g.stroke();
-  }
+const $ = id => document.getElementById(id);
+const select = $("run");
+let shown = null, follow = true, latest = null, listed = "";
+select.addEventListener("change", () => {
+  shown = Number(select.value) || null; follow = shown === latest; refresh();
+});
+const clock = t => t ? new Date(t * 1000).toLocaleTimeString() : "\u2013";
+function listRuns(runs) {
+  latest = runs.length ? runs[runs.length - 1].number : null;
+  if (follow || shown === null) shown = latest;
+  const text = runs.map(r => `run ${r.number} \u00b7 ${r.speedup}\u00d7 \u00b7 started ${clock(r.started)} \u00b7 ${r.state}`);
+  const key = text.join("\\n") + "|" + shown;
+  if (key === listed) return;  // rebuilt only when it changes: an open select box stays open
+  listed = key;
+  select.replaceChildren(...runs.map((r, i) => new Option(text[i], r.number, false, r.number === shown)).reverse());
+  if (!runs.length) select.replaceChildren(new Option("no run yet", ""));
+}
+const axis = title => ({title: {text: title}, rangemode: "tozero", zeroline: true, showline: true, ticks: "outside",
+                        gridcolor: "#eee"});
+function layout(title, ytitle, xmax) {
+  return {title: {text: title, x: 0, font: {size: 15}}, margin: {l: 70, r: 20, t: 40, b: 50},
+          xaxis: {...axis("seconds since the run's start (s)"), range: [-0.5, xmax]}, yaxis: axis(ytitle),
+          legend: {orientation: "h", x: 1, xanchor: "right", y: 1.12}, hovermode: "x unified",
+          plot_bgcolor: "#fff", barmode: "group"};
+}
+const config = {responsive: true, displaylogo: false};
+function draw(rates) {
+  const x = rates.map(r => r.second), col = k => rates.map(r => r[k]);
+  const achieved = rates.filter(r => r.sent || r.succeeded || r.failed);
+  const xmax = Math.max(1, ...x) + 0.5;
+  Plotly.react("chart", [
+    {x, y: col("planned"), name: "planned", mode: "lines", line: {color: "#1f77b4", width: 4, shape: "hvh"},
+     opacity: 0.45},
+    {x: achieved.map(r => r.second), y: achieved.map(r => r.sent), name: "sent", mode: "markers",
+     marker: {color: "#ff7f0e", size: 7, symbol: "circle-open", line: {width: 2}}},
+    {x: achieved.map(r => r.second), y: achieved.map(r => r.succeeded), name: "answered OK", mode: "lines",
+     line: {color: "#2ca02c", dash: "dot", width: 2}},
+  ], layout("Rate: planned against achieved", "rate (requests/s)", xmax), config);
+  Plotly.react("lateness-chart", [
+    {x, y: col("lateness_p50_ms"), name: "p50", mode: "lines+markers", line: {color: "#9467bd"},
+     marker: {size: 4}, connectgaps: false},
+    {x, y: col("lateness_p99_ms"), name: "p99", mode: "lines+markers", line: {color: "#d62728"},
+     marker: {size: 4}, connectgaps: false},
+    {x, y: col("lateness_max_ms"), name: "max", mode: "lines", line: {color: "#7f7f7f", dash: "dot"},
+     connectgaps: false},
+  ], layout("Lateness of the requests that left in each second", "lateness (ms)", xmax), config);
+  Plotly.react("failures-chart", [
+    {x, y: col("failed"), name: "failed", type: "bar", marker: {color: "#d62728"}},
+    {x, y: col("wrong"), name: "wrong answers", type: "bar", marker: {color: "#8c564b"}},
+  ], layout("Failures and wrong answers" + (rates.some(r => r.failed || r.wrong) ? "" : ": none"),
+            "rate (requests/s)", xmax), config);
+  $("chart").dataset.points = achieved.length;
 }
 async function refresh() {
+  let data;
   try {
-    const data = await (await fetch("data")).json();
-    document.getElementById("sent").textContent = data.summary.sent;
-    document.getElementById("planned-total").textContent = data.planned_total ?? "?";
-    document.getElementById("p50").textContent = data.summary.lateness_p50_ms;
-    document.getElementById("p99").textContent = data.summary.lateness_p99_ms;
-    document.getElementById("failed").textContent = data.summary.failed;
-    document.getElementById("speedup").textContent = data.speedup;
-    document.getElementById("chart").dataset.points = data.rates.length;
-    draw(data);
-  } catch (e) { /* the master may be restarting: try again next second */ }
+    data = await (await fetch(shown ? `data?run=${shown}` : "data")).json();
+  } catch (e) { return; /* the master may be restarting: try again next second */ }
+  listRuns(data.runs);
+  $("empty").hidden = !!data.run;
+  if (!data.run || (shown && data.run.number !== shown)) return;
+  const s = data.summary, run = data.run;
+  $("number").textContent = run.number;
+  $("state").textContent = run.state;
+  $("started").textContent = clock(run.started);
+  $("speedup").textContent = data.speedup;
+  $("sent").textContent = s.sent;
+  $("planned-total").textContent = data.planned_total ?? "?";
+  $("p50").textContent = s.lateness_p50_ms;
+  $("p99").textContent = s.lateness_p99_ms;
+  $("max").textContent = s.lateness_max_ms;
+  $("failed").textContent = s.failed;
+  $("wrong").textContent = s.wrong_answers;
+  $("errors").textContent = run.errors.join("; ");
+  draw(data.rates);
 }
 setInterval(refresh, 1000); refresh();
 </script></body></html>
 """
 
+# injected into Locust's own page: a link to ours in its header, and a start form that leads with the speed-up
+_LOCUST_UI_CSS = """
+#segur-replay-link { margin-left: 1em; padding: 0.35em 0.8em; border-radius: 4px; background: #1f77b4;
+  color: #fff; text-decoration: none; font-weight: 600; white-space: nowrap; font-family: sans-serif }
+#segur-replay-link.floating { position: fixed; right: 1em; bottom: 1em; z-index: 2000 }
+/* a replay's load is its schedule: users and ramp-up do not apply (one replayer per process) */
+form .MuiFormControl-root:has(input[name="userCount"]),
+form .MuiFormControl-root:has(input[name="spawnRate"]) { display: none }
+form .MuiAccordion-root:has(input[name="speedup"]) { order: -1 }
+form .MuiFormControl-root:has(input[name="speedup"]) { order: -2 }
+form .MuiFormControl-root:has(input[name="schedule"]) { order: -1 }
+#segur-form-note { order: -2; margin: 0; padding: 0.6em 0.8em; border-left: 4px solid #1f77b4;
+  background: rgba(31, 119, 180, 0.08); font-family: sans-serif; font-size: 0.95em; line-height: 1.4 }
+"""
 
-def add_replay_page(app, data: Callable[[], dict]) -> None:
-    """Serve the page at /replay/ and its figures at /replay/data on Locust's Flask app."""
-    blueprint = Blueprint("segur_replay", __name__, url_prefix="/replay")
+_LOCUST_UI_JS = """
+(() => {
+  const page = new URL("./", document.currentScript.src).href;
+  function link() {
+    const bar = document.querySelector("header .MuiToolbar-root");
+    let a = document.getElementById("segur-replay-link");
+    if (a && (!bar || a.parentElement === bar)) return;
+    if (!a) {
+      a = document.createElement("a");
+      a.id = "segur-replay-link"; a.href = page; a.textContent = "Replay page \u2197";
+      a.title = "The scenario's planned rate against the achieved rate, lateness, failures and wrong answers, "
+        + "run by run";
+    }
+    if (bar) {  // in Locust's header, after its logo
+      a.className = "";
+      const logo = bar.querySelector(":scope > a");
+      if (logo) logo.after(a); else bar.appendChild(a);
+    } else if (!a.parentElement) {
+      a.className = "floating"; document.body.appendChild(a);
+    }
+  }
+  function form() {
+    const speedup = document.querySelector("form input[name='speedup']");
+    if (!speedup) return;
+    const accordion = speedup.closest(".MuiAccordion-root");
+    if (!accordion || accordion.dataset.segur) return;
+    accordion.dataset.segur = "1";
+    const summary = accordion.querySelector("[aria-expanded='false']");
+    if (summary) summary.click();  // the replay's options open, speed-up first
+    const note = document.createElement("p");
+    note.id = "segur-form-note";
+    note.textContent = "A replay sends every row of the schedule at its planned time \u00f7 the speed-up: "
+      + "the speed-up sets the load. Users and ramp-up do not apply (one replayer per process), so they are "
+      + "not asked. Each Start is a new run; the Replay page keeps every run of this Locust process.";
+    accordion.parentElement.insertBefore(note, accordion);
+  }
+  const check = () => { link(); form(); };
+  new MutationObserver(check).observe(document.documentElement, {childList: true, subtree: true});
+  check();
+})();
+"""
+
+_TABLE = [{"key": "run", "title": "Run"}, {"key": "speedup", "title": "Speed-up"},
+          {"key": "started", "title": "Started"}, {"key": "state", "title": "State"},
+          {"key": "sent", "title": "Sent (of planned)"}, {"key": "lateness", "title": "Lateness"},
+          {"key": "failed", "title": "Failed"}, {"key": "wrong", "title": "Wrong answers"}]
+
+
+def add_replay_page(app, book: RunBook, base_path: str = "") -> None:
+    """Serve the page at <base>/replay/, its figures at <base>/replay/data?run=N, the runs at
+    <base>/replay/runs and plotly.js at <base>/replay/plotly.min.js, on Locust's Flask app."""
+    blueprint = Blueprint("segur_replay", __name__, url_prefix=f"{base_path.rstrip('/')}/replay")
 
     @blueprint.route("/")
     def page():
-        return _PAGE
+        return Response(_PAGE, mimetype="text/html")
 
     @blueprint.route("/data")
     def figures():
-        return jsonify(data())
+        number = request.args.get("run", type=int)
+        return jsonify(book.data(number))
+
+    @blueprint.route("/runs")
+    def runs():
+        return jsonify(book.listing())
+
+    @blueprint.route("/plotly.min.js")
+    def plotly_js():
+        path = _plotly_js()
+        if path is None:
+            return Response("plotly.js is missing: install the plotly package (uv sync)", status=500,
+                            mimetype="text/plain")
+        return send_file(path, mimetype="application/javascript", max_age=86_400)
+
+    @blueprint.route("/locust-ui.js")
+    def locust_ui_js():
+        return Response(_LOCUST_UI_JS, mimetype="application/javascript")
+
+    @blueprint.route("/locust-ui.css")
+    def locust_ui_css():
+        return Response(_LOCUST_UI_CSS, mimetype="text/css")
 
     app.register_blueprint(blueprint)
+
+
+def extend_locust_ui(web_ui, book: RunBook, base_path: str = "") -> None:
+    """Locust's own UI: a "Replay" tab listing the runs (Locust's extended tabs), a link to the Replay page in
+    its "Download Data" tab and in its header, and a start form that leads with the speed-up."""
+    base = base_path.rstrip("/")
+    web_ui.template_args["extended_tabs"] = [{"title": "Replay", "key": "replay"}]
+    web_ui.template_args["extended_tables"] = [{"key": "replay", "structure": _TABLE}]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": f"{base}/replay/", "title": "Replay page: planned against achieved rate, lateness, failures (charts)"},
+        {"href": f"{base}/replay/runs", "title": "Replay runs (JSON; each run's figures at replay/data?run=N)"},
+    ]
+
+    @web_ui.app.after_request
+    def _extend(response):
+        if request.method != "GET" or response.status_code != 200 or response.direct_passthrough:
+            return response
+        if request.path == f"{base}/stats/requests" and response.is_json:
+            body = response.get_json()
+            extended = [entry for entry in body.get("extended_stats") or [] if entry.get("key") != "replay"]
+            body["extended_stats"] = [*extended, {"key": "replay", "data": book.table()}]
+            response.set_data(json.dumps(body))
+        elif request.path in (f"{base}/", base or "/") and response.mimetype == "text/html":
+            html = response.get_data(as_text=True)
+            tags = (f'<link rel="stylesheet" href="{base}/replay/locust-ui.css">'
+                    f'<script src="{base}/replay/locust-ui.js"></script>')
+            if "</body>" in html and "locust-ui.js" not in html:
+                response.set_data(html.replace("</body>", tags + "</body>", 1))
+        return response
