@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from load import locust_report
 from load.schedule import describe
 from load.seed import seed as seed_corpus
 
@@ -106,10 +107,13 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     if not report_path.exists():
         raise click.ClickException(f"locust exited {proc.returncode} without a replay report")
     report = json.loads(report_path.read_text())
+    locust_report.annotate(out / "locust.html", report)  # lateness and concurrency where a Locust user looks
+    locust_report.write_csv(report, out / "locust_replay.csv")
     wrong = report.get("wrong_answers", 0)
     click.echo(f"sent {report['sent']:,}/{report['planned']:,}, failed {report['failed']:,} (wrong answers "
                f"{wrong:,}), lateness p99 {report['lateness_p99_ms']:,.1f} ms (taken when a request leaves, "
-               "connection in hand)", err=True)
+               f"connection in hand), at most {report.get('in_flight_max', 0):,} requests in flight "
+               f"(see {out / 'locust.html'} and locust_replay.csv)", err=True)
     if report.get("not_sent"):
         by_operation = ", ".join(f"{operation} {count:,}" for operation, count in report["not_sent_by_operation"].items())
         click.echo(f"NOT SENT: {report['not_sent']:,} reads of documents the service never acknowledged "

@@ -65,6 +65,8 @@ class ReplayStats:
         self.last_answer_s = 0.0  # seconds from the replay's start to its last answer
         self.unanswered = 0       # sent, but no answer before the replay's drain time ran out
         self.not_sent: dict[str, int] = defaultdict(int)  # rows whose target was never acknowledged
+        self.in_flight = 0          # requests that left and have no answer yet (Locust's "users" stay at 1)
+        self.in_flight_max = 0
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
@@ -74,6 +76,13 @@ class ReplayStats:
         self.lateness.add(lateness_ms)
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
         self.timeline[second][1] += 1
+
+    def leaving(self) -> None:
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
+
+    def answered(self) -> None:
+        self.in_flight -= 1
 
     def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
         """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged)."""
@@ -97,7 +106,8 @@ class ReplayStats:
         return {"lateness": self.lateness.counts, "sent": dict(self.sent), "succeeded": dict(self.succeeded),
                 "failed": dict(self.failed), "wrong": dict(self.wrong), "not_sent": dict(self.not_sent),
                 "timeline": {str(k): v for k, v in self.timeline.items()},
-                "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered}
+                "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered,
+                "in_flight_max": self.in_flight_max}
 
     @classmethod
     def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
@@ -114,6 +124,7 @@ class ReplayStats:
             merged.late_max_ms = max(merged.late_max_ms, snapshot["late_max_ms"])
             merged.last_answer_s = max(merged.last_answer_s, snapshot.get("last_answer_s", 0.0))
             merged.unanswered += snapshot.get("unanswered", 0)
+            merged.in_flight_max += snapshot.get("in_flight_max", 0)  # processes' maxima added: an upper bound
         return merged
 
     def summary(self, on_time_ms: float = 20.0) -> dict:
@@ -131,6 +142,7 @@ class ReplayStats:
             "lateness_p50_ms": round(min(self.lateness.percentile(50), self.late_max_ms), 1),
             "lateness_p99_ms": round(min(self.lateness.percentile(99), self.late_max_ms), 1),
             "lateness_max_ms": round(self.late_max_ms, 1),
+            "in_flight_max": self.in_flight_max,  # the real concurrency (Locust counts one user per process)
             "not_sent": sum(self.not_sent.values()),  # not in "sent": no request left for them
             "not_sent_by_operation": dict(sorted(self.not_sent.items())),
             "last_answer_s": round(self.last_answer_s, 3),

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from load import locust_report
 from load.command import locust_command
 import psutil
 
@@ -134,6 +135,8 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         tail = (folder / "locust.log").read_text(errors="replace")[-500:]
         raise RuntimeError(f"the replay at {speedup:g}x wrote no report (locust exited {driver.returncode}): {tail}")
     report = json.loads(report_path.read_text())
+    locust_report.annotate(folder / "locust.html", report)
+    locust_report.write_csv(report, folder / "locust_replay.csv")
     rows = _locust_rows(folder / "locust_stats.csv")
     total = rows.get("Aggregated", {})
     # requests still unanswered when the step's drain time ran out are failures too (Locust never saw them end)

@@ -68,3 +68,13 @@ def test_two_workers_send_exactly_the_schedule(service, seeded, tmp_path):
     with (tmp_path / "acks.csv").open() as handle:
         masters = [row["master_identifier"] for row in csv.DictReader(handle)]
     assert len(masters) == facts.by_operation["deposit"] and len(set(masters)) == len(masters)
+
+
+def test_lateness_and_concurrency_are_where_a_locust_user_looks(single):
+    out, _, report = single
+    html = (out / "locust.html").read_text()
+    assert "segur-replay" in html and "lateness p99" in html and "in flight" in html
+    rows = list(csv.reader((out / "locust_replay.csv").open()))
+    assert rows[0] == ["second", "planned", "sent", "succeeded", "failed"]
+    assert sum(int(r[2]) for r in rows[1:] if r and r[0].isdigit()) == report["sent"]
+    assert report["in_flight_max"] >= 1 and str(report["lateness_p99_ms"]) in "".join(rows[-1])

@@ -71,3 +71,9 @@ def test_rows_whose_target_is_missing_are_not_sent_and_counted_apart():
     assert summary["not_sent"] == 3 and summary["not_sent_by_operation"] == {"search": 3}
     assert summary["sent"] == 3 and summary["sent_by_operation"] == {"search": 3} and summary["failed"] == 0
     assert sum(stats.lateness.counts) == 3 and sum(row["sent"] for row in stats.rates()) == 3
+
+
+def test_the_real_concurrency_is_counted():
+    stats = ReplayStats()
+    OpenLoopReplay(_rows(8, 0.0), lambda row: gevent.sleep(0.05) or True, stats, start_at=time.time()).run()
+    assert stats.summary()["in_flight_max"] == 8 and stats.in_flight == 0   # all eight waited at once
