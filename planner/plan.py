@@ -88,11 +88,14 @@ def _next_speedup(steps: list[Step], predicted: float, limits: SearchLimits) -> 
     return math.sqrt(best * lowest_broken)
 
 
-def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLimits) -> dict:
+def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLimits,
+                highest_tried: float | None = None) -> dict:
     """What limits the service at the first step that broke the SLO, in words and as a tag."""
     if step is None:
-        return {"kind": "none-found", "words": f"no step broke the SLO up to {limits.max_speedup:g}x: "
-                                              "the search stopped before finding the limit"}
+        highest = highest_tried if highest_tried is not None else limits.max_speedup
+        return {"kind": "none-found", "words": f"no step broke the SLO up to {highest:g}x, the highest tried: the "
+                f"search stopped ({limits.max_steps} steps) before finding the limit, so the headroom is at least "
+                "that; raise --max-steps to find it"}
     if step.wrong_answers:
         return _wrong_answers(step)
     service_cores = step.service_cpu_cores
@@ -210,7 +213,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     max_speedup = max((s.speedup for s in held), default=0.0)
     first_broken = min((s for s in steps if not s.holds and s.speedup > max_speedup), key=lambda s: s.speedup,
                        default=None)
-    bottleneck = _bottleneck(first_broken, service, slo, limits)
+    bottleneck = _bottleneck(first_broken, service, slo, limits, max((s.speedup for s in steps), default=None))
     deposits_per_year = summary["annualised_deposit_rate"] + summary["totals"]["deposit"].get("patient", 0) * (
         365.25 / summary["period"]["days"])
     window = summary.get("replay_window", {})

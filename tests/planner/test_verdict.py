@@ -71,3 +71,13 @@ def test_a_plan_that_cannot_fit_refuses_before_writing_anything(tmp_path, scale)
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert "fit" in proc.stderr and "--max-disk-gb" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_a_search_stopped_before_any_step_broke_says_so_with_the_highest_speedup_tried():
+    from planner.plan import SearchLimits, _bottleneck
+    from planner.service import Service
+    from planner.steps import SLO
+
+    found = _bottleneck(None, Service(Path("."), Path("key"), url="http://127.0.0.1:9"), SLO(),
+                        SearchLimits(max_steps=2), highest_tried=32.0)
+    assert found["kind"] == "none-found" and "up to 32x" in found["words"] and "--max-steps" in found["words"]
