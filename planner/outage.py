@@ -31,9 +31,15 @@ def scenario_outage_hours(scenario: Scenario) -> float | None:
     return None
 
 
-def _with_outage(scenario: Scenario, start: dt.datetime, hours: float | None) -> Scenario:
+def without_outages(scenario: Scenario) -> Scenario:
+    """The scenario with its own outages left out (a what-if puts its own, or none)."""
     data = scenario.model_dump()
     data["events"] = {name: event for name, event in data["events"].items() if event["kind"] != "outage"}
+    return Scenario.model_validate(data)
+
+
+def _with_outage(scenario: Scenario, start: dt.datetime, hours: float | None) -> Scenario:
+    data = without_outages(scenario).model_dump()
     if hours:
         data["events"]["plan-outage"] = {"kind": "outage", "start": start, "duration_minutes": max(1, round(hours * 60))}
     data["period"] = {"start": start.date(), "end": start.date() + dt.timedelta(days=_HORIZON_DAYS)}

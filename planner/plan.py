@@ -248,10 +248,11 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "assume": assume,
     }
     result["holds"] = verdict.holds(result["national_headroom"], headroom_required, assume, result["wrong_answers"])
-    result["outage_drain"] = _outage_drain(result_dir, summary, max_speedup, outage_hours, log)
+    simulated = _simulated_scenario(result_dir)
+    result["outage_drain"] = _outage_drain(simulated, summary, max_speedup, outage_hours, log)
     result["model_check"] = _model_check(result, first_broken)
-    yearly = _year_deposits(result_dir)
-    if yearly is not None:  # the scenario's calendar year, not its period's days x 365
+    if simulated is not None:  # the scenario's calendar year, not its period's days x 365
+        yearly = _year_deposits(simulated)
         result["documents_per_year_national"] = round(yearly / summary["scale"])
         result["documents_per_year_sustained"] = round(yearly * max_speedup)
         result["storage_bytes_per_year"] = round(yearly * mean_document)
@@ -288,26 +289,24 @@ def _model_check(plan_: dict, first_broken: Step | None) -> dict:
     return {"predicted": predicted, "measured": round(measured, 2), "error": round(error, 3), "note": note}
 
 
-def _year_deposits(result_dir: Path) -> float | None:
-    """Deposits (professional and patient) of the scenario's calendar year at its scale, or None."""
+def _simulated_scenario(result_dir: Path) -> Scenario | None:
+    """The scenario exactly as the simulation ran it (scenario.json), or None for an older result directory."""
     path = result_dir / "scenario.json"
-    if not path.exists():
-        return None
-    scenario = Scenario.model_validate_json(path.read_text(encoding="utf-8"))
+    return Scenario.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _year_deposits(scenario: Scenario) -> float:
+    """Deposits (professional and patient) of the scenario's calendar year at its scale."""
     year = scenario.period.start.year
-    whole = scenario.with_overrides(start=dt.date(year, 1, 1), end=dt.date(year, 12, 31))
-    data = whole.model_dump()
-    data["events"] = {name: event for name, event in data["events"].items() if event["kind"] != "outage"}
-    return float(simulate(Scenario.model_validate(data)).counts[0].sum())
+    whole = outage.without_outages(scenario).with_overrides(start=dt.date(year, 1, 1), end=dt.date(year, 12, 31))
+    return float(simulate(whole).counts[0].sum())
 
 
-def _outage_drain(result_dir: Path, summary: dict, max_speedup: float, hours: float | None,
+def _outage_drain(scenario: Scenario | None, summary: dict, max_speedup: float, hours: float | None,
                   log: Callable[[str], None]) -> dict:
     """The outage what-if at the measured capacity (see :mod:`planner.outage`)."""
-    path = result_dir / "scenario.json"
-    if not path.exists():
+    if scenario is None:
         return {"outage_hours": hours, "error": "no scenario.json in the simulation directory: simulate it again"}
-    scenario = Scenario.model_validate_json(path.read_text(encoding="utf-8"))
     hours = hours or outage.scenario_outage_hours(scenario) or outage.DEFAULT_HOURS
     window = summary["replay_window"]
     capacity = max_speedup * window["per_second"]  # requests/s the service took: the same in national terms
