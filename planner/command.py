@@ -56,10 +56,13 @@ def _log(line: str) -> None:
 @click.option("--outage-hours", type=click.FloatRange(min=0, min_open=True, max=14 * 24),
               help="Outage what-if: how long the backlog of an outage of this many hours takes to drain at the "
                    "measured capacity (default: the scenario's outage, else 1 h).")
+@click.option("--replay-recovery/--no-replay-recovery", default=True, show_default=True,
+              help="Replay the busiest stretch of the outage's recovery surge against the service at the national "
+                   "rate x --headroom (about 30 s); without it the surge is only compared with the capacity.")
 def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
                  max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
                  workers: int, key: Path | None, scale: float | None, headroom: float, assume: str,
-                 max_disk_gb: float, outage_hours: float | None) -> None:
+                 max_disk_gb: float, outage_hours: float | None, replay_recovery: bool) -> None:
     """Find how much of a scenario's traffic the record service holds, and what breaks first.
 
     SCENARIO is a scenario file (simulated first) or a `segur simulate` result directory.
@@ -90,7 +93,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
     else:  # know what the plan needs before anything is written
         loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
-                                         max_steps, step_seconds, out, max_disk_gb, _log)
+                                         max_steps, step_seconds, out, max_disk_gb, _log, replay_recovery)
         _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
         if loaded is None:
@@ -102,7 +105,8 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
         with Service(staging / "service", signing_key, url=target, db=db, workers=workers) as service:
             _log(f"record service: {service.kind} at {service.url}")
             result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
-                          outage_hours=outage_hours)
+                          outage_hours=outage_hours, replay_recovery=replay_recovery,
+                          disk_budget=footprint.budget(out, max_disk_gb)[0])
         if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
             shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)

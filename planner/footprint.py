@@ -35,7 +35,7 @@ class Footprint:
 
     scale: float
     corpus_documents: int
-    corpus_bytes: int
+    corpus_bytes: int                  # the window's corpus (the recovery surge seeds about as much again)
     window_requests: int
     mean_deposit_bytes: float
     steps_bytes: int
@@ -48,8 +48,10 @@ class Footprint:
                 f"{self.disk_bytes / 1e9:,.1f} GB in all; window {self.window_requests:,} requests")
 
 
-def measure(scenario: Scenario, steps: int, step_seconds: float) -> Footprint:
-    """The footprint of a plan of ``scenario`` (at its own scale) with ``steps`` steps of ``step_seconds``."""
+def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool = True) -> Footprint:
+    """The footprint of a plan of ``scenario`` (at its own scale) with ``steps`` steps of ``step_seconds``,
+    and (``recovery``) the corpus of an outage's recovery surge, of the same order as the window's (counted
+    twice on disk). The surge's own deposits are checked when it is replayed, against what is left."""
     traffic = simulate(scenario)
     replay = scenario.replay
     window = (fixed_window(traffic, replay.start, replay.minutes) if replay.start
@@ -58,9 +60,10 @@ def measure(scenario: Scenario, steps: int, step_seconds: float) -> Footprint:
     deposits = plan.rows["operation"] == OPERATIONS.index("deposit")
     mean_deposit = float(plan.rows["size"][deposits].mean()) if deposits.any() else 0.0
     corpus_bytes = int(plan.corpus["size"].sum())
+    corpora = 2 if recovery else 1
     steps_bytes = int(steps * step_seconds * DEPOSITS_PER_S_CEILING * mean_deposit)
     return Footprint(scenario.scale, int(plan.corpus["document"].size), corpus_bytes, int(plan.rows["offset_s"].size),
-                     mean_deposit, steps_bytes, int((corpus_bytes + steps_bytes) * _STORAGE_OVERHEAD),
+                     mean_deposit, steps_bytes, int((corpora * corpus_bytes + steps_bytes) * _STORAGE_OVERHEAD),
                      int((plan.rows["offset_s"].size + plan.corpus["document"].size) * _ROW_BYTES))
 
 
@@ -78,12 +81,12 @@ def fits(footprint: Footprint, disk_budget: int, memory: int) -> bool:
 
 
 def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: float, folder: Path,
-           max_disk_gb: float, log) -> tuple[Scenario, Footprint]:
+           max_disk_gb: float, log, recovery: bool = True) -> tuple[Scenario, Footprint]:
     """The scenario at a scale whose plan fits; raises InputError (exit 2) when none does or the given one does not."""
     disk_budget, free, memory = budget(folder, max_disk_gb)
     limits = (f"budget {disk_budget / 1e9:,.1f} GB of disk (--max-disk-gb {max_disk_gb:g}, at most half of the "
               f"{free / 1e9:,.0f} GB free) and half of {memory / 1e9:,.1f} GB of available memory")
-    footprint = measure(scenario, steps, step_seconds)
+    footprint = measure(scenario, steps, step_seconds, recovery)
     if fits(footprint, disk_budget, memory):
         return scenario, footprint
     if scale_given:
@@ -92,7 +95,7 @@ def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: floa
                          "or raise --max-disk-gb.")
     for scale in (s for s in _SCALES if s < scenario.scale):
         smaller = scenario.with_overrides(scale=scale)
-        footprint = measure(smaller, steps, step_seconds)
+        footprint = measure(smaller, steps, step_seconds, recovery)
         if fits(footprint, disk_budget, memory):
             log(f"sampling scale {scale:g} (the scenario's {scenario.scale:g} would not fit: {limits}); "
                 f"{footprint.describe()}")

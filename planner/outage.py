@@ -7,7 +7,8 @@ a queue served at the service's measured national capacity (requests per second,
 what arrives beyond the capacity in a minute waits for the next). The backlog is drained when
 the connectors have sent their queues and that queue is empty again.
 
-This is computed, not replayed: the recovery surge is not sent to the service.
+This module computes; :mod:`planner.recovery` then replays the busiest stretch of the surge
+(``surge_window``) against the service, which settles ``surge_holds``.
 """
 
 from __future__ import annotations
@@ -38,25 +39,38 @@ def without_outages(scenario: Scenario) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def _with_outage(scenario: Scenario, start: dt.datetime, hours: float | None) -> Scenario:
+def with_outage(scenario: Scenario, start: dt.datetime, hours: float | None, scale: float = 1.0) -> Scenario:
+    """The scenario with only the what-if's outage (``hours`` long from ``start``; none when falsy), simulated
+    from the outage's day for a few days, at ``scale`` (1.0: the nation)."""
     data = without_outages(scenario).model_dump()
     if hours:
         data["events"]["plan-outage"] = {"kind": "outage", "start": start, "duration_minutes": max(1, round(hours * 60))}
     data["period"] = {"start": start.date(), "end": start.date() + dt.timedelta(days=_HORIZON_DAYS)}
-    data["scale"] = 1.0
+    data["scale"] = scale
     return Scenario.model_validate(data)
 
 
-def outage_drain(scenario: Scenario, start: dt.datetime, hours: float, capacity_rps: float) -> dict:
-    """{outage_hours, backlog_documents, drain_minutes, surge_holds, …} for a national outage at ``start``.
+def _busiest(arrivals: np.ndarray, first: int, last: int, minutes: int) -> int:
+    """The first minute of the busiest ``minutes``-long stretch starting in [first, last]."""
+    last = max(first, min(last, arrivals.size - minutes))
+    sums = np.convolve(arrivals[first:last + minutes], np.ones(minutes), mode="valid")
+    return first + int(np.argmax(sums[: last - first + 1]))
+
+
+def outage_drain(scenario: Scenario, start: dt.datetime, hours: float, capacity_rps: float,
+                 window_minutes: int = 10) -> dict:
+    """{outage_hours, backlog_documents, drain_minutes, surge_holds, surge_window, …} for a national outage at ``start``.
 
     ``capacity_rps``: the service's measured capacity in national requests per second (0 when
     nothing held). ``drain_minutes`` is None when the backlog does not drain within the
     simulated horizon (two days after the outage's day); ``surge_holds`` says whether the
-    traffic after the recovery stays under the capacity in every minute.
+    traffic after the recovery stays under the capacity in every minute (fluid model; the
+    replay of :mod:`planner.recovery` replaces it). ``surge_window`` ({start, minutes}) is the
+    busiest ``window_minutes`` of the surge (from the recovery to an hour after the connectors
+    have sent their queues), the stretch to replay.
     """
-    normal = simulate(_with_outage(scenario, start, None))
-    disrupted = simulate(_with_outage(scenario, start, hours))
+    normal = simulate(with_outage(scenario, start, None))
+    disrupted = simulate(with_outage(scenario, start, hours))
     outcome = next(iter(disrupted.ledger.outages.values()))
     first, down = outcome.first_minute, outcome.down_minutes
     professional = [SECTORS.index(s) for s in PROFESSIONAL_SECTORS]
@@ -72,6 +86,7 @@ def outage_drain(scenario: Scenario, start: dt.datetime, hours: float, capacity_
         if minute >= connectors_done and queue == 0.0:
             drained_at = minute
             break
+    surge_first = _busiest(arrivals, recovery, connectors_done + 60, window_minutes)
     return {
         "outage_hours": hours,
         "start": start.isoformat(),
@@ -82,4 +97,8 @@ def outage_drain(scenario: Scenario, start: dt.datetime, hours: float, capacity_
         "surge_peak_rps": round(float(peak), 1),
         "capacity_rps": round(capacity_rps, 1),
         "surge_holds": bool(capacity_rps > 0 and peak <= capacity_rps),
+        "recovered_at": disrupted.calendar.moment(recovery).isoformat(),
+        "surge_window": {"start": disrupted.calendar.moment(surge_first).isoformat(),
+                         "minutes": window_minutes,
+                         "national_rps": round(float(arrivals[surge_first:surge_first + window_minutes].mean()) / 60.0, 1)},
     }

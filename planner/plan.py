@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from load.seed import seed
-from planner import outage, verdict
+from planner import outage, recovery, verdict
 from planner.queueing import Model
 from planner.service import Service
 from planner.steps import SLO, Step, cool_down, run_step
@@ -168,12 +168,15 @@ def _rejections(step: Step) -> int:
 
 def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits,
          log: Callable[[str], None], headroom_required: float = 1.0, assume: str = "central",
-         outage_hours: float | None = None) -> dict:
+         outage_hours: float | None = None, replay_recovery: bool = True, disk_budget: int | None = None) -> dict:
     """Run the search against a started ``service`` and return the plan (also written to out/plan.json).
 
     ``headroom_required``: the multiple of the national traffic of the window the service must
     hold; ``assume``: the assumption level (low, central, high) the verdict uses;
-    ``outage_hours``: the outage of the what-if (default: the scenario's own, else one hour).
+    ``outage_hours``: the outage of the what-if (default: the scenario's own, else one hour);
+    ``replay_recovery``: replay the outage's recovery surge against the service (else it is
+    only computed, :mod:`planner.outage`); ``disk_budget``: bytes the plan may write (the
+    recovery replay is skipped, and says so, when what is left cannot hold it).
     """
     summary = json.loads((result_dir / "summary.json").read_text())
     outcome, _ = seed(result_dir, service.url, service.key, log=log)
@@ -249,7 +252,14 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     }
     result["holds"] = verdict.holds(result["national_headroom"], headroom_required, assume, result["wrong_answers"])
     simulated = _simulated_scenario(result_dir)
-    result["outage_drain"] = _outage_drain(simulated, summary, max_speedup, outage_hours, log)
+    surge_speedup = headroom_required / summary["scale"]  # the sample's surge at national rate x the headroom
+    result["outage_drain"] = _outage_drain(simulated, summary, max_speedup, outage_hours, log,
+                                           recovery.window_minutes(surge_speedup))
+    if replay_recovery:
+        used = service.data_bytes()
+        left = None if disk_budget is None or used is None else disk_budget - used
+        _replay_surge(result["outage_drain"], simulated, service, out, slo, limits, headroom_required,
+                      summary["scale"], f"{tag}r", log, left)
     result["model_check"] = _model_check(result, first_broken)
     if simulated is not None:  # the scenario's calendar year, not its period's days x 365
         yearly = _year_deposits(simulated)
@@ -302,8 +312,28 @@ def _year_deposits(scenario: Scenario) -> float:
     return float(simulate(whole).counts[0].sum())
 
 
+def _replay_surge(drain: dict, scenario: Scenario | None, service: Service, out: Path, slo: SLO,
+                  limits: SearchLimits, multiple: float, scale: float, tag: str, log: Callable[[str], None],
+                  disk_left: int | None) -> None:
+    """Replay the recovery surge at ``multiple`` x its national rate (:mod:`planner.recovery`) into
+    ``drain["recovery_replay"]``; its verdict becomes ``surge_holds`` (the fluid model's stays as
+    ``surge_holds_computed``)."""
+    if scenario is None or "surge_window" not in drain:
+        return
+    drain["surge_holds_computed"] = drain["surge_holds"]
+    reason = recovery.hopeless(drain, multiple)
+    if reason:
+        drain["recovery_replay"], drain["surge_holds"] = {"skipped": reason}, False
+        return
+    replayed = recovery.replay_surge(scenario, drain, service, out, slo, multiple / scale, limits.processes, tag, log,
+                                     disk_left)
+    drain["recovery_replay"] = replayed
+    if "holds" in replayed:
+        drain["surge_holds"] = replayed["holds"]
+
+
 def _outage_drain(scenario: Scenario | None, summary: dict, max_speedup: float, hours: float | None,
-                  log: Callable[[str], None]) -> dict:
+                  log: Callable[[str], None], window_minutes: int = 10) -> dict:
     """The outage what-if at the measured capacity (see :mod:`planner.outage`)."""
     if scenario is None:
         return {"outage_hours": hours, "error": "no scenario.json in the simulation directory: simulate it again"}
@@ -311,7 +341,7 @@ def _outage_drain(scenario: Scenario | None, summary: dict, max_speedup: float, 
     window = summary["replay_window"]
     capacity = max_speedup * window["per_second"]  # requests/s the service took: the same in national terms
     log(f"outage what-if: {hours:g} h at {window['start']} against {capacity:,.0f} national requests/s …")
-    return outage.outage_drain(scenario, dt.datetime.fromisoformat(window["start"]), hours, capacity)
+    return outage.outage_drain(scenario, dt.datetime.fromisoformat(window["start"]), hours, capacity, window_minutes)
 
 
 def _wrong_by_operation(steps: list[Step]) -> dict[str, int]:

@@ -158,6 +158,27 @@ def _image(path: Path) -> str:
     return f'<img alt="{path.stem}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
 
+def _outage_words(drain: dict) -> str:
+    """The outage what-if in one sentence: backlog, drain time, and whether the surge held when replayed."""
+    if "backlog_documents" not in drain:
+        return drain.get("error", "not computed")
+    drained = ("does not drain within two days" if drain["drain_minutes"] is None
+               else f"drained {drain['drain_minutes']} min after the recovery")
+    words = (f"{drain['outage_hours']:g} h outage: {drain['backlog_documents']:,} documents queued, {drained}; "
+             f"the surge peaks at {drain['surge_peak_rps']:,.0f}/s national against a measured capacity of "
+             f"{drain['capacity_rps']:,.0f}/s")
+    replayed = drain.get("recovery_replay") or {}
+    if "holds" in replayed:
+        window = replayed["window"]
+        verdict_ = "held" if replayed["holds"] else "did NOT hold (" + "; ".join(replayed["broken"]) + ")"
+        return (f"{words}. Replayed against the service ({window['minutes']} min from {window['start']}, the "
+                f"surge's busiest, at {replayed['speedup']:,.0f}x = {replayed['offered_rps']:,.0f}/s): it {verdict_}, "
+                f"p99 {replayed['p99_ms']:g} ms, lateness p99 {replayed['lateness_p99_ms']:g} ms")
+    if "skipped" in replayed:
+        return f"{words}. Not replayed: {replayed['skipped']}"
+    return f"{words}: the surge {'holds' if drain['surge_holds'] else 'does NOT hold'} (computed, not replayed)"
+
+
 def _html(plan: dict, out: Path) -> str:
     rows = "".join(
         f"<tr class={'ok' if s['holds'] else 'bad'}><td>{s['speedup']:,.0f}×</td><td>{s['offered_rps']:,.1f}</td>"
@@ -175,11 +196,7 @@ def _html(plan: dict, out: Path) -> str:
         "required": f"{plan.get('headroom_required', 1):g}× at the {plan.get('assume', 'central')} assumptions",
         "max sustainable speed-up": f"{plan['max_sustainable_speedup']:,.0f}× at scale {plan['scale']:g} "
                                     f"({plan['national_equivalent_speedup']:g}× the national traffic of the window)",
-        "outage what-if": (f"{drain['outage_hours']:g} h outage: {drain['backlog_documents']:,} documents queued, "
-                           f"drained {drain['drain_minutes']} min after the recovery; the surge "
-                           f"({drain['surge_peak_rps']:,.0f}/s national) {'holds' if drain['surge_holds'] else 'does NOT hold'} "
-                           f"at the capacity ({drain['capacity_rps']:,.0f}/s)") if "backlog_documents" in drain else
-                          drain.get("error", "not computed"),
+        "outage what-if": _outage_words(drain),
         "predicted knee (queueing model)": f"{plan['predicted_knee_speedup']}× ({plan['predicted_limit']})",
         "documents a year, national (the scenario's calendar year)": f"{plan.get('documents_per_year_national', 0):,}",
         "documents a year the service would take (same profile, at its headroom)":

@@ -123,6 +123,12 @@ class Service:
                 time.sleep(0.3)
         raise InputError(f"the record service at {self.url} did not answer /health within {seconds:.0f} s")
 
+    def data_bytes(self) -> int | None:
+        """Bytes the service started here has written under its data directory; None for a --target service."""
+        if self.process is None:
+            return None
+        return sum(path.stat().st_size for path in (self.folder / "data").rglob("*") if path.is_file())
+
     def cpu_seconds(self) -> float | None:
         if self.tree is None:
             return None

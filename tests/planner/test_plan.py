@@ -78,3 +78,21 @@ def test_the_report_opens_with_the_answer_and_its_figures_agree(planned):
     assert check["error"] is None or (abs(check["error"]) > 0.25) == bool(check["note"])
     # a year of documents comes from the scenario's calendar year (smoke: a Tuesday of October 2025), not 365 Tuesdays
     assert plan["documents_per_year_national"] < 600e6 and plan["documents_per_year_national"] > 300e6
+
+
+def test_the_outage_recovery_surge_is_replayed_against_the_service(planned):
+    out, _, plan = planned
+    drain = plan["outage_drain"]
+    replayed = drain["recovery_replay"]
+    window = replayed["window"]
+    assert window == drain["surge_window"] and window["start"] >= drain["recovered_at"]
+    assert 0 < window["national_rps"] <= drain["surge_peak_rps"]   # a stretch's mean is at most its busiest minute
+    # replayed at the national rate (x the headroom asked): the sample's window times 1/scale
+    assert replayed["speedup"] == pytest.approx(plan["headroom_required"] / plan["scale"])
+    assert replayed["offered_rps"] == pytest.approx(window["national_rps"] * plan["headroom_required"], rel=0.25)
+    assert drain["surge_holds"] == replayed["holds"] and isinstance(drain["surge_holds_computed"], bool)
+    with (out / replayed["folder"] / "locust_stats.csv").open() as handle:
+        total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
+    assert replayed["requests"] == int(total["Request Count"]) + json.loads(
+        (out / replayed["folder"] / "replay.json").read_text())["unanswered"]
+    assert "Replayed against the service" in (out / "report.html").read_text()
