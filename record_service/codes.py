@@ -6,6 +6,8 @@ prescriptions and patient-deposited documents); anything else is refused as an u
 
 from __future__ import annotations
 
+from identity.sectors import SECTORS  # noqa: F401 - the professional sectors live with identity; re-exported
+
 LOINC = "http://loinc.org"
 TRE_A05 = "https://mos.esante.gouv.fr/NOS/TRE_A05-TypDocComplementaire/FHIR/TRE-A05-TypDocComplementaire"
 
@@ -29,8 +31,6 @@ LOINC_TYPE_CODES = frozenset({
 TRE_A05_TYPE_CODES = frozenset({"PRESC-BIO", "PRESC-KINE", "PRESC-INF"} | {f"DOCPAT{i:02d}" for i in range(1, 10)})
 
 TYPE_CODES_BY_SYSTEM = {LOINC: LOINC_TYPE_CODES, TRE_A05: TRE_A05_TYPE_CODES}
-
-SECTORS = ("hospital", "town_doctor", "lab", "imaging", "pharmacy", "other_professional", "medico_social")
 
 # What the DMP accepts as document bodies: PDF, CDA R2 (XML), plain text, RTF and common images.
 CONTENT_TYPES = frozenset({
