@@ -61,11 +61,11 @@ class OpenLoopReplay:
             now = self.clock()  # a connection is free: the request leaves now
             lateness_ms, second = (now - planned) * 1000.0, int(now - self.start_at)
             self.stats.record_send(row["operation"], lateness_ms, second)
-            self.stats.leaving()
+            self.stats.leaving(row["operation"])
             try:
                 outcome = self.send(row)
             finally:
-                self.stats.answered()
+                self.stats.answered(row["operation"])
         if outcome is Outcome.NOT_SENT:  # no request left after all: its target was never acknowledged
             self.stats.record_not_sent(row["operation"], lateness_ms, second)
             return

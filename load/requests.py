@@ -24,6 +24,10 @@ SUBMISSION_SET = {"coding": [{"system": "https://profiles.ihe.net/ITI/MHD/CodeSy
                               "code": "submissionset"}]}
 FHIR_JSON = "application/fhir+json"
 
+# the HTTP method of each operation's request (load.client sends them): Locust's "Type" beside the operation's name
+METHODS = {"deposit": "POST", "search": "GET", "retrieve": "GET", "mask": "POST", "delete": "DELETE",
+           "history": "GET", "block": "POST"}
+
 
 class DocumentBytes:
     """Deterministic, distinct document contents of any size, cheap to make."""

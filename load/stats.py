@@ -2,6 +2,8 @@
 
 Everything is counts in fixed bins, so the master merges workers' snapshots by adding them.
 A wrong answer (``load.checks``) is a failure, also counted on its own (``wrong_answers``).
+Lateness and requests in flight are also kept per operation: :meth:`ReplayStats.by_operation` gives
+them as rows named as Locust names its requests (type: the HTTP method, name: the operation).
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import bisect
 from collections import defaultdict
 
 from load.checks import Outcome
+from load.requests import METHODS
 
 # lateness bins in milliseconds: 0.1 ms steps to 10 ms, then log-spaced to 10 minutes
 _EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
+
+
+def _bin(lateness_ms: float) -> int:
+    """The index of the bin holding a lateness in ms (a negative one, an early request, counts as 0)."""
+    return bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))
 
 
 class LatenessHistogram:
@@ -22,10 +30,19 @@ class LatenessHistogram:
         self.counts = list(counts) if counts else [0] * (len(_EDGES_MS) + 1)
 
     def add(self, lateness_ms: float, count: int = 1) -> None:
-        self.counts[bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))] += count
+        self.counts[_bin(lateness_ms)] += count
 
     def merge(self, other: "LatenessHistogram") -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts)]
+
+    def sparse(self) -> dict[str, int]:
+        """The bins that hold requests, {bin index: count} (what a worker sends: most bins are empty)."""
+        return {str(index): count for index, count in enumerate(self.counts) if count}
+
+    def merge_sparse(self, bins: dict[str, int]) -> None:
+        """Add bins given as :meth:`sparse` gives them."""
+        for index, count in bins.items():
+            self.counts[int(index)] += count
 
     @property
     def total(self) -> int:
@@ -67,27 +84,42 @@ class ReplayStats:
         self.not_sent: dict[str, int] = defaultdict(int)  # rows whose target was never acknowledged
         self.in_flight = 0          # requests that left and have no answer yet (Locust's "users" stay at 1)
         self.in_flight_max = 0
+        # per operation: lateness (ms), its largest value (ms), requests in flight now and at most
+        self.lateness_by_operation: dict[str, LatenessHistogram] = defaultdict(LatenessHistogram)
+        self.late_max_by_operation: dict[str, float] = defaultdict(float)
+        self.in_flight_by_operation: dict[str, int] = defaultdict(int)
+        self.in_flight_max_by_operation: dict[str, int] = defaultdict(int)
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
 
     def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
+        """A request of ``operation`` leaves ``lateness_ms`` after its planned time, ``second`` s after the start."""
         self.sent[operation] += 1
-        self.lateness.add(lateness_ms)
+        index = _bin(lateness_ms)
+        self.lateness.counts[index] += 1
+        self.lateness_by_operation[operation].counts[index] += 1
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
+        self.late_max_by_operation[operation] = max(self.late_max_by_operation[operation], lateness_ms)
         self.timeline[second][1] += 1
 
-    def leaving(self) -> None:
+    def leaving(self, operation: str) -> None:
         self.in_flight += 1
         self.in_flight_max = max(self.in_flight_max, self.in_flight)
+        count = self.in_flight_by_operation[operation] = self.in_flight_by_operation[operation] + 1
+        self.in_flight_max_by_operation[operation] = max(self.in_flight_max_by_operation[operation], count)
 
-    def answered(self) -> None:
+    def answered(self, operation: str) -> None:
         self.in_flight -= 1
+        self.in_flight_by_operation[operation] -= 1
 
     def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
-        """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged)."""
+        """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged);
+        the largest lateness seen is not taken back."""
         self.sent[operation] -= 1
-        self.lateness.add(lateness_ms, -1)
+        index = _bin(lateness_ms)
+        self.lateness.counts[index] -= 1
+        self.lateness_by_operation[operation].counts[index] -= 1
         self.timeline[second][1] -= 1
         self.not_sent[operation] += 1
 
@@ -107,16 +139,28 @@ class ReplayStats:
                 "failed": dict(self.failed), "wrong": dict(self.wrong), "not_sent": dict(self.not_sent),
                 "timeline": {str(k): v for k, v in self.timeline.items()},
                 "late_max_ms": self.late_max_ms, "last_answer_s": self.last_answer_s, "unanswered": self.unanswered,
-                "in_flight_max": self.in_flight_max}
+                "in_flight_max": self.in_flight_max, "in_flight": self.in_flight,
+                "lateness_by_operation": {operation: histogram.sparse()
+                                          for operation, histogram in self.lateness_by_operation.items()},
+                "late_max_by_operation": dict(self.late_max_by_operation),
+                "in_flight_by_operation": dict(self.in_flight_by_operation),
+                "in_flight_max_by_operation": dict(self.in_flight_max_by_operation)}
 
     @classmethod
     def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
+        """The processes' figures merged: counts added, maxima of lateness taken, maxima in flight added (an
+        upper bound). A snapshot of an older worker, without the per-operation figures, merges without them."""
         merged = cls()
         for snapshot in snapshots:
             merged.lateness.merge(LatenessHistogram(snapshot["lateness"]))
-            for name in ("sent", "succeeded", "failed", "wrong", "not_sent"):
+            for name in ("sent", "succeeded", "failed", "wrong", "not_sent", "in_flight_by_operation",
+                         "in_flight_max_by_operation"):
                 for operation, count in snapshot.get(name, {}).items():
                     getattr(merged, name)[operation] += count
+            for operation, bins in snapshot.get("lateness_by_operation", {}).items():
+                merged.lateness_by_operation[operation].merge_sparse(bins)
+            for operation, late_ms in snapshot.get("late_max_by_operation", {}).items():
+                merged.late_max_by_operation[operation] = max(merged.late_max_by_operation[operation], late_ms)
             for second, values in snapshot["timeline"].items():
                 row = merged.timeline[int(second)]
                 for i, value in enumerate(values):
@@ -125,6 +169,7 @@ class ReplayStats:
             merged.last_answer_s = max(merged.last_answer_s, snapshot.get("last_answer_s", 0.0))
             merged.unanswered += snapshot.get("unanswered", 0)
             merged.in_flight_max += snapshot.get("in_flight_max", 0)  # processes' maxima added: an upper bound
+            merged.in_flight += snapshot.get("in_flight", 0)          # as of each process's last report
         return merged
 
     def summary(self, on_time_ms: float = 20.0) -> dict:
@@ -138,18 +183,50 @@ class ReplayStats:
             "failed_by_operation": dict(sorted(self.failed.items())),
             "wrong_answers": sum(self.wrong.values()),     # part of "failed": an accepted status, wrong content
             "wrong_answers_by_operation": dict(sorted(self.wrong.items())),
-            # histogram edges, never above the largest lateness seen; 0.1 ms is what a person reads
-            "lateness_p50_ms": round(min(self.lateness.percentile(50), self.late_max_ms), 1),
-            "lateness_p99_ms": round(min(self.lateness.percentile(99), self.late_max_ms), 1),
-            "lateness_max_ms": round(self.late_max_ms, 1),
+            **_lateness_figures(self.lateness, self.late_max_ms),
             "in_flight_max": self.in_flight_max,  # the real concurrency (Locust counts one user per process)
             "not_sent": sum(self.not_sent.values()),  # not in "sent": no request left for them
             "not_sent_by_operation": dict(sorted(self.not_sent.items())),
             "last_answer_s": round(self.last_answer_s, 3),
             f"share_within_{on_time_ms:g}ms": round(self.lateness.share_within(on_time_ms), 5),
+            "operations": self.by_operation(),  # the Lateness tab's rows (ReplayStats.by_operation)
         }
+
+    def by_operation(self) -> list[dict]:
+        """One row per operation, named as Locust names its requests (``type``: the HTTP method, ``name``: the
+        operation) and sorted as its Statistics table sorts them, then the "Aggregated" row (the overall
+        figures): sent, not sent, lateness p50/p99/max in ms (None when none of its requests left), requests
+        in flight now (as of the processes' last reports) and at most."""
+        names = sorted({operation for operation, n in self.sent.items() if n}
+                       | {operation for operation, n in self.not_sent.items() if n})
+        rows = [self._row(METHODS.get(name, ""), name, self.sent.get(name, 0), self.not_sent.get(name, 0),
+                          self.lateness_by_operation.get(name, LatenessHistogram()),
+                          self.late_max_by_operation.get(name, 0.0), self.in_flight_by_operation.get(name, 0),
+                          self.in_flight_max_by_operation.get(name, 0))
+                for name in names]
+        rows.append(self._row("", "Aggregated", sum(self.sent.values()), sum(self.not_sent.values()), self.lateness,
+                              self.late_max_ms, self.in_flight, self.in_flight_max))
+        return rows
+
+    @staticmethod
+    def _row(method: str, name: str, sent: int, not_sent: int, lateness: LatenessHistogram, late_max_ms: float,
+             in_flight: int, in_flight_max: int) -> dict:
+        figures = _lateness_figures(lateness, late_max_ms) if sent > 0 else dict.fromkeys(_LATENESS_KEYS)
+        return {"type": method, "name": name, "sent": sent, "not_sent": not_sent, **figures,
+                "in_flight": in_flight, "in_flight_max": in_flight_max}
 
     def rates(self) -> list[dict]:
         """Per second: planned and actual sends, completions (what the web UI and the plan draw)."""
         return [{"second": second, "planned": row[0], "sent": row[1], "succeeded": row[2], "failed": row[3]}
                 for second, row in sorted(self.timeline.items())]
+
+
+_LATENESS_KEYS = ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms")
+
+
+def _lateness_figures(lateness: LatenessHistogram, late_max_ms: float) -> dict[str, float]:
+    """Lateness p50, p99 and max in ms, rounded to 0.1 ms (what a person reads); the percentiles are bin edges,
+    never above the largest lateness seen."""
+    return {"lateness_p50_ms": round(min(lateness.percentile(50), late_max_ms), 1),
+            "lateness_p99_ms": round(min(lateness.percentile(99), late_max_ms), 1),
+            "lateness_max_ms": round(late_max_ms, 1)}

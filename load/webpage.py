@@ -8,13 +8,17 @@ from the ``plotly`` package: the machines running a replay may have no internet)
 - the planned rate (read from the schedule when the run starts) against the rate actually sent
   and the rate answered OK, in requests per second against seconds since the run's start;
 - the lateness (how late requests left: p50, p99 and max of each second), in ms;
-- failures and wrong answers per second.
+- failures and wrong answers per second;
+
+and, per operation (as Locust's Statistics table names its requests), the requests sent and not sent,
+their lateness (p50, p99, max) and how many were in flight, now and at most.
 
 It polls ``/replay/data?run=N`` every second (the run's figures as JSON); ``/replay/runs`` lists
-the runs. :func:`extend_locust_ui` adds a "Replay" tab to Locust's own UI (a table of the runs,
-through Locust's ``extended_tabs`` / ``extended_stats``), links to this page from Locust's header
-and from its "Download Data" tab, and makes the start form lead with the speed-up (users and
-ramp-up do not apply to a replay: they are hidden, and the form says so).
+the runs. :func:`extend_locust_ui` adds two tabs to Locust's own UI (through its ``extended_tabs`` /
+``extended_stats``): "Replay", a table of the runs, and "Lateness", the latest run's lateness and requests
+in flight with a row for each row of Locust's Statistics table (which cannot take columns of ours). It
+links to this page from Locust's header and from its "Download Data" tab, and makes the start form lead
+with the speed-up (users and ramp-up do not apply to a replay: they are hidden, and the form says so).
 
 Nothing here imports Locust: the bookkeeping (:class:`RunBook`, :class:`RunRecord`,
 :class:`PageStats`) is plain Python, tested without a Locust process.
@@ -288,6 +292,13 @@ class RunBook:
                     "planned_total": None, "rates": []}
         return {**record.data(), "runs": runs}
 
+    def lateness_table(self) -> list[dict]:
+        """The latest run's rows of Locust's "Lateness" tab: one per operation, as Locust's Statistics rows
+        (Type, Name), then "Aggregated"; lateness in ms, requests in flight now and at most (see
+        :meth:`load.stats.ReplayStats.by_operation`). No run yet: no rows."""
+        record = self.latest
+        return [] if record is None else record.merged().by_operation()
+
     def table(self) -> list[dict]:
         """The runs as rows of Locust's "Replay" tab, the latest first."""
         rows = []
@@ -330,6 +341,10 @@ _PAGE = """<!doctype html>
  .plot { width: 100%; height: 330px }
  #empty { color: #666 } #errors { color: #b00 }
  .lead { color: #444; max-width: 75em; margin: 0.3em 0 }
+ #operations { border-collapse: collapse; margin: 0.4em 0 0.8em; font-variant-numeric: tabular-nums }
+ #operations th, #operations td { padding: 0.15em 0.8em; border-bottom: 1px solid #ddd; text-align: right }
+ #operations th:nth-child(-n+2), #operations td:nth-child(-n+2) { text-align: left }
+ #operations tr:last-child td { font-weight: 600 }
 </style></head>
 <body>
 <header>
@@ -348,6 +363,11 @@ requests left the driver (taken once a connection is in hand).</p>
  <span>lateness p50 <b id="p50">0</b> ms, p99 <b id="p99">0</b> ms, max <b id="max">0</b> ms</span>
  <span>failed <b id="failed">0</b>, of which wrong answers <b id="wrong">0</b></span>
 </div>
+<table id="operations">
+ <thead><tr><th>Type</th><th>Name</th><th>sent</th><th>not sent</th><th>lateness p50 (ms)</th><th>p99 (ms)</th>
+  <th>max (ms)</th><th>in flight now</th><th>most in flight</th></tr></thead>
+ <tbody></tbody>
+</table>
 <div id="chart" class="plot" data-points="0"></div>
 <div id="lateness-chart" class="plot"></div>
 <div id="failures-chart" class="plot"></div>
@@ -427,7 +447,17 @@ async function refresh() {
   $("failed").textContent = s.failed;
   $("wrong").textContent = s.wrong_answers;
   $("errors").textContent = run.errors.join("; ");
+  operations(s.operations || []);
   draw(data.rates);
+}
+const OPERATION_COLUMNS = ["type", "name", "sent", "not_sent", "lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms",
+                           "in_flight", "in_flight_max"];
+function operations(rows) {  // one row per operation, as Locust's Statistics table names them, then Aggregated
+  $("operations").tBodies[0].replaceChildren(...rows.map(row => {
+    const tr = document.createElement("tr");
+    for (const key of OPERATION_COLUMNS) tr.insertCell().textContent = row[key] ?? "\u2013";
+    return tr;
+  }));
 }
 setInterval(refresh, 1000); refresh();
 </script></body></html>
@@ -495,6 +525,14 @@ _TABLE = [{"key": "run", "title": "Run"}, {"key": "speedup", "title": "Speed-up"
           {"key": "sent", "title": "Sent (of planned)"}, {"key": "lateness", "title": "Lateness"},
           {"key": "failed", "title": "Failed"}, {"key": "wrong", "title": "Wrong answers"}]
 
+# the rows of load.stats.ReplayStats.by_operation, in the order of Locust's Statistics table (Type, Name first)
+_LATENESS_TABLE = [{"key": "type", "title": "Type"}, {"key": "name", "title": "Name"},
+                   {"key": "sent", "title": "# sent"}, {"key": "not_sent", "title": "# not sent"},
+                   {"key": "lateness_p50_ms", "title": "Lateness p50 (ms)"},
+                   {"key": "lateness_p99_ms", "title": "Lateness p99 (ms)"},
+                   {"key": "lateness_max_ms", "title": "Lateness max (ms)"},
+                   {"key": "in_flight", "title": "In flight now"}, {"key": "in_flight_max", "title": "Most in flight"}]
+
 
 def add_replay_page(app, book: RunBook, base_path: str = "") -> None:
     """Serve the page at <base>/replay/, its figures at <base>/replay/data?run=N, the runs at
@@ -534,11 +572,14 @@ def add_replay_page(app, book: RunBook, base_path: str = "") -> None:
 
 
 def extend_locust_ui(web_ui, book: RunBook, base_path: str = "") -> None:
-    """Locust's own UI: a "Replay" tab listing the runs (Locust's extended tabs), a link to the Replay page in
-    its "Download Data" tab and in its header, and a start form that leads with the speed-up."""
+    """Locust's own UI: a "Replay" tab listing the runs and a "Lateness" tab with the latest run's lateness and
+    requests in flight per operation (Locust's extended tabs, updated with its statistics), a link to the
+    Replay page in its "Download Data" tab and in its header, and a start form that leads with the speed-up."""
     base = base_path.rstrip("/")
-    web_ui.template_args["extended_tabs"] = [{"title": "Replay", "key": "replay"}]
-    web_ui.template_args["extended_tables"] = [{"key": "replay", "structure": _TABLE}]
+    web_ui.template_args["extended_tabs"] = [{"title": "Replay", "key": "replay"},
+                                             {"title": "Lateness", "key": "lateness"}]
+    web_ui.template_args["extended_tables"] = [{"key": "replay", "structure": _TABLE},
+                                               {"key": "lateness", "structure": _LATENESS_TABLE}]
     web_ui.template_args["extended_csv_files"] = [
         {"href": f"{base}/replay/", "title": "Replay page: planned against achieved rate, lateness, failures (charts)"},
         {"href": f"{base}/replay/runs", "title": "Replay runs (JSON; each run's figures at replay/data?run=N)"},
@@ -550,8 +591,10 @@ def extend_locust_ui(web_ui, book: RunBook, base_path: str = "") -> None:
             return response
         if request.path == f"{base}/stats/requests" and response.is_json:
             body = response.get_json()
-            extended = [entry for entry in body.get("extended_stats") or [] if entry.get("key") != "replay"]
-            body["extended_stats"] = [*extended, {"key": "replay", "data": book.table()}]
+            extended = [entry for entry in body.get("extended_stats") or []
+                        if entry.get("key") not in ("replay", "lateness")]
+            body["extended_stats"] = [*extended, {"key": "replay", "data": book.table()},
+                                      {"key": "lateness", "data": book.lateness_table()}]
             response.set_data(json.dumps(body))
         elif request.path in (f"{base}/", base or "/") and response.mimetype == "text/html":
             html = response.get_data(as_text=True)

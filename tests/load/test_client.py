@@ -3,9 +3,10 @@ import csv
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from load.checks import Deposited
-from load.client import AckLog, Locations
-from load.requests import DocumentBytes, deposit
+from load.checks import Deposited, Outcome
+from load.client import AckLog, Locations, RecordClient, Tokens
+from load.http import Reply
+from load.requests import METHODS, DocumentBytes, deposit
 
 
 def test_processes_sharing_an_ack_log_write_one_header(tmp_path):
@@ -49,3 +50,25 @@ def test_locations_keep_what_was_deposited_and_read_files_written_before(tmp_pat
                    tmp_path / "old.parquet")  # a file of `segur seed` before sizes were kept
     old = Locations.load(tmp_path / "old.parquet")
     assert old.get("urn:oid:1.3") == ("c", "Binary/c") and old.deposited("urn:oid:1.3") is None
+
+
+def test_each_operation_is_sent_with_the_method_locusts_statistics_show_beside_its_name(tmp_path):
+    """The Lateness tab and the reports give each operation the Type (HTTP method) of load.requests.METHODS:
+    the one the client really sends, so their rows line up with Locust's Statistics rows."""
+    sent = []
+
+    class Http:
+        def call(self, method, path, name, headers, body=None, ok=(200,), check=None):
+            sent.append((name, method))
+            return Reply(Outcome.FAILED, 503, b"")
+
+    locations = Locations()
+    locations.add("urn:oid:1.1", "doc1", "Binary/1")
+    client = RecordClient(Http(), Tokens(tmp_path / "key"), locations, AckLog(None), DocumentBytes(block_bytes=1 << 16),
+                          request_event=None)
+    row = {"document_id": "urn:oid:1.1", "patient_ins": "295109912611193", "type_code": "11502-2",
+           "actor_kind": "professional", "actor_id": "10000000009", "sector": "hospital", "facility_id": "010000008",
+           "size_bytes": 1000, "target_rpps": "10000000017"}
+    for operation in METHODS:
+        client.send({**row, "operation": operation})
+    assert sent == list(METHODS.items())

@@ -77,4 +77,28 @@ def test_lateness_and_concurrency_are_where_a_locust_user_looks(single):
     rows = list(csv.reader((out / "locust_replay.csv").open()))
     assert rows[0] == ["second", "planned", "sent", "succeeded", "failed"]
     assert sum(int(r[2]) for r in rows[1:] if r and r[0].isdigit()) == report["sent"]
-    assert report["in_flight_max"] >= 1 and str(report["lateness_p99_ms"]) in "".join(rows[-1])
+    at = next(i for i, row in enumerate(rows) if row[:2] == ["sent", "not_sent"])
+    summary = dict(zip(rows[at], rows[at + 1]))  # the summary row (per-request rows follow)
+    assert report["in_flight_max"] >= 1 and summary["lateness_p99_ms"] == str(report["lateness_p99_ms"])
+
+
+def test_lateness_per_request_lines_up_with_locusts_statistics(single):
+    """One row per row of Locust's Statistics (same Type and Name, as many sent as Locust counted), in the
+    HTML report and in locust_replay.csv, then Aggregated: the overall figures."""
+    out, _, report = single
+    with (out / "locust_stats.csv").open() as handle:
+        locust = {(row["Type"], row["Name"]): int(row["Request Count"]) for row in csv.DictReader(handle)
+                  if row["Name"] != "Aggregated"}
+    rows = list(csv.reader((out / "locust_replay.csv").open()))
+    header = rows.index(["type", "name", "sent", "not_sent", "lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms",
+                         "in_flight_max"])
+    operations = [dict(zip(rows[header], row)) for row in rows[header + 1:]]
+    assert {(row["type"], row["name"]): int(row["sent"]) for row in operations[:-1]} == locust
+    aggregated = operations[-1]
+    assert aggregated["name"] == "Aggregated" and int(aggregated["sent"]) == report["sent"]
+    assert float(aggregated["lateness_p99_ms"]) == report["lateness_p99_ms"]
+    for row in operations:
+        assert 0 <= float(row["lateness_p50_ms"]) <= float(row["lateness_p99_ms"]) <= float(row["lateness_max_ms"])
+        assert int(row["in_flight_max"]) >= 1
+    html = (out / "locust.html").read_text()
+    assert all(f"<td>{row['type']}</td><td>{row['name']}</td><td>{row['sent']}</td>" in html for row in operations)

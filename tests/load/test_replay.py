@@ -77,3 +77,13 @@ def test_the_real_concurrency_is_counted():
     stats = ReplayStats()
     OpenLoopReplay(_rows(8, 0.0), lambda row: gevent.sleep(0.05) or True, stats, start_at=time.time()).run()
     assert stats.summary()["in_flight_max"] == 8 and stats.in_flight == 0   # all eight waited at once
+
+
+def test_requests_in_flight_are_counted_per_operation():
+    stats = ReplayStats()
+    rows = [{**row, "operation": "deposit" if i < 3 else "search"} for i, row in enumerate(_rows(8, 0.0))]
+    OpenLoopReplay(rows, lambda row: gevent.sleep(0.05) or True, stats, start_at=time.time()).run()
+    assert dict(stats.in_flight_max_by_operation) == {"deposit": 3, "search": 5}       # all waited at once
+    assert dict(stats.in_flight_by_operation) == {"deposit": 0, "search": 0}           # and were answered
+    assert [(row["name"], row["sent"]) for row in stats.by_operation()] == [("deposit", 3), ("search", 5),
+                                                                              ("Aggregated", 8)]

@@ -45,6 +45,16 @@ def _browser(playwright):
         "--no-first-run", "--disable-sync"])
 
 
+def _table(page, selector: str) -> list[dict]:
+    """The rows of the first table matching ``selector``, as {column title: cell text}."""
+    return page.evaluate("""selector => {
+        const table = document.querySelector(selector);
+        const titles = [...table.querySelectorAll("thead th")].map(cell => cell.textContent.trim());
+        return [...table.querySelectorAll("tbody tr")].map(row => Object.fromEntries(
+            [...row.cells].map((cell, i) => [titles[i], cell.textContent.trim()])));
+    }""", selector)
+
+
 def test_two_replays_in_a_row_from_the_form(web_ui, seeded):
     """The smoke window (10 min) at 60x then 120x: about 12 s and 7 s."""
     if CHROMIUM is None:
@@ -91,10 +101,32 @@ def test_two_replays_in_a_row_from_the_form(web_ui, seeded):
         (ROOT / "results").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "results" / "replay-page.png"), full_page=True)
 
+        # and, per request as Locust names them, what was sent and how late it left
+        by_operation = describe(seeded).by_operation
+        operations = _table(page, "#operations")
+        assert [row["Name"] for row in operations] == [*sorted(by_operation), "Aggregated"]
+        assert {row["Name"]: int(row["sent"]) for row in operations} == {**by_operation, "Aggregated": rows}
+
         # the first run is still there, under its own speed-up
         page.locator("#run").select_option("1")
         page.wait_for_function("document.getElementById('speedup').textContent === '60'", timeout=5_000)
         assert int(page.locator("#sent").text_content()) == rows
+
+        # Locust's own UI: a Lateness tab beside its Statistics, a row per request with its figures
+        page.goto(web_ui + "/")
+        page.get_by_role("tab", name="Lateness").click()
+        page.wait_for_function("[...document.querySelectorAll('table tbody tr')]"
+                               ".some(row => row.cells[1] && row.cells[1].textContent === 'Aggregated')",
+                               timeout=10_000)
+        lateness = {row["Name"]: row for row in _table(page, "table")}
+        assert set(lateness) == {*by_operation, "Aggregated"}
+        assert {name: int(row["# sent"]) for name, row in lateness.items()} == {**by_operation, "Aggregated": rows}
+        for row in lateness.values():
+            assert 0 <= float(row["Lateness p50 (ms)"]) <= float(row["Lateness p99 (ms)"]) <= float(
+                row["Lateness max (ms)"])
+            assert int(row["Most in flight"]) >= 1 and int(row["In flight now"]) == 0
+        assert lateness["search"]["Type"] == "GET" and lateness["deposit"]["Type"] == "POST"
+        page.screenshot(path=str(ROOT / "results" / "locust-lateness-tab.png"), full_page=True)
         browser.close()
 
     runs = json.loads(urllib.request.urlopen(web_ui + "/replay/runs", timeout=5).read())

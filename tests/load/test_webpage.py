@@ -125,7 +125,7 @@ def test_routes_serve_the_page_plotly_and_each_run():
     client, web_ui = _client(book)
     page = client.get("/replay/").get_data(as_text=True)
     for needed in ('id="sent"', 'id="planned-total"', 'id="chart"', "data-points", 'id="run"',
-                   'src="plotly.min.js"', 'id="lateness-chart"', 'id="failures-chart"'):
+                   'src="plotly.min.js"', 'id="lateness-chart"', 'id="failures-chart"', 'id="operations"'):
         assert needed in page
     plotly = client.get("/replay/plotly.min.js")
     assert plotly.status_code == 200 and b"plotly.js" in plotly.get_data()[:200]  # served here: no CDN
@@ -138,14 +138,53 @@ def test_locust_ui_gains_a_replay_tab_a_link_and_the_form_script():
     book = RunBook()
     book.begin(speedup=60.0, schedule="s", start_at=1.0, planner=lambda: Plan(2, [2]))
     client, web_ui = _client(book)
-    assert web_ui.template_args["extended_tabs"] == [{"title": "Replay", "key": "replay"}]
+    assert web_ui.template_args["extended_tabs"] == [{"title": "Replay", "key": "replay"},
+                                                     {"title": "Lateness", "key": "lateness"}]
     assert web_ui.template_args["extended_csv_files"][0]["href"] == "/replay/"
     stats = json.loads(client.get("/stats/requests").get_data())
     assert stats["state"] == "running"  # Locust's own answer kept
-    [replay] = stats["extended_stats"]
+    [replay, lateness] = stats["extended_stats"]
+    assert lateness["key"] == "lateness" and lateness["data"][-1]["name"] == "Aggregated"
     assert replay["key"] == "replay" and replay["data"][0]["run"] == "run 1" and replay["data"][0]["speedup"] == "60×"
     index = client.get("/").get_data(as_text=True)
     assert '<script src="/replay/locust-ui.js"></script></body>' in index
     script = client.get("/replay/locust-ui.js").get_data(as_text=True)
     assert "segur-replay-link" in script and "speedup" in script
     assert "userCount" in client.get("/replay/locust-ui.css").get_data(as_text=True)
+
+
+def _lateness_rows(client) -> list[dict]:
+    """The rows of the "Lateness" tab in Locust's ``/stats/requests`` answer."""
+    extended = json.loads(client.get("/stats/requests").get_data())["extended_stats"]
+    [lateness] = [entry for entry in extended if entry["key"] == "lateness"]
+    return lateness["data"]
+
+
+def test_the_lateness_tab_has_the_latest_runs_rows_per_operation_updated_with_locusts_statistics():
+    book = RunBook()
+    client, web_ui = _client(book)
+    assert _lateness_rows(client) == []  # no run yet
+    record = book.begin(speedup=60.0, schedule="s", start_at=1.0, workers=2, planner=lambda: Plan(4, [4]))
+    a, b = PageStats(), PageStats()
+    for stats, operation, lateness_ms in ((a, "search", 1.0), (a, "deposit", 30.0), (b, "search", 3.0)):
+        stats.record_send(operation, lateness_ms, 0)
+        stats.leaving(operation)
+    b.record_send("retrieve", 0.5, 0)
+    b.record_not_sent("retrieve", 0.5, 0)
+    _report(record, "a", a)
+    _report(record, "b", b)
+    table = _lateness_rows(client)
+    rows = {row["name"]: row for row in table}
+    assert [row["name"] for row in table] == ["deposit", "retrieve", "search", "Aggregated"]
+    assert (rows["search"]["type"], rows["search"]["sent"], rows["search"]["lateness_max_ms"]) == ("GET", 2, 3.0)
+    assert (rows["search"]["in_flight"], rows["search"]["in_flight_max"]) == (2, 2)  # one in each process
+    assert (rows["retrieve"]["sent"], rows["retrieve"]["not_sent"], rows["retrieve"]["lateness_p50_ms"]) == (0, 1, None)
+    assert (rows["Aggregated"]["sent"], rows["Aggregated"]["lateness_max_ms"]) == (3, 30.0)
+    # every column of the tab's table is in every row (Locust shows an empty cell for a missing key)
+    [structure] = [extended["structure"] for extended in web_ui.template_args["extended_tables"]
+                   if extended["key"] == "lateness"]
+    assert [column["title"] for column in structure][:2] == ["Type", "Name"]
+    assert all(column["key"] in row for column in structure for row in table)
+    a.answered("search")  # the next poll shows the next report
+    _report(record, "a", a)
+    assert {row["name"]: row["in_flight"] for row in _lateness_rows(client)}["search"] == 1
