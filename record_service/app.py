@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from identity.structure import trusted_certificates
+from identity.vihf import VihfVerifier
 from record_service.admission import AdmissionMiddleware, BodyLimits
 from record_service.auth import TokenVerifier, load_or_create_key
 from record_service.capability import capability_statement
@@ -37,6 +39,8 @@ def create_app(settings: Settings):
     store = open_store(settings, on_commit=metrics.observe_commit)
     blob_threads = ThreadPoolExecutor(settings.blob_threads, thread_name_prefix="blob-writer")
     endpoints = Endpoints(settings, store, TokenVerifier(load_or_create_key(settings.key_file)), metrics, blob_threads)
+    # the XDS front's VIHF checks: assertions signed by the structure beside the key file (`segur vihf --key`)
+    vihf_verifier = VihfVerifier(trusted_certificates(settings.key_file))
     capability = capability_statement()
 
     @contextlib.asynccontextmanager
@@ -103,6 +107,7 @@ def create_app(settings: Settings):
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ServiceError: refused, HTTPException: http_error, Exception: crashed})
+    app.state.vihf_verifier = vihf_verifier  # request.app.state.vihf_verifier.verify(assertion) -> Vihf
     admission = AdmissionMiddleware(app, settings.max_in_flight, metrics.reject, max_receiving=settings.max_receiving,
                                     body=BodyLimits(settings.max_body_bytes, settings.body_timeout_s,
                                                     settings.min_body_rate, settings.max_receiving_bytes))

@@ -58,6 +58,7 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
       segur serve --data-dir /tmp/dmp --port 8080
       segur serve --db postgresql://segur@127.0.0.1:5432/segur --workers 2
     """
+    from identity.structure import load_or_create_structure
     from record_service.server import serve as run
     from record_service.storage import DataDirectoryMismatch, lock_data_directory, prepare
 
@@ -67,6 +68,7 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
         raise InputError(f"--db {db_url!r}: use sqlite:///PATH or postgresql://…")
     key = Path(key_file or DEFAULT_KEY_FILE).resolve()
     load_or_create_key(key, create_parents=key_file is None, announce=_to_stderr)  # a named key's directory must exist
+    load_or_create_structure(key, create_parents=False, announce=_to_stderr)  # the VIHF trust store, beside the key
     settings = Settings(db_url=db_url, data_dir=str(Path(data_dir).resolve()), key_file=str(key),
                         max_document_bytes=max_document_bytes, max_documents=max_documents, max_in_flight=max_in_flight,
                         max_receiving=max_receiving, max_receiving_bytes=max_receiving_bytes,
@@ -105,7 +107,7 @@ def token(patient: str | None, professional: str | None, sector: str | None, fac
 
     \b
     Example:
-      segur token --professional 10003456789 --sector hospital --facility 750712184
+      segur token --professional 10003456786 --sector hospital --facility 750712184
       segur token --patient 295109912611193 --expires-in 600
     """
     if (patient is None) == (professional is None):

@@ -36,6 +36,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from identity.command import vihf
     from record_service.command import serve, token
     from load.command import load, seed
     from planner.command import plan_command
@@ -47,6 +48,7 @@ def _register() -> None:
     main.add_command(plan_command)
     main.add_command(serve)
     main.add_command(token)
+    main.add_command(vihf)
 
 
 _register()
