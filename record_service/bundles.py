@@ -9,6 +9,7 @@ re-encoding.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -728,6 +729,8 @@ def stored_resource(document: NewDocument, now_us: int) -> bytes:
     attachment = dict(content["attachment"])
     attachment["url"] = f"Binary/{document.id}"
     attachment["size"] = len(document.data)
+    if attachment.get("hash") is None:  # as an XDS repository adds hash and size (ITI TF-2 3.41.4.1.3.2)
+        attachment["hash"] = base64.b64encode(hashlib.sha1(document.data).digest()).decode()
     attachment.pop("data", None)  # inline bytes are served by the Binary, not inside every search answer
     content["attachment"] = attachment
     resource["content"] = [content]

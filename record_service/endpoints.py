@@ -83,13 +83,13 @@ class Endpoints:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise self._too_large(limit)
-        return await _read(request, limit, self._too_large(limit))
+        return await read_body(request, limit, self._too_large(limit))
 
     def _too_large(self, limit: int) -> ServiceError:
         return ServiceError(413, "too-costly", f"the request body is larger than {limit} bytes "
                             f"(documents are limited to {self.settings.max_document_bytes} bytes)", reason="oversized")
 
-    async def _audit(self, actor: Actor, patient_ins: str, action: str, document_id: str | None, outcome: str,
+    async def audit(self, actor: Actor, patient_ins: str, action: str, document_id: str | None, outcome: str,
                      detail: str | None = None) -> None:
         """Record a professional's read (or attempt); returns once committed."""
         if actor.is_professional:
@@ -104,6 +104,15 @@ class Endpoints:
             deposit = await asyncio.get_running_loop().run_in_executor(self.blob_threads, self._parse_deposit, body)
         else:
             deposit = self._parse_deposit(body)
+        outcomes = await self.store_deposit(actor, deposit)
+        created = any(was_created for _, was_created in outcomes)
+        return fhir(transaction_response(deposit, outcomes), 201 if created else 200)
+
+    async def store_deposit(self, actor: Actor, deposit: Deposit) -> list[tuple[str, bool]]:
+        """Apply the rules to a checked deposit (from either front) and store it: per document (id, created).
+
+        Raises ServiceError (409 for a masterIdentifier reused for other content) before anything is
+        written; bytes are written and fsynced first, then the metadata that points at them."""
         state, existing = await registry.deposit_state(self.store, deposit.patient_ins, actor,
                                                        [d.master_id for d in deposit.documents])
         rules.check_can_deposit(actor, deposit.patient_ins, state)
@@ -119,7 +128,7 @@ class Endpoints:
         if created:
             self.metrics.documents.inc(len(created))
             self.metrics.document_bytes.inc(sum(len(doc.data) for doc in created))
-        return fhir(transaction_response(deposit, outcomes), 201 if created else 200)
+        return outcomes
 
     def _parse_deposit(self, body: bytes) -> Deposit:
         return parse_deposit(_parse_json(body), self.settings.max_document_bytes, self.settings.max_documents)
@@ -156,7 +165,7 @@ class Endpoints:
         if not rows and not total:  # nothing found: say why in the access history
             state = await registry.patient_state(self.store, query.patient_ins, actor)
             if state.opted_out or state.blocked:
-                await self._audit(actor, query.patient_ins, "search", None, "refused",
+                await self.audit(actor, query.patient_ins, "search", None, "refused",
                                   "blocked by the patient" if state.blocked else "record closed")
                 return fhir(searchset([], "DocumentReference", self_link, None, total))
         next_link = None
@@ -165,7 +174,7 @@ class Endpoints:
             cursor = searches.cursor_token(rows[-1][1], rows[-1][0])
             next_link = f"{base}DocumentReference?{search.next_query(cursor)}"
         found = f"{len(rows)} documents" if search.entries else f"count: {total}"
-        await self._audit(actor, query.patient_ins, "search", None, "success", found)
+        await self.audit(actor, query.patient_ins, "search", None, "success", found)
         return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link, total))
 
     async def _form_body(self, request: Request) -> bytes:
@@ -173,7 +182,7 @@ class Endpoints:
         _check_content_type(request, (_FORM,), _FORM, "the search parameters")
         too_large = ServiceError(413, "too-costly", f"a search form is at most {_MAX_FORM_BYTES} bytes",
                                  reason="oversized")
-        return (await _read(request, _MAX_FORM_BYTES, too_large)).strip()
+        return (await read_body(request, _MAX_FORM_BYTES, too_large)).strip()
 
     def _base_url(self, request: Request) -> str:
         """The service's base URL as the client addressed it (cached per Host: it is built on every search)."""
@@ -185,7 +194,7 @@ class Endpoints:
                 self._bases[host] = base
         return base
 
-    async def _readable(self, actor: Actor, document_id: str, with_resource: bool = False) -> tuple:
+    async def readable(self, actor: Actor, document_id: str, with_resource: bool = False) -> tuple:
         """The :func:`~record_service.registry.document` row of a document ``actor`` may read (audited for
         professionals), else the refusal."""
         row = await registry.document(self.store, document_id, actor, with_resource)
@@ -196,12 +205,12 @@ class Endpoints:
         try:
             rules.check_can_read(actor, facts, state)
         except ServiceError:  # masked, deleted, closed record, blocked: an attempt is a read too
-            await self._audit(actor, facts.patient_ins, "read", document_id, "refused", _refusal_detail(facts, state))
+            await self.audit(actor, facts.patient_ins, "read", document_id, "refused", _refusal_detail(facts, state))
             raise
-        await self._audit(actor, facts.patient_ins, "read", document_id, "success")
+        await self.audit(actor, facts.patient_ins, "read", document_id, "success")
         return row
 
-    def _stored_bytes(self, document_id: str, sha256: str, size: int) -> bytes:
+    def stored_bytes(self, document_id: str, sha256: str, size: int) -> bytes:
         """A document's bytes, read inline (a page-cached read costs less than a hop to a thread; measured
         faster too than handing the server the path with ASGI ``pathsend``)."""
         try:
@@ -218,7 +227,7 @@ class Endpoints:
 
     async def read_document(self, request: Request) -> Response:
         actor = self._actor(request)
-        row = await self._readable(actor, self._document_id(request), with_resource=True)
+        row = await self.readable(actor, self._document_id(request), with_resource=True)
         return fhir(bytes(row[12]))
 
     # --- ITI-68 -----------------------------------------------------------------------------
@@ -226,13 +235,13 @@ class Endpoints:
     async def retrieve(self, request: Request) -> Response:
         actor = self._actor(request)
         document_id = self._document_id(request)
-        row = await self._readable(actor, document_id)
+        row = await self.readable(actor, document_id)
         content_type, sha256, size = row[7], row[8], row[9]
         if FHIR_JSON in request.headers.get("accept", ""):
-            data = self._stored_bytes(document_id, sha256, size)
+            data = self.stored_bytes(document_id, sha256, size)
             return fhir({"resourceType": "Binary", "id": document_id, "contentType": content_type,
                          "data": base64.b64encode(data).decode()})
-        return Response(self._stored_bytes(document_id, sha256, size), media_type=content_type)
+        return Response(self.stored_bytes(document_id, sha256, size), media_type=content_type)
 
     # --- patient controls -------------------------------------------------------------------
 
@@ -297,7 +306,7 @@ def _check_content_type(request: Request, accepted: tuple[str, ...], named: str,
                            "Content-Type", reason="wrong-content-type")
 
 
-async def _read(request: Request, limit: int, too_large: ServiceError) -> bytes:
+async def read_body(request: Request, limit: int, too_large: Exception) -> bytes:
     """The request body, ``too_large`` raised as soon as it passes ``limit`` bytes."""
     chunks: list[bytes] = []
     total = 0

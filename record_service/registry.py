@@ -88,6 +88,16 @@ async def document(store: Store, document_id: str, actor: Actor, with_resource: 
     return rows[0] if rows else None
 
 
+async def ids_by_master_id(store: Store, master_ids: list[str]) -> dict[str, str]:
+    """masterIdentifier -> document id, for those of ``master_ids`` that name a stored document (no rule
+    applied: the caller reads each through :func:`document` and the rules)."""
+    if not master_ids:
+        return {}
+    rows = await store.fetch(f"SELECT master_id, id FROM documents WHERE master_id IN"
+                             f" ({','.join('?' * len(master_ids))})", master_ids)
+    return {row[0]: row[1] for row in rows}
+
+
 def state_of(row: Sequence, actor: Actor) -> PatientState:
     """The PatientState carried by a :func:`document` row."""
     return PatientState(opted_out=bool(row[10]), blocked=bool(row[11]) and actor.is_professional)
