@@ -23,6 +23,7 @@ from record_service.admission import AdmissionMiddleware, BodyLimits
 from record_service.auth import TokenVerifier, load_or_create_key
 from record_service.capability import capability_statement
 from record_service.endpoints import Endpoints, fhir
+from record_service.xds.endpoints import XdsEndpoints
 from record_service.metrics import Metrics, MetricsMiddleware
 from record_service.outcomes import ServiceError, operation_outcome, storage_fault
 from record_service.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings):
     endpoints = Endpoints(settings, store, TokenVerifier(load_or_create_key(settings.key_file)), metrics, blob_threads)
     # the XDS front's VIHF checks: assertions signed by the structure beside the key file (`segur vihf --key`)
     vihf_verifier = VihfVerifier(trusted_certificates(settings.key_file))
+    xds = XdsEndpoints(endpoints, vihf_verifier)
     capability = capability_statement()
 
     @contextlib.asynccontextmanager
@@ -101,6 +103,11 @@ def create_app(settings: Settings):
         Route("/Patient/$unblock", e.unblock, methods=["POST"]),
         Route("/Patient/$opt-out", e.opt_out, methods=["POST"]),
         Route("/AuditEvent", e.audit_events, methods=["GET"]),
+        # the professionals' IHE XDS.b front (SOAP 1.2), on the same registry
+        Route("/xds/iti41", xds.iti41, methods=["POST"]),
+        Route("/xds/iti18", xds.iti18, methods=["POST"]),
+        Route("/xds/iti43", xds.iti43, methods=["POST"]),
+        Route("/xds/td02", xds.td02, methods=["POST"]),
         Route("/metadata", metadata, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
