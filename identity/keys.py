@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from identity.files import fsync_directory
+from segur.files import fsync_directory
 from segur.errors import InputError
 
 DEFAULT_KEY_FILE = Path(".segur") / "signing.key"  # git-ignored; shared by `serve`, `token` and `vihf`

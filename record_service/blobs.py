@@ -25,17 +25,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from segur.files import fsync_directory
+
 _HOLDS_FILE = ".holds"
 _RETRY_DEADLOCK_S = 0.005
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make the names in ``directory`` (a file just created or renamed there) survive a crash."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _offset(sha256: str) -> int:

@@ -1,4 +1,4 @@
-"""Small file-system helpers identity needs (it shares none with the record service)."""
+"""Small file-system helpers every part shares (the record service's files, identity's key files)."""
 
 from __future__ import annotations
 
