@@ -20,7 +20,9 @@ import pyarrow.parquet as pq
 from load import requests
 from load.checks import (CreatedDocuments, Deposited, Outcome, check_deposit, check_history, check_retrieve,
                          check_search)
-from record_service.auth import Actor, issue_token, load_or_create_key
+from identity.actors import Actor
+from identity.keys import load_or_create_key
+from identity.tokens import issue_token
 
 if TYPE_CHECKING:  # load.http imports gevent's HTTP client, which `segur seed` (threads) does not need
     from load.http import Reply
