@@ -176,16 +176,15 @@ def _mime_parts(body: bytes, params: dict[bytes, bytes]) -> tuple[bytes, dict[st
     if not collected:
         raise SoapFault("the multipart/related body has no part")
     start = params.get(b"start", b"").decode("latin-1").strip().strip("<>")
-    by_id = {headers.get("content-id", "").strip().strip("<>"): bytes(data) for headers, data in collected}
-    root = by_id.get(start) if start else bytes(collected[0][1])
-    if root is None:
+    by_id = {headers.get("content-id", "").strip().strip("<>"): (headers, bytes(data)) for headers, data in collected}
+    start = start or collected[0][0].get("content-id", "").strip().strip("<>")  # no start: the first part
+    if start not in by_id:
         raise SoapFault(f"the start part <{start[:80]}> is not in the multipart/related body")
-    root_type = (collected[0][0] if not start else
-                 next(h for h, d in collected if h.get("content-id", "").strip().strip("<>") == start)).get(
-        "content-type", "")
+    root_headers, root = by_id.pop(start)
+    root_type = root_headers.get("content-type", "")
     if root_type and parse_options_header(root_type)[0].decode("latin-1").lower() not in (_XOP_XML, SOAP_XML):
         raise SoapFault(f"the root MIME part is {root_type[:60]!r}: expected {_XOP_XML} (MTOM/XOP)")
-    return root, {cid: data for cid, data in by_id.items() if cid != start}
+    return root, {cid: data for cid, (_, data) in by_id.items()}
 
 
 # --- out ------------------------------------------------------------------------------------------
