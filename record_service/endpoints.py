@@ -80,9 +80,6 @@ class Endpoints:
         """The request body (a FHIR JSON one), reading at most the configured limit."""
         _check_content_type(request, _JSON_TYPES, FHIR_JSON, "the body")
         limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(limit)
         return await read_body(request, limit, self._too_large(limit))
 
     def _too_large(self, limit: int) -> ServiceError:
@@ -96,6 +93,20 @@ class Endpoints:
             await self.store.audit(registry.audit_row(actor, patient_ins, action, document_id, outcome, detail))
 
     # --- ITI-65 -----------------------------------------------------------------------------
+
+    async def audit_search(self, actor: Actor, patient_ins: str, found: bool, detail: str, note: str = "") -> None:
+        """Record a professional's search in the access history: refused, and why, when the patient's state
+        (a closed record, this professional blocked) hid everything; else a success with ``detail``.
+        ``note`` is added to either (e.g. the access mode)."""
+        if not actor.is_professional:
+            return
+        if not found:  # nothing found: say why
+            state = await registry.patient_state(self.store, patient_ins, actor)
+            if state.opted_out or state.blocked:
+                await self.audit(actor, patient_ins, "search", None, "refused",
+                                 ("blocked by the patient" if state.blocked else "record closed") + note)
+                return
+        await self.audit(actor, patient_ins, "search", None, "success", detail + note)
 
     async def deposit(self, request: Request) -> Response:
         actor = self._actor(request)
@@ -162,19 +173,13 @@ class Endpoints:
         if search.total:
             total = len(rows) if search.entries and query.after is None and len(rows) <= query.count \
                 else await registry.count_matches(self.store, query, actor)
-        if not rows and not total:  # nothing found: say why in the access history
-            state = await registry.patient_state(self.store, query.patient_ins, actor)
-            if state.opted_out or state.blocked:
-                await self.audit(actor, query.patient_ins, "search", None, "refused",
-                                  "blocked by the patient" if state.blocked else "record closed")
-                return fhir(searchset([], "DocumentReference", self_link, None, total))
         next_link = None
         if len(rows) > query.count:
             rows = rows[:query.count]
             cursor = searches.cursor_token(rows[-1][1], rows[-1][0])
             next_link = f"{base}DocumentReference?{search.next_query(cursor)}"
         found = f"{len(rows)} documents" if search.entries else f"count: {total}"
-        await self.audit(actor, query.patient_ins, "search", None, "success", found)
+        await self.audit_search(actor, query.patient_ins, bool(rows or total), found)
         return fhir(searchset([bytes(row[2]) for row in rows], "DocumentReference", self_link, next_link, total))
 
     async def _form_body(self, request: Request) -> bytes:
@@ -194,11 +199,13 @@ class Endpoints:
                 self._bases[host] = base
         return base
 
-    async def readable(self, actor: Actor, document_id: str, with_resource: bool = False) -> tuple:
+    async def readable(self, actor: Actor, document_id: str, with_resource: bool = False,
+                       patient_ins: str | None = None) -> tuple:
         """The :func:`~record_service.registry.document` row of a document ``actor`` may read (audited for
-        professionals), else the refusal."""
+        professionals), else the refusal; ``patient_ins``: the document must be that patient's (another
+        record's is missing, unaudited, as a document that does not exist)."""
         row = await registry.document(self.store, document_id, actor, with_resource)
-        if row is None:
+        if row is None or (patient_ins is not None and registry.facts(row).patient_ins != patient_ins):
             raise ServiceError(404, "not-found", "no such document", reason="not-found")
         facts = registry.facts(row)
         state = registry.state_of(row, actor)
@@ -307,7 +314,11 @@ def _check_content_type(request: Request, accepted: tuple[str, ...], named: str,
 
 
 async def read_body(request: Request, limit: int, too_large: Exception) -> bytes:
-    """The request body, ``too_large`` raised as soon as it passes ``limit`` bytes."""
+    """The request body, ``too_large`` raised before reading when its declared Content-Length passes ``limit``
+    bytes, or as soon as what arrives does."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():

@@ -56,9 +56,9 @@ class _Call:
     def __init__(self, message: soap.Message, actor: Actor, patient_ins: str, mode: str):
         self.message, self.actor, self.patient_ins, self.mode = message, actor, patient_ins, mode
 
-    def detail(self, text: str) -> str:
-        """``text`` for the access history, with the access mode when it is not the normal one."""
-        return f"{text} ({_MODE_WORDS[self.mode]})" if self.mode in _MODE_WORDS else text
+    def note(self) -> str:
+        """For the access history: the access mode when it is not the normal one."""
+        return f" ({_MODE_WORDS[self.mode]})" if self.mode in _MODE_WORDS else ""
 
 
 class XdsEndpoints:
@@ -182,7 +182,7 @@ class XdsEndpoints:
             return _query_response(rows, call.patient_ins, query.object_ref), []
         if query.query_id in (terms.GET_DOCUMENTS, terms.GET_DOCUMENTS_AND_ASSOCIATIONS):
             rows = await self._search(call, queries.get_documents(query, call.patient_ins))
-            associations = await self._replacements([row[0] for row in rows], call) \
+            associations = await self._replacements(rows, call) \
                 if query.query_id == terms.GET_DOCUMENTS_AND_ASSOCIATIONS else []
             return _query_response(rows, call.patient_ins, query.object_ref, associations), []
         if query.query_id == terms.GET_ASSOCIATIONS:
@@ -190,14 +190,15 @@ class XdsEndpoints:
             visible = await self._search(call, queries.get_documents(
                 queries.StoredQuery(terms.GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": [
                     [metadata.entry_uuid(t) for t in targets]]}, True), call.patient_ins)) if targets else []
-            associations = await self._replacements([row[0] for row in visible], call)
+            associations = await self._replacements(visible, call)
             return _query_response([], call.patient_ins, query.object_ref, associations), []
         raise XdsError(errors.UNKNOWN_STORED_QUERY, f"stored query {query.query_id[:80]} is not one this registry "
                        "answers (FindDocuments, GetDocuments, GetDocumentsAndAssociations, GetAssociations)")
 
-    async def _search(self, call: _Call, parameters) -> list[tuple]:
-        """The rows (id, date_us, resource) an ITI-67 search finds for this caller, recorded in the access
-        history like an ITI-67 search; XDSTooManyResults above :data:`queries.MAX_RESULTS`."""
+    async def _search(self, call: _Call, parameters, audited: bool = True) -> list[tuple]:
+        """The rows (id, date_us, resource) an ITI-67 search finds for this caller; the query itself is in the
+        access history as an ITI-67 search is (``audited``; not the registry's own follow-up lookups).
+        XDSTooManyResults above :data:`queries.MAX_RESULTS`."""
         search = document_search(parameters, strict=True)
         search.query.count = queries.MAX_RESULTS
         rules.check_record_access(call.actor, search.query.patient_ins)
@@ -205,28 +206,23 @@ class XdsEndpoints:
         if len(rows) > queries.MAX_RESULTS:
             raise XdsError(errors.TOO_MANY_RESULTS, f"more than {queries.MAX_RESULTS} documents match: ask for "
                            "ObjectRefs, or narrow the query")
-        await self.fhir.audit(call.actor, call.patient_ins, "search", None, "success",
-                              call.detail(f"{len(rows)} documents (ITI-18)"))
+        if audited:
+            await self.fhir.audit_search(call.actor, call.patient_ins, bool(rows), f"{len(rows)} documents (ITI-18)",
+                                         call.note())
         return rows
 
-    async def _replacements(self, document_ids: list[str], call: _Call) -> list[etree._Element]:
-        """The RPLC associations touching these documents (each one the caller may see)."""
-        if not document_ids:
+    async def _replacements(self, rows: list[tuple], call: _Call) -> list[etree._Element]:
+        """The RPLC associations touching the documents of ``rows`` (already found for this caller): those they
+        replace, and those that replace them (found by one more search, under the same rules)."""
+        if not rows:
             return []
-        shown = set(document_ids)
-        found: list[tuple[str, str]] = []
+        shown = {row[0] for row in rows}
+        found = [(row[0], target) for row in rows for target in _replaced(row[2])]
         newer = await self._search(call, Parameters(urlencode([
             ("patient.identifier", f"urn:oid:1.2.250.1.213.1.4.8|{call.patient_ins}"),
-            ("status", "current,superseded"), ("relatesto", ",".join(f"DocumentReference/{d}" for d in document_ids)),
-            ("_count", str(queries.MAX_RESULTS))]).encode()))
-        for row in newer:
-            for target in _replaced(row[2]):
-                if target in shown:
-                    found.append((row[0], target))
-        rows = await self._search(call, queries.get_documents(queries.StoredQuery(terms.GET_DOCUMENTS, {
-            "$XDSDocumentEntryEntryUUID": [[metadata.entry_uuid(d) for d in document_ids]]}, True), call.patient_ins))
-        for row in rows:
-            found += [(row[0], target) for target in _replaced(row[2])]
+            ("status", "current,superseded"), ("relatesto", ",".join(f"DocumentReference/{d}" for d in shown)),
+            ("_count", str(queries.MAX_RESULTS))]).encode()), audited=False)
+        found += [(row[0], target) for row in newer for target in _replaced(row[2]) if target in shown]
         return [_association(source, target) for source, target in dict.fromkeys(found)]
 
     # --- ITI-43 ----------------------------------------------------------------------------------
@@ -254,10 +250,12 @@ class XdsEndpoints:
                                          f"one ({terms.REPOSITORY_UNIQUE_ID})", location=unique_id))
                 continue
             document_id = ids.get(f"urn:oid:{unique_id}") or ids.get(unique_id)
-            try:
-                row = await self._readable(call, document_id)
-            except (ServiceError, XdsError) as refused:
-                if isinstance(refused, ServiceError) and refused.status in (503, 507):
+            try:  # a document of the VIHF's patient the caller may read (audited); hidden looks like missing
+                if document_id is None:
+                    raise ServiceError(404, "not-found", "no such document", reason="not-found")
+                row = await self.fhir.readable(call.actor, document_id, patient_ins=call.patient_ins)
+            except ServiceError as refused:
+                if refused.status in (503, 507):
                     raise
                 failures.append(XdsError(errors.DOCUMENT_UNIQUE_ID, f"document {unique_id[:80]} is not available",
                                          location=unique_id))
@@ -274,16 +272,6 @@ class XdsEndpoints:
         if failures:
             errors.append_errors(status, failures)
         return response, parts
-
-    async def _readable(self, call: _Call, document_id: str | None) -> tuple:
-        """The row of a document of the VIHF's patient that the caller may read (the read audited), else a
-        refusal that does not tell a hidden document from a missing one."""
-        if document_id is None:
-            raise XdsError(errors.DOCUMENT_UNIQUE_ID, "no such document")
-        row = await registry.document(self.fhir.store, document_id, call.actor)
-        if row is None or registry.facts(row).patient_ins != call.patient_ins:
-            raise XdsError(errors.DOCUMENT_UNIQUE_ID, "no such document")
-        return await self.fhir.readable(call.actor, document_id)
 
     # --- TD0.2 -----------------------------------------------------------------------------------
 
