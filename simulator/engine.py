@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -52,6 +52,15 @@ class DepositLedger:
         return self.produced == self.delivered + self.never_sent + self.pending_at_end
 
 
+class PeakHour(NamedTuple):
+    """The busiest clock hour of a run: its first minute and its counts (all operations, deposits, reads)."""
+
+    first_minute: int
+    operations: np.int64
+    deposits: np.int64
+    reads: np.int64
+
+
 @dataclass
 class Traffic:
     """Operations per (operation, sector, minute) that reached the platform, plus the accounts."""
@@ -72,6 +81,20 @@ class Traffic:
         """(operations, sectors, days): computed once, read by the CSV, the summary and the plots."""
         ops, sectors, minutes = self.counts.shape
         return self.counts.reshape(ops, sectors, minutes // MINUTES_PER_DAY, MINUTES_PER_DAY).sum(axis=3)
+
+    @cached_property
+    def per_minute(self) -> np.ndarray:
+        """Every operation of every sector per minute, shape (minutes,): the peaks and the replay window read it."""
+        return self.counts.sum(axis=(0, 1))
+
+    @cached_property
+    def peak_hour(self) -> PeakHour:
+        """The busiest clock hour; its deposits and reads are summed over its 60 minutes only."""
+        hourly = self.per_minute.reshape(-1, 60).sum(axis=1)
+        hour = int(np.argmax(hourly))
+        by_operation = self.counts[:, :, hour * 60:hour * 60 + 60].sum(axis=(1, 2))
+        return PeakHour(hour * 60, hourly[hour], by_operation[OPERATIONS.index("deposit")],
+                        by_operation[[OPERATIONS.index(o) for o in READS]].sum())
 
     @cached_property
     def monthly(self) -> tuple[list[str], np.ndarray]:

@@ -179,20 +179,15 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 
 def _peaks(traffic: Traffic) -> dict:
-    total = traffic.counts.sum(axis=(0, 1))
-    reads = traffic.total(operations=READS)
-    deposits = traffic.total(operations=("deposit",))
-    hourly = total.reshape(-1, 60).sum(axis=1)
-    hour = int(np.argmax(hourly))
-    span = slice(hour * 60, hour * 60 + 60)
+    total, hour = traffic.per_minute, traffic.peak_hour
     minute = int(np.argmax(total))
     return {
         "peak_hour": {
-            "start": traffic.calendar.moment(hour * 60).isoformat(),
-            "operations": int(hourly[hour]),
-            "per_second": round(hourly[hour] / 3600, 3),
-            "deposits_per_second": round(deposits[span].sum() / 3600, 3),
-            "reads_per_second": round(reads[span].sum() / 3600, 3),
+            "start": traffic.calendar.moment(hour.first_minute).isoformat(),
+            "operations": int(hour.operations),
+            "per_second": round(hour.operations / 3600, 3),
+            "deposits_per_second": round(hour.deposits / 3600, 3),
+            "reads_per_second": round(hour.reads / 3600, 3),
         },
         "peak_minute": {
             "time": traffic.calendar.moment(minute).isoformat(),

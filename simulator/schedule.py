@@ -40,7 +40,7 @@ class Window:
 
 def busiest_window(traffic: Traffic, minutes: int) -> Window:
     """The window with the most operations, starting on a boundary of ``min(minutes, 60)`` minutes."""
-    total = traffic.counts.sum(axis=(0, 1))
+    total = traffic.per_minute
     if minutes > total.size:
         raise InputError(f"the replay window ({minutes} min) is longer than the simulated period")
     step = min(minutes, 60)

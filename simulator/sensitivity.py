@@ -13,9 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
-from simulator.engine import READS, Traffic, simulate
+from simulator.engine import Traffic, simulate
 from simulator.scenario import LEVELS, Scenario
 
 _SPAN_DAYS = 3  # the variants cover the peak day and this many days on each side
@@ -23,14 +21,12 @@ _SPAN_DAYS = 3  # the variants cover the peak day and this many days on each sid
 
 def peak_hour(traffic: Traffic) -> dict:
     """The busiest clock hour: {"requests_per_s", "deposits_per_s", "reads_per_s", "hour" (ISO start)}."""
-    total = traffic.counts.sum(axis=(0, 1)).reshape(-1, 60).sum(axis=1)
-    hour = int(np.argmax(total))
-    span = slice(hour * 60, hour * 60 + 60)
+    peak = traffic.peak_hour
     return {
-        "requests_per_s": round(float(total[hour]) / 3600, 3),
-        "deposits_per_s": round(float(traffic.total(operations=("deposit",))[span].sum()) / 3600, 3),
-        "reads_per_s": round(float(traffic.total(operations=READS)[span].sum()) / 3600, 3),
-        "hour": traffic.calendar.moment(hour * 60).isoformat(),
+        "requests_per_s": round(float(peak.operations) / 3600, 3),
+        "deposits_per_s": round(float(peak.deposits) / 3600, 3),
+        "reads_per_s": round(float(peak.reads) / 3600, 3),
+        "hour": traffic.calendar.moment(peak.first_minute).isoformat(),
     }
 
 
