@@ -55,7 +55,9 @@ def analyse(scenario: Scenario, traffic: Traffic, progress: Callable[[int, int],
     """Run the variants of ``scenario`` (whose main run is ``traffic``) and collect their peak hours."""
     start, end = _span(traffic)
     base_levels = dict(scenario.levels)
-    variants: list[tuple[str, dict[str, str]]] = [("all:" + level, level) for level in LEVELS]
+    chosen = scenario.level
+    # the run's own level is the main run itself: not simulated again
+    variants: list[tuple[str, dict[str, str]]] = [("all:" + level, level) for level in LEVELS if level != chosen]
     for name, assumption in scenario.assumptions.items():
         if assumption.low != assumption.high:
             variants += [(f"{name}:low", {name: "low"}), (f"{name}:high", {name: "high"})]
@@ -65,7 +67,6 @@ def analyse(scenario: Scenario, traffic: Traffic, progress: Callable[[int, int],
         variant = scenario.at_levels(levels).with_overrides(start=start, end=end)
         peaks[key] = peak_hour(simulate(variant))
         progress(done + 1, len(variants))
-    chosen = scenario.level
     result = {level: (peak_hour(traffic) if level == chosen else peaks["all:" + level]) for level in LEVELS}
     base = peaks["base"]["requests_per_s"]
     bars = [{"name": name, "low": peaks[f"{name}:low"]["requests_per_s"], "high": peaks[f"{name}:high"]["requests_per_s"],
