@@ -16,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from simulator.calendar import MINUTES_PER_DAY, Calendar
-from simulator.scenario import Campaign, ResponseCurve
+from simulator.scenario import Campaign
 
 
 @dataclass
@@ -32,16 +33,16 @@ class CampaignOutcome:
     after_period: int = 0   # sessions after its last minute
 
 
-def _delay_kernel(curve: ResponseCurve) -> np.ndarray:
+def _delay_kernel(median_hours: float, sigma: float, max_days: int) -> np.ndarray:
     """Probability that a session opens k whole minutes after its notification, shape (max_days * 1440,).
 
     Lognormal (median ``median_hours``, ``sigma``), integrated minute by minute, truncated at
     ``max_days`` and renormalised to sum to 1.
     """
-    edges = np.arange(curve.max_days * MINUTES_PER_DAY + 1, dtype=np.float64)
-    mu = math.log(curve.median_hours * 60.0)
+    edges = np.arange(max_days * MINUTES_PER_DAY + 1, dtype=np.float64)
+    mu = math.log(median_hours * 60.0)
     with np.errstate(divide="ignore"):
-        z = (np.log(edges) - mu) / (curve.sigma * math.sqrt(2.0))  # -inf at 0
+        z = (np.log(edges) - mu) / (sigma * math.sqrt(2.0))  # -inf at 0
     cdf = 0.5 * (1.0 + np.vectorize(math.erf, otypes=[np.float64])(z))
     kernel = np.diff(cdf)
     total = kernel.sum()
@@ -51,18 +52,23 @@ def _delay_kernel(curve: ResponseCurve) -> np.ndarray:
     return kernel / total
 
 
-def _offset_kernel(curve: ResponseCurve, send_minutes: int) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _offset_kernel(median_hours: float, sigma: float, max_days: int, send_minutes: int) -> np.ndarray:
     """Probability that a session opens k minutes after the first send minute, shape (send_minutes + delay - 1,).
 
     A uniform send over ``send_minutes`` minutes convolved with the delay kernel (a moving sum).
+    Cached, read-only: it does not depend on the share that answers, and the assumption
+    variants of a run (simulator.sensitivity) ask for the same few kernels again and again.
     """
-    delay = _delay_kernel(curve)
+    delay = _delay_kernel(median_hours, sigma, max_days)
     cumulative = np.concatenate(([0.0], np.cumsum(delay)))
     k = np.arange(delay.size + send_minutes - 1)
     upper = cumulative[np.minimum(k + 1, delay.size)]
     lower = cumulative[np.maximum(k - send_minutes + 1, 0)]
     kernel = np.clip(upper - lower, 0.0, None) / send_minutes
-    return kernel / kernel.sum()
+    kernel = kernel / kernel.sum()
+    kernel.flags.writeable = False
+    return kernel
 
 
 def campaign_sessions(event: Campaign, volume: float, calendar: Calendar,
@@ -79,7 +85,8 @@ def campaign_sessions(event: Campaign, volume: float, calendar: Calendar,
     if responders == 0:
         return sessions, outcome
 
-    kernel = _offset_kernel(event.response_curve, event.send_hours * 60)
+    curve = event.response_curve
+    kernel = _offset_kernel(curve.median_hours, curve.sigma, curve.max_days, event.send_hours * 60)
     counts = rng.multinomial(responders, kernel)
     first = calendar.minute_index(dt.datetime.combine(event.date, dt.time(event.send_hour)))
     # counts[k] lands at minute first + k; the period is minutes [0, calendar.minutes)
