@@ -71,15 +71,22 @@ def care_activity_per_day(scenario: Scenario, sector_name: str, sector: Sector, 
             * daily_activity(sector.activity, calendar) * epidemic_factor(scenario, sector_name, calendar))
 
 
+def deposits_per_day(scenario: Scenario, calendar: Calendar, volume: float = 1.0) -> dict[str, np.ndarray]:
+    """Documents sent to the DMP per day, expected, per professional sector (no disruption applied).
+
+    ``volume`` multiplies them (a run's scale x (1 + uplift)); 1.0 gives the national counts
+    that tools/fit_adoption.py sets against the published figures.
+    """
+    return {name: (sector.producers * volume * sector.documents_per_producer_per_day
+                   * care_activity_per_day(scenario, name, sector, calendar)
+                   * share_sent(scenario, name, sector, calendar))
+            for name, sector in scenario.sectors.items()}
+
+
 def expected_deposits(scenario: Scenario, calendar: Calendar) -> dict[str, np.ndarray]:
     """Documents sent to the DMP per minute, expected, per professional sector (no disruption applied)."""
-    rates = {}
-    for name, sector in scenario.sectors.items():
-        produced_per_day = (sector.producers * volume(scenario) * sector.documents_per_producer_per_day
-                            * care_activity_per_day(scenario, name, sector, calendar))
-        sent_per_day = produced_per_day * share_sent(scenario, name, sector, calendar)
-        rates[name] = per_minute(sent_per_day, intraday(sector.activity))
-    return rates
+    return {name: per_minute(sent_per_day, intraday(scenario.sectors[name].activity))
+            for name, sent_per_day in deposits_per_day(scenario, calendar, volume(scenario)).items()}
 
 
 def expected_visits(scenario: Scenario, calendar: Calendar) -> dict[str, np.ndarray]:

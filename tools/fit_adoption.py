@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator.calendar import Calendar  # noqa: E402
-from simulator.production import care_activity_per_day, share_sent  # noqa: E402
+from simulator.production import deposits_per_day  # noqa: E402
 from simulator.published import DEPOSIT_FIGURES, model_value  # noqa: E402
 from simulator.scenario import load_scenario  # noqa: E402
 
@@ -42,15 +42,8 @@ def _with(scenario, params: np.ndarray):
     return type(scenario).model_validate(data)
 
 
-def daily_deposits(scenario, calendar: Calendar) -> dict[str, np.ndarray]:
-    """Expected national deposits per day and sector (no disruption), shape (days,)."""
-    return {name: sector.producers * sector.documents_per_producer_per_day
-            * care_activity_per_day(scenario, name, sector, calendar) * share_sent(scenario, name, sector, calendar)
-            for name, sector in scenario.sectors.items()}
-
-
 def _residuals(scenario, calendar: Calendar, prior=None) -> tuple[np.ndarray, list[tuple]]:
-    deposits = daily_deposits(scenario, calendar)
+    deposits = deposits_per_day(scenario, calendar)  # national: volume 1
     rows, residuals = [], []
     for name, rate in (prior or {}).items():
         residuals.append(np.log(scenario.sectors[name].documents_per_producer_per_day / rate) / _PRIOR)
