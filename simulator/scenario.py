@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union, get_args
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
@@ -818,7 +818,8 @@ def _origin(chain: list[tuple[Path, dict[str, Any]]], location: tuple) -> Path:
     return best
 
 
-_EVENT_KINDS = ("lab_strike", "outage", "obligation", "epidemic", "campaign", "back_load")
+# the ``kind`` of each model of the Event union, in its order: a new event model brings its own
+_EVENT_KINDS = tuple(get_args(model.model_fields["kind"].annotation)[0] for model in get_args(get_args(Event)[0]))
 
 
 def _key_path(location: tuple) -> tuple:
