@@ -88,12 +88,13 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
     slo = SLO(p99_ms=slo_p99_ms, max_error_rate=max_error_rate, max_lateness_p99_ms=max_lateness_ms)
     limits = SearchLimits(step_seconds=step_seconds, max_steps=max_steps, processes=processes)
     loaded = None
+    room = footprint.budget(out, max_disk_gb)  # free disk and memory, read once
     if scenario.is_dir():
         if not (scenario / "summary.json").exists() or not (scenario / "schedule.parquet").exists():
             raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
     else:  # know what the plan needs before anything is written
         loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
-                                         max_steps, step_seconds, out, max_disk_gb, _log, replay_recovery)
+                                         max_steps, step_seconds, room, _log, replay_recovery)
         _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
         if loaded is None:
@@ -106,7 +107,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             _log(f"record service: {service.kind} at {service.url}")
             result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
                           outage_hours=outage_hours, replay_recovery=replay_recovery,
-                          disk_budget=footprint.budget(out, max_disk_gb)[0])
+                          disk_budget=room.disk)
         if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
             shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)

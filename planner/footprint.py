@@ -24,7 +24,7 @@ from simulator.scenario import Scenario
 from simulator.schedule import build_replay, busiest_window, fixed_window
 
 DEPOSITS_PER_S_CEILING = 1_000.0   # above the 530-880 deposits/s measured on SQLite and PostgreSQL (bench/service.py)
-_STORAGE_OVERHEAD = 1.15           # files, database rows and indexes beyond the documents' bytes
+STORAGE_OVERHEAD = 1.15            # files, database rows and indexes beyond the documents' bytes
 _ROW_BYTES = 600                   # the driver's memory for one schedule row (measured order of magnitude)
 _SCALES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005)
 
@@ -63,31 +63,45 @@ def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool 
     corpora = 2 if recovery else 1
     steps_bytes = int(steps * step_seconds * DEPOSITS_PER_S_CEILING * mean_deposit)
     return Footprint(scenario.scale, int(plan.corpus["document"].size), corpus_bytes, int(plan.rows["offset_s"].size),
-                     mean_deposit, steps_bytes, int((corpora * corpus_bytes + steps_bytes) * _STORAGE_OVERHEAD),
+                     mean_deposit, steps_bytes, int((corpora * corpus_bytes + steps_bytes) * STORAGE_OVERHEAD),
                      int((plan.rows["offset_s"].size + plan.corpus["document"].size) * _ROW_BYTES))
 
 
-def budget(folder: Path, max_disk_gb: float) -> tuple[int, int, int]:
-    """(disk budget, free disk, available memory) in bytes for a plan written under ``folder``."""
+@dataclass(frozen=True)
+class Budget:
+    """What a plan may use, in bytes: ``disk`` (``--max-disk-gb``, at most half the ``free`` disk) and half
+    the available ``memory``."""
+
+    disk: int
+    free: int
+    memory: int
+    max_disk_gb: float
+
+    def describe(self) -> str:
+        return (f"budget {self.disk / 1e9:,.1f} GB of disk (--max-disk-gb {self.max_disk_gb:g}, at most half of the "
+                f"{self.free / 1e9:,.0f} GB free) and half of {self.memory / 1e9:,.1f} GB of available memory")
+
+
+def budget(folder: Path, max_disk_gb: float) -> Budget:
+    """The budget of a plan written under ``folder`` (read once: free disk and memory now)."""
     probe = folder
     while not probe.exists():
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    return min(int(max_disk_gb * 1e9), free // 2), free, psutil.virtual_memory().available
+    return Budget(min(int(max_disk_gb * 1e9), free // 2), free, psutil.virtual_memory().available, max_disk_gb)
 
 
-def fits(footprint: Footprint, disk_budget: int, memory: int) -> bool:
-    return footprint.disk_bytes <= disk_budget and footprint.memory_bytes <= memory // 2
+def fits(footprint: Footprint, room: Budget) -> bool:
+    return footprint.disk_bytes <= room.disk and footprint.memory_bytes <= room.memory // 2
 
 
-def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: float, folder: Path,
-           max_disk_gb: float, log, recovery: bool = True) -> tuple[Scenario, Footprint]:
-    """The scenario at a scale whose plan fits; raises InputError (exit 2) when none does or the given one does not."""
-    disk_budget, free, memory = budget(folder, max_disk_gb)
-    limits = (f"budget {disk_budget / 1e9:,.1f} GB of disk (--max-disk-gb {max_disk_gb:g}, at most half of the "
-              f"{free / 1e9:,.0f} GB free) and half of {memory / 1e9:,.1f} GB of available memory")
+def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: float, room: Budget,
+           log, recovery: bool = True) -> tuple[Scenario, Footprint]:
+    """The scenario at a scale whose plan fits in ``room``; raises InputError (exit 2) when none does or the
+    given one does not."""
+    limits = room.describe()
     footprint = measure(scenario, steps, step_seconds, recovery)
-    if fits(footprint, disk_budget, memory):
+    if fits(footprint, room):
         return scenario, footprint
     if scale_given:
         raise InputError(f"this plan does not fit this machine: {footprint.describe()}; {limits}. "
@@ -96,7 +110,7 @@ def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: floa
     for scale in (s for s in _SCALES if s < scenario.scale):
         smaller = scenario.with_overrides(scale=scale)
         footprint = measure(smaller, steps, step_seconds, recovery)
-        if fits(footprint, disk_budget, memory):
+        if fits(footprint, room):
             log(f"sampling scale {scale:g} (the scenario's {scenario.scale:g} would not fit: {limits}); "
                 f"{footprint.describe()}")
             return smaller, footprint
