@@ -19,6 +19,7 @@ from typing import Callable
 
 from load.seed import seed
 from planner import outage
+from planner.footprint import STORAGE_OVERHEAD
 from planner.service import Service
 from planner.steps import SLO, cool_down, run_step
 from simulator.run import run as simulate_run
@@ -26,7 +27,6 @@ from simulator.scenario import Scenario
 
 WALL_S = 30.0       # seconds of wall-clock time the replay of the surge may take (about)
 LONGEST_MINUTES = 60
-_STORAGE_OVERHEAD = 1.15  # files, rows and indexes beyond the documents' bytes (as planner.footprint)
 
 
 def window_minutes(speedup: float, wall_s: float = WALL_S) -> int:
@@ -64,10 +64,11 @@ def replay_surge(scenario: Scenario, drain: dict, service: Service, out: Path, s
     """Replay ``drain["surge_window"]`` at ``speedup`` against ``service``; the step's figures and verdict.
 
     ``scenario``: as simulated for the plan (its scale is the sample's); ``out``: the plan's
-    directory (the simulation, Locust's reports and the step go to out/recovery/). Returns
-    {window, speedup, offered_rps, achieved_rps, p99_ms, lateness_p99_ms, error_rate, wrong_answers,
-    holds, broken, folder}; rates in requests per second at the replayed rate (the national surge
-    times the headroom), latencies in ms. ``disk_left``: bytes the plan may still write (None: no
+    directory (the simulation, Locust's reports and the step go to out/recovery/). Returns the
+    step as plan.json gives each step (:meth:`Step.as_dict`: speedup, offered_rps, achieved_rps,
+    p99_ms, lateness_p99_ms, error_rate, wrong_answers, holds, broken…, folder relative to ``out``) and
+    its ``window``; rates in requests per second at the replayed rate (the national surge times the
+    headroom), latencies in ms. ``disk_left``: bytes the plan may still write (None: no
     limit known); a surge whose corpus and deposits would not fit is not replayed: {window, skipped}.
     """
     folder = out / "recovery"
@@ -76,7 +77,7 @@ def replay_surge(scenario: Scenario, drain: dict, service: Service, out: Path, s
         f"{scenario.scale:g} …")
     simulated = simulate_run(_scenario(scenario, drain), folder / "simulation", ranges=False, draw=False)
     simulation, window = simulated.directory, simulated.summary["replay_window"]
-    need = round((window["corpus_bytes"] + window["deposited_bytes"]) * _STORAGE_OVERHEAD)
+    need = round((window["corpus_bytes"] + window["deposited_bytes"]) * STORAGE_OVERHEAD)
     if disk_left is not None and need > disk_left:
         reason = (f"its corpus and deposits need {need / 1e9:,.1f} GB and {max(disk_left, 0) / 1e9:,.1f} GB of the "
                   "disk budget is left (raise --max-disk-gb or sample a smaller --scale)")
@@ -93,10 +94,4 @@ def replay_surge(scenario: Scenario, drain: dict, service: Service, out: Path, s
     log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p99 {step.p99_ms:.0f} ms, "
         f"errors {step.error_rate:.2%}, lateness p99 {step.lateness_p99_ms:.0f} ms"
         f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
-    return {"window": surge, "speedup": speedup, "offered_rps": round(step.offered_rps, 1),
-            "achieved_rps": round(step.achieved_rps, 1), "p50_ms": step.p50_ms, "p99_ms": step.p99_ms,
-            "lateness_p99_ms": step.lateness_p99_ms, "error_rate": round(step.error_rate, 5),
-            "requests": step.requests, "failures": step.failures, "wrong_answers": step.wrong_answers,
-            "service_cpu_cores": step.service_cpu_cores, "driver_cpu_cores": step.driver_cpu_cores,
-            "by_operation": step.by_operation, "holds": step.holds, "broken": step.broken,
-            "folder": str(Path(step.folder).relative_to(out))}
+    return {**step.as_dict(), "window": surge, "folder": str(Path(step.folder).relative_to(out))}
