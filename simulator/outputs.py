@@ -267,6 +267,7 @@ def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) ->
     professional_deposits = int(totals[OPERATIONS.index("deposit"), professional_rows].sum())
     by_month = professional_deposits_by_month(traffic)
     days = traffic.calendar.days
+    inside, outside = scenario.events_in_period()
     result = {
         "scenario": scenario.name,
         "description": scenario.description.strip(),
@@ -295,8 +296,8 @@ def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) ->
         },
         "refused_during_outage": traffic.refused_during_outage,
         "retried_after_outage": {key: vars(outcome) for key, outcome in traffic.retries.items()},
-        "events": scenario.events_in_period()[0],
-        "events_outside_period": scenario.events_in_period()[1],
+        "events": inside,
+        "events_outside_period": outside,
         "files": files,
     }
     if plan is not None:
