@@ -226,3 +226,21 @@ def test_td02_says_whether_the_record_is_open_and_the_professional_allowed(servi
             "system": "urn:oid:1.2.250.1.71.4.2.1", "value": "8" + caller.actor.rpps}}]}).status == 200
     _, answer = caller.send(terms.TD02, "/xds/td02", request)
     assert answer.findtext(q("segur", "Autorisation")) == "INTERDIT"
+
+
+def test_every_xds_read_is_in_the_access_history_a_blocked_search_as_a_refusal(service, rng):
+    caller = Caller(service, professional(rng), make_ins(rng), mode="emergency")
+    uid = _uid(rng)
+    caller.deposit((uid, b"report"))
+    assert caller.find() == [uid]
+    caller.retrieve(uid)
+    me = service.token(patient(caller.ins))
+    assert service.call("POST", "/Patient/$block", me, {"resourceType": "Parameters", "parameter": [
+        {"name": "professional", "valueIdentifier": {"value": caller.actor.rpps}}]}).status == 200
+    assert caller.find() == []
+    history = service.call("GET", f"/AuditEvent?patient.identifier=urn:oid:1.2.250.1.213.1.4.8|{caller.ins}", me).json()
+    said = [(e["resource"]["subtype"][0]["code"], e["resource"]["outcome"], e["resource"].get("outcomeDesc", ""))
+            for e in history["entry"]]
+    said.reverse()  # oldest first
+    assert [(kind, outcome) for kind, outcome, _ in said] == [("search-type", "0"), ("read", "0"), ("search-type", "4")]
+    assert "bris de glace" in said[0][2] and "blocked by the patient" in said[2][2]
