@@ -4,7 +4,6 @@ trust store is that certificate plus a trust directory's."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import stat
 
@@ -18,6 +17,7 @@ from identity.keys import KeyFileError
 from identity.structure import (CERTIFICATE_SUFFIX, KEY_SUFFIX, certificate_for, load_or_create_structure,
                                 structure_files, trusted_certificates)
 from segur.identifiers import is_valid_finess
+from tests.races import race
 
 
 def _mode(path) -> int:
@@ -61,23 +61,14 @@ def test_the_certificate_is_a_pure_function_of_the_key(tmp_path):
     assert said and "made it again" in said[0]
 
 
-def _race(path: str, barrier, fingerprints) -> None:
-    barrier.wait()
-    fingerprints.put(load_or_create_structure(path, create_parents=False).certificate.fingerprint(hashes.SHA256()))
+def _fingerprint(path: str) -> bytes:
+    return load_or_create_structure(path, create_parents=False).certificate.fingerprint(hashes.SHA256())
 
 
 def test_concurrent_first_use_gives_everyone_the_same_structure(tmp_path):
-    context = multiprocessing.get_context("fork")
     for attempt in range(3):
-        path = tmp_path / f"k{attempt}"
-        barrier, fingerprints = context.Barrier(6), context.Queue()
-        racers = [context.Process(target=_race, args=(str(path), barrier, fingerprints)) for _ in range(6)]
-        for racer in racers:
-            racer.start()
-        for racer in racers:
-            racer.join(60)
-        assert [racer.exitcode for racer in racers] == [0] * 6
-        assert len({fingerprints.get(timeout=5) for _ in racers}) == 1
+        fingerprints = race(_fingerprint, str(tmp_path / f"k{attempt}"), processes=6, timeout=60)
+        assert len(set(fingerprints)) == 1
     assert len(os.listdir(tmp_path)) == 6  # two files per key, nothing else
 
 

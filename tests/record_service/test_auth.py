@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import stat
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import SEGUR
 from record_service.auth import KeyFileError, load_or_create_key
+from tests.races import race
 
 _PATIENT = ("--patient", "285067505612354")
 
@@ -39,23 +39,15 @@ def test_the_default_location_gets_its_directory_a_named_one_must_have_it(tmp_pa
     assert not (tmp_path / "missing").exists()
 
 
-def _race(path: str, barrier, keys) -> None:
-    barrier.wait()
-    keys.put(load_or_create_key(path, create_parents=False))
+def _key(path: str) -> bytes:
+    return load_or_create_key(path, create_parents=False)
 
 
 def test_concurrent_first_use_gives_everyone_the_same_complete_key(tmp_path):
-    context = multiprocessing.get_context("fork")
     for attempt in range(5):
         path = tmp_path / f"k{attempt}.key"
-        barrier, keys = context.Barrier(8), context.Queue()
-        racers = [context.Process(target=_race, args=(str(path), barrier, keys)) for _ in range(8)]
-        for racer in racers:
-            racer.start()
-        for racer in racers:
-            racer.join(30)
-        assert [racer.exitcode for racer in racers] == [0] * 8
-        assert {keys.get(timeout=5) for _ in racers} == {path.read_bytes().strip()}
+        keys = race(_key, str(path), processes=8, timeout=30)
+        assert set(keys) == {path.read_bytes().strip()}
     assert sorted(os.listdir(tmp_path)) == [f"k{attempt}.key" for attempt in range(5)]
 
 
