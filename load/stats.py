@@ -18,7 +18,7 @@ from load.requests import METHODS
 _EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
 
 
-def _bin(lateness_ms: float) -> int:
+def lateness_bin(lateness_ms: float) -> int:
     """The index of the bin holding a lateness in ms (a negative one, an early request, counts as 0)."""
     return bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0))
 
@@ -29,8 +29,8 @@ class LatenessHistogram:
     def __init__(self, counts: list[int] | None = None):
         self.counts = list(counts) if counts else [0] * (len(_EDGES_MS) + 1)
 
-    def add(self, lateness_ms: float, count: int = 1) -> None:
-        self.counts[_bin(lateness_ms)] += count
+    def add(self, lateness_ms: float) -> None:
+        self.counts[lateness_bin(lateness_ms)] += 1
 
     def merge(self, other: "LatenessHistogram") -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts)]
@@ -96,7 +96,7 @@ class ReplayStats:
     def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
         """A request of ``operation`` leaves ``lateness_ms`` after its planned time, ``second`` s after the start."""
         self.sent[operation] += 1
-        index = _bin(lateness_ms)
+        index = lateness_bin(lateness_ms)
         self.lateness.counts[index] += 1
         self.lateness_by_operation[operation].counts[index] += 1
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
@@ -117,7 +117,7 @@ class ReplayStats:
         """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged);
         the largest lateness seen is not taken back."""
         self.sent[operation] -= 1
-        index = _bin(lateness_ms)
+        index = lateness_bin(lateness_ms)
         self.lateness.counts[index] -= 1
         self.lateness_by_operation[operation].counts[index] -= 1
         self.timeline[second][1] -= 1
@@ -183,7 +183,7 @@ class ReplayStats:
             "failed_by_operation": dict(sorted(self.failed.items())),
             "wrong_answers": sum(self.wrong.values()),     # part of "failed": an accepted status, wrong content
             "wrong_answers_by_operation": dict(sorted(self.wrong.items())),
-            **_lateness_figures(self.lateness, self.late_max_ms),
+            **lateness_figures(self.lateness, self.late_max_ms),
             "in_flight_max": self.in_flight_max,  # the real concurrency (Locust counts one user per process)
             "not_sent": sum(self.not_sent.values()),  # not in "sent": no request left for them
             "not_sent_by_operation": dict(sorted(self.not_sent.items())),
@@ -211,7 +211,7 @@ class ReplayStats:
     @staticmethod
     def _row(method: str, name: str, sent: int, not_sent: int, lateness: LatenessHistogram, late_max_ms: float,
              in_flight: int, in_flight_max: int) -> dict:
-        figures = _lateness_figures(lateness, late_max_ms) if sent > 0 else dict.fromkeys(_LATENESS_KEYS)
+        figures = lateness_figures(lateness, late_max_ms) if sent > 0 else dict.fromkeys(LATENESS_KEYS)
         return {"type": method, "name": name, "sent": sent, "not_sent": not_sent, **figures,
                 "in_flight": in_flight, "in_flight_max": in_flight_max}
 
@@ -221,10 +221,10 @@ class ReplayStats:
                 for second, row in sorted(self.timeline.items())]
 
 
-_LATENESS_KEYS = ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms")
+LATENESS_KEYS = ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms")
 
 
-def _lateness_figures(lateness: LatenessHistogram, late_max_ms: float) -> dict[str, float]:
+def lateness_figures(lateness: LatenessHistogram, late_max_ms: float) -> dict[str, float]:
     """Lateness p50, p99 and max in ms, rounded to 0.1 ms (what a person reads); the percentiles are bin edges,
     never above the largest lateness seen."""
     return {"lateness_p50_ms": round(min(lateness.percentile(50), late_max_ms), 1),

@@ -26,7 +26,6 @@ Nothing here imports Locust: the bookkeeping (:class:`RunBook`, :class:`RunRecor
 
 from __future__ import annotations
 
-import bisect
 import importlib.util
 import json
 import time
@@ -40,10 +39,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from load.checks import Outcome
 from load.schedule import schedule_path
-from load.stats import ReplayStats
-
-# lateness bins of one second, in ms: 0.1 ms steps to 10 ms, then 5 % steps to 10 minutes (as load.stats)
-_EDGES_MS = [i / 10 for i in range(101)] + [10 * 1.05 ** i for i in range(1, 230)]
+from load.stats import LATENESS_KEYS, LatenessHistogram, ReplayStats, lateness_bin, lateness_figures
 
 
 # --- what a process measures for the page, beside ReplayStats ------------------------------------
@@ -66,7 +62,7 @@ class PageStats(ReplayStats):
 
     def _late(self, second: int, lateness_ms: float, count: int) -> None:
         entry = self._second(second)
-        index = str(bisect.bisect_left(_EDGES_MS, max(lateness_ms, 0.0)))
+        index = str(lateness_bin(lateness_ms))
         entry["lateness"][index] = entry["lateness"].get(index, 0) + count
         if count > 0:
             entry["max"] = max(entry["max"], lateness_ms)
@@ -89,18 +85,6 @@ class PageStats(ReplayStats):
         touched = {str(second): self.by_second[second] for second in sorted(self._touched)}
         self._touched = set()
         return touched
-
-
-def _percentile(bins: dict[int, int], q: float) -> float | None:
-    total = sum(bins.values())
-    if total <= 0:
-        return None
-    rank, seen = q / 100 * total, 0
-    for index in sorted(bins):
-        seen += bins[index]
-        if seen >= rank and bins[index] > 0:
-            return _EDGES_MS[min(index, len(_EDGES_MS) - 1)]
-    return _EDGES_MS[-1]
 
 
 # --- the plan of a run -----------------------------------------------------------------------------
@@ -133,7 +117,7 @@ def plan_of(path: str | Path, window_s: float, limit_s: float | None, speedup: f
     return Plan(int(due.size), np.bincount(np.maximum(seconds, 0)).tolist())
 
 
-_NOTHING = {"wrong": 0, "lateness_p50_ms": None, "lateness_p99_ms": None, "lateness_max_ms": None}
+_NOTHING = {"wrong": 0, **dict.fromkeys(LATENESS_KEYS)}
 
 
 # --- the runs of a Locust process --------------------------------------------------------------------
@@ -217,21 +201,16 @@ class RunRecord:
         """Lateness and wrong answers of the seconds reported since the last call, merged over the processes
         (only those: a page refresh in an hour-long run must not stall the replay's event loop)."""
         for second in sorted(self._dirty):
-            key, bins, top, wrong = str(second), {}, 0.0, 0
+            key, lateness, top, wrong = str(second), LatenessHistogram(), 0.0, 0
             for node_seconds in self.seconds.values():
                 entry = node_seconds.get(key)
                 if entry is None:
                     continue
-                for index, count in entry.get("lateness", {}).items():
-                    bins[int(index)] = bins.get(int(index), 0) + count
+                lateness.merge_sparse(entry.get("lateness", {}))
                 top = max(top, entry.get("max", 0.0))
                 wrong += entry.get("wrong", 0)
-            p50, p99 = _percentile(bins, 50), _percentile(bins, 99)
-            self._by_second[second] = {
-                "wrong": wrong,
-                "lateness_p50_ms": None if p50 is None else round(min(p50, top), 1),
-                "lateness_p99_ms": None if p99 is None else round(min(p99, top), 1),
-                "lateness_max_ms": None if p50 is None else round(top, 1)}
+            figures = lateness_figures(lateness, top) if lateness.total else dict.fromkeys(LATENESS_KEYS)
+            self._by_second[second] = {"wrong": wrong, **figures}
         self._dirty.clear()
 
     def data(self) -> dict:
