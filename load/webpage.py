@@ -142,6 +142,7 @@ class RunRecord:
     _plan: Plan | None = None
     _by_second: dict[int, dict] = field(default_factory=dict)  # merged figures of each second, kept up to date
     _dirty: set[int] = field(default_factory=set)              # seconds some report changed since
+    _merged: ReplayStats | None = None                         # the snapshots merged, until the next report
 
     def plan(self) -> Plan | None:
         if self._plan is None and self.planner is not None:
@@ -150,6 +151,7 @@ class RunRecord:
 
     def take_stats(self, node: str, stats: dict, seconds: dict | None = None) -> None:
         self.snapshots[node] = stats
+        self._merged = None
         if seconds:
             self.seconds.setdefault(node, {}).update(seconds)
             self._dirty.update(int(second) for second in seconds)
@@ -169,19 +171,23 @@ class RunRecord:
         return "running" if self.ended_at is None else "stopped"
 
     def merged(self) -> ReplayStats:
-        return ReplayStats.from_snapshots(list(self.snapshots.values()))
+        """Every process's latest figures merged, once per report: the page, Locust's tabs and the runs' list
+        poll every second or two, and a finished run's figures never change."""
+        if self._merged is None:
+            self._merged = ReplayStats.from_snapshots(list(self.snapshots.values()))
+        return self._merged
 
-    def describe(self, merged: ReplayStats | None = None) -> dict:
-        merged = merged or self.merged()
+    def describe(self) -> dict:
         plan = self._plan
         return {"number": self.number, "speedup": self.speedup, "started": self.start_at, "ended": self.ended_at,
                 "state": self.state, "workers": self.workers, "schedule": self.schedule,
-                "sent": sum(merged.sent.values()), "planned": plan.total if plan else None, "errors": self.errors}
+                "sent": sum(self.merged().sent.values()), "planned": plan.total if plan else None,
+                "errors": self.errors}
 
-    def rates(self, merged: ReplayStats) -> list[dict]:
+    def rates(self) -> list[dict]:
         """Per second since the start: planned (from the schedule when known), sent, answered OK, failed,
         wrong answers, and the lateness of the requests that left in that second (None when none did)."""
-        timeline = {row["second"]: row for row in merged.rates()}
+        timeline = {row["second"]: row for row in self.merged().rates()}
         self._merge_seconds()
         late = self._by_second
         plan = self.plan()
@@ -215,10 +221,9 @@ class RunRecord:
 
     def data(self) -> dict:
         """What the Replay page shows of this run."""
-        merged = self.merged()
         plan = self.plan()
-        return {"run": self.describe(merged), "speedup": self.speedup, "summary": merged.summary(),
-                "planned_total": plan.total if plan else None, "rates": self.rates(merged)}
+        return {"run": self.describe(), "speedup": self.speedup, "summary": self.merged().summary(),
+                "planned_total": plan.total if plan else None, "rates": self.rates()}
 
 
 class RunBook:
