@@ -15,6 +15,8 @@ import csv
 import html
 from pathlib import Path
 
+from load.stats import OPERATION_COLUMNS
+
 _ROWS = (("sent", "requests sent"), ("not_sent", "not sent: target never acknowledged (seed first)"),
          ("unanswered", "sent, no answer within the drain time"), ("failed", "failed (unanswered and wrong included)"),
          ("wrong_answers", "wrong answers (accepted status, wrong content)"),
@@ -23,9 +25,7 @@ _ROWS = (("sent", "requests sent"), ("not_sent", "not sent: target never acknowl
          ("in_flight_max", "requests in flight at most (Locust's user count stays at 1 per process)"))
 
 # the columns of the per-operation rows (load.stats.ReplayStats.by_operation); "in flight now" is 0 after a run
-_OPERATION_COLUMNS = (("type", "Type"), ("name", "Name"), ("sent", "# sent"), ("not_sent", "# not sent"),
-                      ("lateness_p50_ms", "Lateness p50 (ms)"), ("lateness_p99_ms", "Lateness p99 (ms)"),
-                      ("lateness_max_ms", "Lateness max (ms)"), ("in_flight_max", "Most in flight"))
+_OPERATION_COLUMNS = tuple(column for column in OPERATION_COLUMNS if column[0] != "in_flight")
 
 
 def write_csv(report: dict, path: Path) -> None:

@@ -223,6 +223,13 @@ class ReplayStats:
 
 LATENESS_KEYS = ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms")
 
+# the keys of ReplayStats.by_operation's rows and their titles, in the order of Locust's Statistics (Type, Name
+# first): the Lateness tab, the Replay page and the reports after a run show them so
+OPERATION_COLUMNS = (("type", "Type"), ("name", "Name"), ("sent", "# sent"), ("not_sent", "# not sent"),
+                     ("lateness_p50_ms", "Lateness p50 (ms)"), ("lateness_p99_ms", "Lateness p99 (ms)"),
+                     ("lateness_max_ms", "Lateness max (ms)"), ("in_flight", "In flight now"),
+                     ("in_flight_max", "Most in flight"))
+
 
 def lateness_figures(lateness: LatenessHistogram, late_max_ms: float) -> dict[str, float]:
     """Lateness p50, p99 and max in ms, rounded to 0.1 ms (what a person reads); the percentiles are bin edges,

@@ -39,7 +39,8 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from load.checks import Outcome
 from load.schedule import schedule_path
-from load.stats import LATENESS_KEYS, LatenessHistogram, ReplayStats, lateness_bin, lateness_figures
+from load.stats import (LATENESS_KEYS, OPERATION_COLUMNS, LatenessHistogram, ReplayStats, lateness_bin,
+                        lateness_figures)
 
 
 # --- what a process measures for the page, beside ReplayStats ------------------------------------
@@ -510,12 +511,7 @@ _TABLE = [{"key": "run", "title": "Run"}, {"key": "speedup", "title": "Speed-up"
           {"key": "failed", "title": "Failed"}, {"key": "wrong", "title": "Wrong answers"}]
 
 # the rows of load.stats.ReplayStats.by_operation, in the order of Locust's Statistics table (Type, Name first)
-_LATENESS_TABLE = [{"key": "type", "title": "Type"}, {"key": "name", "title": "Name"},
-                   {"key": "sent", "title": "# sent"}, {"key": "not_sent", "title": "# not sent"},
-                   {"key": "lateness_p50_ms", "title": "Lateness p50 (ms)"},
-                   {"key": "lateness_p99_ms", "title": "Lateness p99 (ms)"},
-                   {"key": "lateness_max_ms", "title": "Lateness max (ms)"},
-                   {"key": "in_flight", "title": "In flight now"}, {"key": "in_flight_max", "title": "Most in flight"}]
+_LATENESS_TABLE = [{"key": key, "title": title} for key, title in OPERATION_COLUMNS]
 
 
 def add_replay_page(app, book: RunBook, base_path: str = "") -> None:
