@@ -171,14 +171,18 @@ def issue_assertion(structure: Structure, actor: Actor, patient_ins: str, mode: 
     _attribute(statement, LPS_ID, _SOFTWARE)
     _attribute(statement, LPS_NAME, _SOFTWARE)
     _attribute(statement, LPS_VERSION, _software_version())
+    return etree.tostring(sign(root, structure), encoding="UTF-8", xml_declaration=False)
 
+
+def sign(assertion: etree._Element, structure: Structure) -> etree._Element:
+    """``assertion`` signed by ``structure`` where its placeholder ``ds:Signature`` (``Id="placeholder"``) sits:
+    enveloped, RSA-SHA256, SHA-256 digest, exclusive c14n, one reference to the assertion's ``ID``."""
     from signxml import XMLSigner, methods  # imported on use: `segur` starts faster without it
 
     signer = XMLSigner(method=methods.enveloped, signature_algorithm="rsa-sha256", digest_algorithm="sha256",
                        c14n_algorithm=EXCLUSIVE_C14N)
-    signed = signer.sign(root, key=structure.private_key, cert=[structure.certificate],
-                         reference_uri="#" + assertion_id, id_attribute="ID")
-    return etree.tostring(signed, encoding="UTF-8", xml_declaration=False)
+    return signer.sign(assertion, key=structure.private_key, cert=[structure.certificate],
+                       reference_uri="#" + assertion.get("ID"), id_attribute="ID")
 
 
 def _saml(local: str) -> str:

@@ -10,7 +10,7 @@ from lxml import etree
 
 from identity.actors import Actor
 from identity.structure import Structure, load_or_create_structure
-from identity.vihf import EXCLUSIVE_C14N
+from identity.vihf import sign
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT.parent / "shared" / "xds-schemas"  # where the acceptance check reads them (../shared)
@@ -47,15 +47,11 @@ def saml_schema() -> etree.XMLSchema:
 
 
 def resign(assertion: etree._Element, structure: Structure) -> etree._Element:
-    """``assertion`` (changed after signing) signed again by ``structure``, its signature in the same place."""
-    from signxml import XMLSigner, methods
-
+    """``assertion`` (changed after signing) signed again by ``structure``, its signature in the same place, as
+    :func:`identity.vihf.issue_assertion` signs."""
     copy = etree.fromstring(etree.tostring(assertion))
     signature = copy.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
     for child in list(signature):
         signature.remove(child)
     signature.set("Id", "placeholder")
-    signer = XMLSigner(method=methods.enveloped, signature_algorithm="rsa-sha256", digest_algorithm="sha256",
-                       c14n_algorithm=EXCLUSIVE_C14N)
-    return signer.sign(copy, key=structure.private_key, cert=[structure.certificate],
-                       reference_uri="#" + copy.get("ID"), id_attribute="ID")
+    return sign(copy, structure)
