@@ -316,7 +316,7 @@ def _failure(tag: str, failures: list[XdsError]) -> etree._Element:
 def _query_response(rows: list[tuple], patient_ins: str, object_ref: bool,
                     associations: list[etree._Element] = ()) -> etree._Element:
     response = errors.registry_response(tag="AdhocQueryResponse")
-    objects = etree.SubElement(response, q("rim", "RegistryObjectList"), nsmap={"rim": NS["rim"]})
+    objects = response.find(q("rim", "RegistryObjectList"))
     for row in rows:
         objects.append(metadata.document_entry(row[0], orjson.loads(bytes(row[2])), patient_ins, object_ref))
     for association in associations:

@@ -73,6 +73,8 @@ def registry_response(errors: list[XdsError] = (), partial: bool = False,
     element = etree.Element(q(namespace, tag), {"status": status}, nsmap={namespace: NS[namespace], "rs": NS["rs"]})
     if errors:
         append_errors(element, errors)
+    if namespace == "query":  # query.xsd: an AdhocQueryResponse always has its (maybe empty) object list
+        etree.SubElement(element, q("rim", "RegistryObjectList"), nsmap={"rim": NS["rim"]})
     return element
 
 

@@ -244,3 +244,41 @@ def test_every_xds_read_is_in_the_access_history_a_blocked_search_as_a_refusal(s
     said.reverse()  # oldest first
     assert [(kind, outcome) for kind, outcome, _ in said] == [("search-type", "0"), ("read", "0"), ("search-type", "4")]
     assert "bris de glace" in said[0][2] and "blocked by the patient" in said[2][2]
+
+
+@pytest.fixture(scope="module")
+def xds_schema():
+    from tests import schemas
+    return schemas.load(schemas.XDS)
+
+
+def _valid(schema, element) -> None:
+    copy = etree.fromstring(etree.tostring(element))
+    assert schema.validate(copy), [f"line {e.line}: {e.message}" for e in schema.error_log
+                                   if "X509SerialNumber" not in e.message]
+
+
+def test_the_answers_follow_the_official_schemas(service, rng, xds_schema):
+    caller = Caller(service, professional(rng), make_ins(rng))
+    old, new = _uid(rng), _uid(rng)
+    status, answer = caller.deposit((old, b"v1"))
+    _valid(xds_schema, answer)                                             # rs:RegistryResponse
+    _, answer = caller.send(terms.ITI18, "/xds/iti18", messages.stored_query(terms.GET_DOCUMENTS, {
+        "$XDSDocumentEntryUniqueId": [f"('{old}')"]}))
+    caller.deposit((new, b"v2"), replaces={0: next(answer.iter(q("rim", "ExtrinsicObject"))).get("id")})
+    for query in (messages.find_documents(caller.ins), messages.stored_query(
+            terms.GET_DOCUMENTS_AND_ASSOCIATIONS, {"$XDSDocumentEntryUniqueId": [f"('{old}','{new}')"]}),
+            messages.find_documents(caller.ins, **{"$XDSDocumentEntryTypeCode": ["('nope^^1.2.3')"]})):
+        for return_type in ("LeafClass", "ObjectRef"):
+            query.find(q("query", "ResponseOption")).set("returnType", return_type)
+            _, answer = caller.send(terms.ITI18, "/xds/iti18", query)
+            _valid(xds_schema, answer)                                     # query:AdhocQueryResponse
+    _, answer = caller.retrieve(new, "1.2.3.4.5")                          # one found, one not: PartialSuccess
+    assert _status(answer.find(q("rs", "RegistryResponse")))[0] == "PartialSuccess"
+    _valid(xds_schema, answer)                                             # xdsb:RetrieveDocumentSetResponse
+    _, answer = caller.deposit((_uid(rng), b"x"), type_code="00000-0")
+    _valid(xds_schema, answer)                                             # a Failure with its RegistryErrorList
+    status, fault = caller.send(terms.ITI41, "/xds/iti41", messages.provide_and_register(
+        caller.ins, caller.actor.rpps, caller.actor.finess, [(_uid(rng), b"x")]), None)
+    assert status == 400
+    _valid(xds_schema, fault)                                              # soap:Fault with its Detail
