@@ -60,7 +60,7 @@ from identity.errors import VihfError
 from identity.sectors import (PROFESSION, PROFESSION_OID, SECTEUR_ACTIVITE, SECTEUR_ACTIVITE_OID,
                               SECTOR_BY_SECTEUR_ACTIVITE, SECTORS)
 from identity.structure import Structure
-from segur.identifiers import INS_NIR_SYSTEM, INS_SYSTEMS, is_valid_finess, is_valid_ins, is_valid_rpps
+from segur.identifiers import INS_NIR_SYSTEM, INS_OIDS, is_valid_finess, is_valid_ins, is_valid_rpps
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -72,7 +72,6 @@ AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient"  # DRIMbox, i
 VIHF_VERSION = "3.0"
 ACCEPTED_VERSIONS = frozenset({"3.0", "4.0"})  # every implementation sends 3.0; the HL7v2-IG's table says 4.0
 INS_OID = INS_NIR_SYSTEM.removeprefix("urn:oid:")  # 1.2.250.1.213.1.4.8
-INS_OIDS = frozenset(system.removeprefix("urn:oid:") for system in INS_SYSTEMS)  # and the test system's …4.10
 
 # Attribute names (AttributeStatement/Attribute/@Name)
 VERSION = "VIHF_Version"

@@ -20,6 +20,7 @@ import numpy as np
 INS_NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 INS_NIR_TEST_SYSTEM = "urn:oid:1.2.250.1.213.1.4.10"
 INS_SYSTEMS = frozenset({INS_NIR_SYSTEM, INS_NIR_TEST_SYSTEM})
+INS_OIDS = frozenset(system.removeprefix("urn:oid:") for system in INS_SYSTEMS)  # as CX authorities (XDS, VIHF)
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"  # IdNat_PS: "8" + RPPS
 FINESS_SYSTEM = "https://finess.esante.gouv.fr"
 # a FINESS as the French FHIR profiles write it: either registry system with the 9 digits, or IdNat_Struct

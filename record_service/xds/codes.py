@@ -9,7 +9,6 @@ back); any other URI is served as it is.
 from __future__ import annotations
 
 from record_service.codes import LOINC, TRE_A05, VISIBILITY_SYSTEM
-from segur.identifiers import INS_NIR_SYSTEM, INS_NIR_TEST_SYSTEM
 
 _BY_OID = {
     "2.16.840.1.113883.6.1": LOINC,                                                 # typeCode, contentTypeCode
@@ -19,8 +18,6 @@ _BY_OID = {
 }
 _BY_URI = {uri: oid for oid, uri in _BY_OID.items()}
 
-INS_OIDS = {"1.2.250.1.213.1.4.8": INS_NIR_SYSTEM, "1.2.250.1.213.1.4.10": INS_NIR_TEST_SYSTEM}
-INS_SYSTEM_OIDS = {system: oid for oid, system in INS_OIDS.items()}
 
 
 def system_of(oid: str) -> str:

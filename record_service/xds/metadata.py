@@ -28,8 +28,8 @@ from record_service.xds import codes, errors, terms
 from record_service.xds.errors import XdsError
 from record_service.xds.soap import Message, SoapFault
 from record_service.xds.terms import NS, q
-from segur.identifiers import (IDNAT_STRUCT_SYSTEM, INS_NIR_SYSTEM, RPPS_SYSTEM, is_valid_finess, is_valid_ins,
-                               is_valid_rpps)
+from segur.identifiers import (IDNAT_STRUCT_SYSTEM, INS_NIR_SYSTEM, INS_OIDS, RPPS_SYSTEM, is_valid_finess,
+                               is_valid_ins, is_valid_rpps)
 
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _DTM = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?")
@@ -176,7 +176,7 @@ def _patient(cx: str, where: str) -> str:
     """The INS of a CX patient id ``INS^^^&1.2.250.1.213.1.4.8&ISO[^NH]``."""
     parts = cx.split("^")
     authority = parts[3].split("&") if len(parts) > 3 else []
-    if len(authority) < 2 or authority[1] not in codes.INS_OIDS:
+    if len(authority) < 2 or authority[1] not in INS_OIDS:
         raise XdsError(errors.REGISTRY_METADATA, f"{where} {cx[:80]!r} is not an INS in CX form "
                        "(INS^^^&1.2.250.1.213.1.4.8&ISO)", reason="invalid-ins")
     if not is_valid_ins(parts[0]):
