@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency by route and status, documents, bytes, rejections, in-flight.
+"""Prometheus metrics: requests and latency by route and status, documents, bytes, rejections, in-flight,
+and the worker's CPU attributed to calls (:mod:`record_service.cpu_share`).
 
 One registry per app (no process-global state); label children are cached because ``.labels()`` is a
 dict walk per call. With several worker processes a scrape reaches one of them, so every worker keeps
@@ -18,6 +19,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from record_service.cpu_share import CpuShare, call_of
 
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -47,16 +50,31 @@ class Metrics:
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)
         self.commit_seconds = Histogram("segur_commit_seconds", "Time to run and commit one group transaction",
                                         buckets=_LATENCY_BUCKETS, registry=r)
+        # the CPU per call (record_service.cpu_share): seconds attributed to the finished requests of each call
+        # type, their count, and the CPU spent while no request was in flight (sum of all = the workers' CPU)
+        self.request_cpu = Counter("segur_request_cpu_seconds", "Worker CPU attributed to requests (fair share "
+                                   "among the requests in flight), seconds", ["route", "call"], registry=r)
+        self.calls = Counter("segur_calls", "Requests answered, by call type", ["call"], registry=r)
+        self.unattributed_cpu = Counter("segur_unattributed_cpu_seconds", "Worker CPU spent while no request "
+                                        "was in flight, seconds", registry=r)
+        self.cpu_share = CpuShare(on_idle=self.unattributed_cpu.inc)
         self._children: dict[tuple, tuple] = {}
 
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
+    def observe_request(self, route: str, method: str, status: int, seconds: float,
+                        call: str | None = None, cpu_s: float = 0.0) -> None:
+        """One answered request: its latency (``seconds``) and attributed CPU (``cpu_s``, seconds) under its
+        ``call`` (by default the call its route and method name, see :func:`record_service.cpu_share.call_of`)."""
+        key = (route, method, status, call)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+            named = call if call is not None else call_of({}, route, method)
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method),
+                        self.request_cpu.labels(route, named), self.calls.labels(named))
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        children[2].inc(cpu_s)
+        children[3].inc()
 
     async def sample_in_flight(self, in_flight: Callable[[], int], every_s: float = 0.1) -> None:
         """Keep the in-flight gauge at ``in_flight()``, read every ``every_s`` (until cancelled).
@@ -110,7 +128,9 @@ def _alive(pid: int) -> bool:
 
 
 class MetricsMiddleware:
-    """ASGI middleware timing every HTTP request; the route label is the matched path template."""
+    """ASGI middleware timing every HTTP request and attributing the worker's CPU to it (fair share among the
+    requests in flight, :mod:`record_service.cpu_share`); the route label is the matched path template, the
+    call label the call type (:func:`record_service.cpu_share.call_of`)."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
@@ -122,6 +142,8 @@ class MetricsMiddleware:
         started = time.perf_counter()
         status = 500
         metrics = self.metrics
+        cpu = metrics.cpu_share
+        token = cpu.start()
 
         async def send_with_status(message):
             nonlocal status
@@ -132,6 +154,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            metrics.observe_request(getattr(route, "path", "unmatched"), scope["method"], status,
-                                    time.perf_counter() - started)
+            cpu_s = cpu.end(token)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            metrics.observe_request(route, method, status, time.perf_counter() - started,
+                                    call_of(scope, route, method), cpu_s)

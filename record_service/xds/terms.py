@@ -69,6 +69,9 @@ FIND_SUBMISSION_SETS = "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9"
 GET_ASSOCIATIONS = "urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155"
 GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
 GET_DOCUMENTS_AND_ASSOCIATIONS = "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a"
+STORED_QUERY_NAMES = {FIND_DOCUMENTS: "FindDocuments", FIND_SUBMISSION_SETS: "FindSubmissionSets",
+                      GET_ASSOCIATIONS: "GetAssociations", GET_DOCUMENTS: "GetDocuments",
+                      GET_DOCUMENTS_AND_ASSOCIATIONS: "GetDocumentsAndAssociations"}
 
 # this registry and repository: the DMP's repositoryUniqueId (docs/xds-sources.md 5.5)
 REPOSITORY_UNIQUE_ID = "1.2.250.1.213.4.1.1.1.2"
