@@ -134,7 +134,7 @@ def _is_ins_system(system: object) -> bool:
 
 def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = frozenset()) -> None:
     """Raise :class:`WrongAnswer` unless ``body`` is a searchset of ``patient_ins``'s current documents
-    that, when complete (no ``next`` link), lists every id in ``expected``."""
+    that, when complete (no ``next`` link), lists every document in ``expected`` (masterIdentifiers)."""
     bundle = _bundle(body, "search", "searchset")
     found = set()
     for entry in bundle.get("entry", []):
@@ -155,11 +155,34 @@ def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = froze
         if status != SEARCH_STATUS:
             raise WrongAnswer("search", f"a DocumentReference not {SEARCH_STATUS}",
                               f"DocumentReference/{resource.get('id')} is {status!r}")
-        found.add(resource.get("id"))
+        found.add((resource.get("masterIdentifier") or {}).get("value"))
     if expected and not _has_next(bundle) and not expected <= found:
         missing = sorted(expected - found)
         raise WrongAnswer("search", "a document the service acknowledged is missing",
-                          f"patient {patient_ins}: {len(missing)} missing, e.g. DocumentReference/{missing[0]}")
+                          f"patient {patient_ins}: {len(missing)} missing, e.g. {missing[0]}")
+
+
+AUTHORISATION_EXTENSION = "dmp-authorisation"   # the end of the TD0.2 answer's authorisation extension URL
+
+
+def check_patient(body: bytes, patient_ins: str) -> bool:
+    """TD0.2 in FHIR: True when the answer lists the patient with an open record the caller may read, False when it
+    lists none (no open record) or says the caller is not authorised (``INTERDIT``: the patient blocked them).
+    Raises :class:`WrongAnswer` for another patient, or for what is not a searchset of Patients."""
+    bundle = _bundle(body, "TD0.2", "searchset")
+    patients = [entry.get("resource") for entry in bundle.get("entry", [])
+                if isinstance(entry.get("resource"), dict) and entry["resource"].get("resourceType") == "Patient"]
+    if not patients:
+        return False
+    if len(patients) > 1:
+        raise WrongAnswer("TD0.2", "more than one Patient for one INS")
+    patient = patients[0]
+    values = {item.get("value") for item in patient.get("identifier") or [] if isinstance(item, dict)}
+    if patient_ins not in values:
+        raise WrongAnswer("TD0.2", "a Patient of another INS", f"{sorted(v for v in values if v)[:2]}, asked {patient_ins}")
+    refused = any(isinstance(ext, dict) and str(ext.get("url", "")).endswith(AUTHORISATION_EXTENSION)
+                  and ext.get("valueCode") not in (None, "VALIDE") for ext in patient.get("extension") or [])
+    return patient.get("active", True) is not False and not refused
 
 
 def check_history(body: bytes, patient_ins: str) -> None:
@@ -224,7 +247,8 @@ def check_deposit(body: bytes, entries: int) -> DepositAnswer:
 
 
 class CreatedDocuments:
-    """Documents this replay created (answered "201 Created"), by patient: what later searches must list.
+    """Documents this replay created (answered "201 Created", or an ITI-41 Success), by patient and
+    masterIdentifier: what later searches must list, on either front.
 
     Only documents created by this run are expected (a corpus document may have been masked or deleted
     by an earlier run on the same service). A document is no longer expected from the moment a delete
@@ -257,7 +281,7 @@ class CreatedDocuments:
         self._blocking.add((patient_ins, rpps))
 
     def expected(self, patient_ins: str, by_patient: bool, rpps: str | None = None) -> frozenset[str]:
-        """The ids a complete search of ``patient_ins``'s record must list, by the patient or a professional
+        """The masterIdentifiers a complete search of ``patient_ins``'s record must list, by the patient or a professional
         (``rpps``: which one; None for any professional, then none the patient blocked)."""
         documents = self._by_patient.get(patient_ins)
         if not documents:

@@ -8,26 +8,34 @@ the replay adds its own (a later read of it runs in the same process: shards are
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import zlib
 import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import quote
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from load import requests
-from load.checks import (CreatedDocuments, Deposited, Outcome, check_deposit, check_history, check_retrieve,
-                         check_search)
+from load import interactions, requests, xds
+from load.checks import (CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_history,
+                         check_patient, check_retrieve, check_search)
+from load.interactions import CallPatterns
 from identity.actors import Actor
 from identity.keys import load_or_create_key
+from identity.structure import load_or_create_structure
 from identity.tokens import issue_token
+from identity.vihf import issue_assertion
 
 if TYPE_CHECKING:  # load.http imports gevent's HTTP client, which `segur seed` (threads) does not need
     from load.http import Reply
 
 TOKEN_LIFETIME_S = 24 * 3600
+ASSERTION_LIFETIME_S = 8 * 3600   # a VIHF is reused within a working session, as professionals' software does
 
 
 class Tokens:
@@ -47,6 +55,31 @@ class Tokens:
             actor = Actor(ins=who[1]) if who[0] == "patient" else Actor(rpps=who[1], sector=who[2], finess=who[3])
             token = self._cache[who] = issue_token(self._key, actor, TOKEN_LIFETIME_S)
         return f"Bearer {token}"
+
+
+class Assertions:
+    """A signed VIHF per professional and patient, made once and reused until the run ends (it names the
+    patient, so a consultation of another patient needs another). Signed with the structure's key and
+    certificate kept beside ``key_file`` (identity.structure), which the service trusts.
+
+    ``signed``: a :class:`load.stats.LatencyBook`-like sink told the time and CPU of each signature."""
+
+    def __init__(self, key_file: str | Path, signed: Any = None):
+        self._structure = load_or_create_structure(key_file)
+        self._cache: dict[tuple, bytes] = {}
+        self.signed = signed
+
+    def for_row(self, row: dict) -> bytes:
+        who = (row["actor_id"], row["sector"], row.get("facility_id"), row["patient_ins"])
+        assertion = self._cache.get(who)
+        if assertion is None:
+            started, cpu = time.perf_counter(), time.process_time()
+            actor = Actor(rpps=who[0], sector=who[1], finess=who[2])
+            assertion = self._cache[who] = issue_assertion(self._structure, actor, who[3],
+                                                           expires_in=ASSERTION_LIFETIME_S)
+            if self.signed is not None:
+                self.signed.add("VIHF", (time.perf_counter() - started) * 1000, True, time.process_time() - cpu)
+        return assertion
 
 
 class Locations:
@@ -148,32 +181,94 @@ class UnknownTarget(Exception):
         return str(self)
 
 
+class InteractionFailed(Exception):
+    """An interaction one of whose calls failed or was answered wrong (its text names the call: constant per
+    kind, so Locust's failures table groups them)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+# the FHIR calls' names in the calls' book (Locust keeps the operation's name, as before)
+_FHIR_CALLS = {"deposit": "ITI-65", "search": "ITI-67", "retrieve": "ITI-68", "mask": "$mask", "delete": "DELETE",
+               "history": "AuditEvent", "block": "$block", "td02": "TD0.2 (FHIR)", "resolve": "ITI-67 (identifier)"}
+
+
 class RecordClient:
     """Sends rows through a :class:`load.http.RecordHttp` (which reports them to Locust's statistics),
-    and checks what each is answered (``load.checks``): ``send`` returns the row's :class:`Outcome`."""
+    and checks what each is answered (``load.checks``): ``send`` returns the row's :class:`Outcome`.
+
+    Each row is an interaction (``load.interactions``): under ``protocol`` its calls go over XDS.b or FHIR,
+    one after the other; the interaction's latency goes to Locust (type e.g. ``consultation (xds)``) and to
+    ``stats.interactions``."""
 
     def __init__(self, http: Any, tokens: Tokens, locations: Locations, acks: AckLog,
-                 documents: requests.DocumentBytes, request_event: Any, run_tag: str = ""):
+                 documents: requests.DocumentBytes, request_event: Any, run_tag: str = "", *,
+                 protocol: str = "dmp", patterns: CallPatterns | None = None, assertions: Assertions | None = None,
+                 stats: Any = None):
         self.http, self.tokens, self.locations, self.acks = http, tokens, locations, acks
         self.documents, self.request_event = documents, request_event
         self.run_tag = run_tag
-        self.created = CreatedDocuments()
+        self.created = CreatedDocuments()   # by masterIdentifier
+        interactions.route(protocol, {"actor_kind": "patient"})  # an unknown protocol fails here, not per row
+        self.protocol = protocol
+        self.patterns = patterns or CallPatterns()
+        self.assertions = assertions
+        self.stats = stats
 
     def master_id(self, row: dict) -> str:
         """The masterIdentifier sent: the schedule's, made unique to this run and loop of the window,
-        so that a replayed deposit is a new document, not an idempotent repeat."""
-        suffix = ".".join(part for part in (self.run_tag, str(row.get("cycle", 0) or "")) if part)
+        so that a replayed deposit is a new document, not an idempotent repeat. The suffix is digits: the
+        id stays an OID (an XDS uniqueId)."""
+        suffix = ".".join(str(zlib.crc32(part.encode()) if not part.isdigit() else part)
+                          for part in (self.run_tag, str(row.get("cycle", 0) or "")) if part)
         return f"{row['document_id']}.{suffix}" if suffix else row["document_id"]
 
     def send(self, row: dict) -> Outcome:
-        return getattr(self, f"_{row['operation']}")(row)
+        """Play the row's interaction; its outcome is the worst of its calls' (OK only when every call was)."""
+        started = time.perf_counter()
+        self._worst: tuple[Outcome, str] | None = None
+        if interactions.route(self.protocol, row) == "xds":
+            outcome = getattr(self, f"_xds_{row['operation']}")(row)
+        elif row["actor_kind"] == "professional" and row["operation"] in ("search", "deposit"):
+            outcome = getattr(self, f"_pdsm_{row['operation']}")(row)
+        else:
+            outcome = getattr(self, f"_{row['operation']}")(row)
+        if outcome is Outcome.NOT_SENT:
+            return outcome
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        kind = interactions.locust_type(row, self.protocol)
+        failure = None if outcome else InteractionFailed(f"{kind}: {self._worst[1] if self._worst else outcome.value}")
+        self.request_event.fire(request_type=kind, name=self._variant(row), response_time=elapsed_ms,
+                                response_length=0, exception=failure, context={})
+        if self.stats is not None:
+            self.stats.interactions.add(f"{kind} {self._variant(row)}".strip(), elapsed_ms, bool(outcome))
+        return outcome
+
+    def _variant(self, row: dict) -> str:
+        if row["actor_kind"] == "professional" and row["operation"] == "search":
+            return "first visit" if self.patterns.first_visit(row) else "later visit"
+        return row["sector"] if row["actor_kind"] == "professional" else row["operation"]
+
+    def _step(self, reply_or_outcome: Any, call: str) -> Outcome:
+        """Note a call's outcome in the interaction (the first failure names it) and return it."""
+        outcome = getattr(reply_or_outcome, "outcome", reply_or_outcome)
+        if not outcome and outcome is not Outcome.NOT_SENT and self._worst is None:
+            self._worst = (outcome, f"{call} {outcome.value}")
+        return outcome
+
+    # --- FHIR (patients; professionals under PDSm4DMP) ----------------------------------------------
 
     def _call(self, method: str, path: str, row: dict, ok: tuple[int, ...] = (200,), body: bytes | None = None,
-              accept: str = requests.FHIR_JSON, check: Callable[[bytes], Any] | None = None) -> Reply:
+              accept: str = requests.FHIR_JSON, check: Callable[[bytes], Any] | None = None,
+              name: str | None = None) -> Reply:
         headers = {"Authorization": self.tokens.header(row), "Accept": accept}
         if body is not None:
             headers["Content-Type"] = requests.FHIR_JSON
-        return self.http.call(method, path, row["operation"], headers, body, ok, check)
+        operation = name or row["operation"]
+        reply = self.http.call(method, path, operation, headers, body, ok, check, call=_FHIR_CALLS.get(operation))
+        self._step(reply, operation)
+        return reply
 
     def _unknown(self, row: dict) -> Outcome:
         """No request: the target was never acknowledged. One failure kind per operation in Locust's table
@@ -190,21 +285,21 @@ class RecordClient:
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         bundle = requests.deposit({**row, "document_id": master_id}, data, when)
         reply = self._call("POST", "/", row, ok=(200, 201), body=bundle.body,
-                           check=partial(check_deposit, entries=bundle.entries))
+                           check=partial(check_deposit, entries=bundle.entries), name="deposit")
         if reply.outcome:
             answer = reply.checked  # later reads in this window name the schedule's id
             self.locations.add(row["document_id"], answer.document, answer.binary,
                                Deposited(bundle.size, bundle.sha256, master_id))
             if answer.created:
-                self.created.created(row["patient_ins"], answer.document)
+                self.created.created(row["patient_ins"], master_id)
             self.acks.append(master_id, bundle.sha256, bundle.size, answer.binary)
         return reply.outcome
 
-    def _search(self, row: dict) -> Outcome:
+    def _search(self, row: dict, extra: str = "") -> Outcome:
         ins = row["patient_ins"]
         by_patient = row["actor_kind"] == "patient"
         expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"])
-        return self._call("GET", requests.search_path(ins), row,
+        return self._call("GET", requests.search_path(ins) + extra, row, name="search",
                           check=partial(check_search, patient_ins=ins, expected=expected)).outcome
 
     def _retrieve(self, row: dict) -> Outcome:
@@ -212,25 +307,62 @@ class RecordClient:
         check = None if deposited is None else partial(check_retrieve, deposited=deposited,
                                                        remake=self.documents.content)
         return self._on_target(row, lambda document, binary: self._call(
-            "GET", "/" + binary, row, accept="application/pdf", check=check).outcome)
+            "GET", "/" + binary, row, accept="application/pdf", check=check, name="retrieve").outcome)
 
     def _mask(self, row: dict) -> Outcome:
         def act(document: str, binary: str) -> Outcome:
-            self.created.masking(document)  # from now on, professionals' searches need not list it
+            self.created.masking(self._deposited_id(row))  # from now on, professionals' searches need not list it
             return self._call("POST", f"/DocumentReference/{document}/$mask", row, ok=(200, 204), body=b"{}").outcome
         return self._on_target(row, act)
 
     def _delete(self, row: dict) -> Outcome:
         def act(document: str, binary: str) -> Outcome:
-            self.created.deleting(document)
+            self.created.deleting(self._deposited_id(row))
             # DELETE is idempotent: a document already gone (an earlier loop of the window deleted it) is no error
             return self._call("DELETE", f"/DocumentReference/{document}", row, ok=(200, 204, 404, 410)).outcome
         return self._on_target(row, act)
 
+    def _deposited_id(self, row: dict) -> str:
+        """The masterIdentifier the row's document was deposited under (this run's, or the corpus's)."""
+        deposited = self.locations.deposited(row["document_id"])
+        return deposited.content_id if deposited is not None and deposited.content_id else row["document_id"]
+
     def _on_target(self, row: dict, act: Callable[[str, str], Outcome]) -> Outcome:
-        """Run ``act(document id, binary path)`` on the row's document, or report it unknown to the service."""
+        """Run ``act(document id, binary path)`` on the row's document, or report it unknown to the service.
+        A document deposited over XDS.b is known by its uniqueId only: its FHIR locations are looked up first
+        (a search by identifier, as the patient's app finds it in the record)."""
         known = self.locations.get(row["document_id"])
-        return self._unknown(row) if known is None else act(*known)
+        if known is None:
+            return self._unknown(row)
+        if not known[0]:
+            known = self._resolve(row)
+            if known is None:
+                return self._worst[0] if self._worst else Outcome.FAILED
+        return act(*known)
+
+    def _resolve(self, row: dict) -> tuple[str, str] | None:
+        master_id = self._deposited_id(row)
+        found: dict = {}
+
+        def locate(body: bytes) -> None:
+            check_search(body, row["patient_ins"])
+            for entry in orjson.loads(body).get("entry", []):
+                resource = entry.get("resource", {})
+                if (resource.get("masterIdentifier") or {}).get("value") == master_id:
+                    url = ((resource.get("content") or [{}])[0].get("attachment") or {}).get("url", "")
+                    found["at"] = (resource["id"], url)
+            if "at" not in found:
+                raise WrongAnswer("search", "a document the service acknowledged is missing",
+                                  f"{master_id} not found by identifier")
+
+        path = (requests.search_path(row["patient_ins"]) +
+                f"&identifier={quote('urn:ietf:rfc:3986|' + master_id, safe=':')}")
+        if not self._call("GET", path, row, check=locate, name="resolve").outcome:
+            return None
+        document, binary = found["at"]
+        deposited = self.locations.deposited(row["document_id"])
+        self.locations.add(row["document_id"], document, binary, deposited)
+        return document, binary
 
     def _history(self, row: dict) -> Outcome:
         ins = row["patient_ins"]
@@ -241,3 +373,190 @@ class RecordClient:
         self.created.blocking(row["patient_ins"], row["target_rpps"])
         return self._call("POST", "/Patient/$block", row, ok=(200, 204),
                           body=requests.block_body(row["target_rpps"])).outcome
+
+    # --- professionals over PDSm4DMP (FHIR) ------------------------------------------------------------
+
+    def _pdsm_td02(self, row: dict) -> bool | None:
+        """TD0.2 in FHIR: True when the record is open and this professional authorised, False when not (the
+        software stops there), None when the call failed."""
+        reply = self._call("GET", requests.patient_path(row["patient_ins"]), row, name="td02",
+                           check=partial(check_patient, patient_ins=row["patient_ins"]))
+        return reply.checked if reply.outcome else None
+
+    def _pdsm_search(self, row: dict) -> Outcome:
+        allowed = self._pdsm_td02(row)
+        if not allowed:
+            return self._worst[0] if allowed is None else Outcome.OK
+        now = dt.datetime.now(dt.timezone.utc)
+        if self.patterns.first_visit(row):
+            extra = f"&period=ge{self.patterns.find_from(now).strftime('%Y-%m-%d')}"
+        else:
+            extra = f"&date=ge{self.patterns.last_visit(row, now).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        return self._search(row, extra.replace(":", "%3A"))
+
+    def _pdsm_deposit(self, row: dict) -> Outcome:
+        if self.patterns.access_check_before_deposit:
+            allowed = self._pdsm_td02(row)
+            if allowed is None:
+                return self._worst[0]
+        return self._deposit(row)
+
+    # --- professionals over XDS.b ----------------------------------------------------------------------
+
+    def _soap(self, request: xds.Request, name: str, row: dict, read: Callable[[xds.Answer], Any],
+              build_cpu_s: float) -> Reply:
+        """One SOAP call: its answer read by ``read`` (which raises WrongAnswer when it is not what was asked)."""
+        def check(body: bytes) -> Any:
+            try:
+                return read(xds.read_answer(body))
+            except xds.BadAnswer as bad:
+                raise WrongAnswer(name, "not the SOAP answer asked for", str(bad)) from None
+        reply = self.http.call("POST", request.path, name, {"Content-Type": request.content_type,
+                                                            "Accept": f"{xds.SOAP_XML}, multipart/related"},
+                               request.body, (200,), check, cpu_s=build_cpu_s)
+        self._step(reply, name)
+        return reply
+
+    def _built(self, make: Callable[[], xds.Request]) -> tuple[xds.Request, float]:
+        started = time.process_time()
+        request = make()
+        return request, time.process_time() - started
+
+    def _assertion(self, row: dict) -> bytes:
+        if self.assertions is None:
+            raise RuntimeError("an XDS.b interaction needs VIHF assertions (RecordClient(assertions=…))")
+        return self.assertions.for_row(row)
+
+    def _xds_td02(self, row: dict, assertion: bytes) -> bool | None:
+        request, cpu = self._built(lambda: xds.td02(assertion, row["patient_ins"]))
+
+        def read(answer: xds.Answer) -> bool:
+            status, authorisation = answer.td02()
+            if status not in ("OK", "FERME") or authorisation not in ("VALIDE", "INTERDIT"):
+                raise WrongAnswer("TD0.2", "not a TD0.2 answer", f"DmpStatus {status!r}, Autorisation {authorisation!r}")
+            return status == "OK" and authorisation == "VALIDE"
+        reply = self._soap(request, "TD0.2", row, read, cpu)
+        return reply.checked if reply.outcome else None
+
+    def _xds_search(self, row: dict) -> Outcome:
+        """A consultation: TD0.2, then a first opening's FindDocuments or a later visit's FindSubmissionSets,
+        GetAssociations and GetDocumentsAndAssociations by batches."""
+        assertion = self._assertion(row)
+        allowed = self._xds_td02(row, assertion)
+        if not allowed:
+            return self._worst[0] if allowed is None else Outcome.OK
+        ins = row["patient_ins"]
+        now = dt.datetime.now(dt.timezone.utc)
+        expected = self.created.expected(ins, False, row["actor_id"])
+        if self.patterns.first_visit(row):
+            request, cpu = self._built(lambda: xds.find_documents(assertion, ins, self.patterns.find_from(now)))
+            reply = self._soap(request, "ITI-18 FindDocuments", row,
+                               partial(_entries_of, ins=ins, expected=expected, name="ITI-18 FindDocuments"), cpu)
+            return reply.outcome
+        request, cpu = self._built(lambda: xds.find_submission_sets(assertion, ins, self.patterns.last_visit(row, now)))
+        reply = self._soap(request, "ITI-18 FindSubmissionSets", row, partial(_submission_sets_of, ins=ins), cpu)
+        if not reply.outcome or not reply.checked:
+            return reply.outcome
+        members: list[str] = []
+        for chunk in _chunks(reply.checked, _MAX_QUERY_VALUES):
+            request, cpu = self._built(lambda: xds.get_associations(assertion, chunk))
+            reply = self._soap(request, "ITI-18 GetAssociations", row, partial(_members_of, sets=set(chunk)), cpu)
+            if not reply.outcome:
+                return reply.outcome
+            members += reply.checked
+        for batch in _chunks(list(dict.fromkeys(members)), self.patterns.batch_size):
+            request, cpu = self._built(lambda: xds.get_documents_and_associations(assertion, batch))
+            reply = self._soap(request, "ITI-18 GetDocumentsAndAssociations", row,
+                               partial(_entries_of, ins=ins, expected=frozenset(), name="ITI-18 GetDocumentsAndAssociations"),
+                               cpu)
+            if not reply.outcome:
+                return reply.outcome
+        return Outcome.OK
+
+    def _xds_retrieve(self, row: dict) -> Outcome:
+        """A document view: ITI-43 of the row's document, by its uniqueId; the bytes compared with the deposit's."""
+        if self.locations.get(row["document_id"]) is None:
+            return self._unknown(row)
+        assertion = self._assertion(row)
+        unique = xds.unique_id(self._deposited_id(row))
+        deposited = self.locations.deposited(row["document_id"])
+        request, cpu = self._built(lambda: xds.retrieve(assertion, [unique]))
+
+        def read(answer: xds.Answer) -> None:
+            documents = answer.documents()
+            if unique not in documents:
+                raise WrongAnswer("ITI-43", "not the document asked for",
+                                  f"asked {unique}, got {sorted(documents)[:3]} ({answer.status})")
+            check_retrieve(documents[unique], deposited, self.documents.content)
+        return self._soap(request, "ITI-43", row, read, cpu).outcome
+
+    def _xds_deposit(self, row: dict) -> Outcome:
+        """A deposit: TD0.2 (the record must be open), then ITI-41 with the document as an MTOM part."""
+        assertion = self._assertion(row)
+        if self.patterns.access_check_before_deposit:
+            allowed = self._xds_td02(row, assertion)
+            if allowed is None:
+                return self._worst[0]
+        master_id = self.master_id(row)
+        data = self.documents.content(master_id, row["size_bytes"])
+        request, cpu = self._built(lambda: xds.provide_and_register(
+            assertion, ins=row["patient_ins"], rpps=row["actor_id"], finess=row.get("facility_id"), master_id=master_id,
+            data=data, type_code=row["type_code"], when=dt.datetime.now(dt.timezone.utc)))
+
+        def read(answer: xds.Answer) -> None:
+            if answer.status != xds.SUCCESS:
+                raise WrongAnswer("ITI-41", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+        reply = self._soap(request, "ITI-41", row, read, cpu)
+        if reply.outcome:
+            sha256 = hashlib.sha256(data).hexdigest()
+            self.locations.add(row["document_id"], "", "", Deposited(len(data), sha256, master_id))
+            self.created.created(row["patient_ins"], master_id)
+            self.acks.append(master_id, sha256, len(data), "xds:" + xds.unique_id(master_id))
+        return reply.outcome
+
+
+_MAX_QUERY_VALUES = 100  # values the service takes in one stored query
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), max(size, 1))]
+
+
+def _entries_of(answer: xds.Answer, ins: str, expected: frozenset[str], name: str) -> set[str]:
+    """The uniqueIds of the DocumentEntries a query returned; WrongAnswer when one is another patient's, or when
+    a document this run deposited for the patient (``expected``, masterIdentifiers) is missing."""
+    if answer.status != xds.SUCCESS:
+        raise WrongAnswer(name, "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    found = set()
+    for entry_uuid, unique, patient in answer.entries():
+        if patient != xds.cx(ins):
+            raise WrongAnswer(name, "a DocumentEntry of another patient", f"{entry_uuid} has {patient!r}, asked {ins}")
+        found.add("urn:oid:" + unique)
+    missing = expected - found
+    if missing:
+        raise WrongAnswer(name, "a document the service acknowledged is missing",
+                          f"patient {ins}: {len(missing)} missing, e.g. {sorted(missing)[0]}")
+    return found
+
+
+def _submission_sets_of(answer: xds.Answer, ins: str) -> list[str]:
+    if answer.status != xds.SUCCESS:
+        raise WrongAnswer("ITI-18 FindSubmissionSets", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    sets = []
+    for entry_uuid, patient in answer.submission_sets():
+        if patient != xds.cx(ins):
+            raise WrongAnswer("ITI-18 FindSubmissionSets", "a submission set of another patient",
+                              f"{entry_uuid} has {patient!r}, asked {ins}")
+        sets.append(entry_uuid)
+    return sets
+
+
+def _members_of(answer: xds.Answer, sets: set[str]) -> list[str]:
+    if answer.status != xds.SUCCESS:
+        raise WrongAnswer("ITI-18 GetAssociations", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    members = []
+    for source, target in answer.associations():
+        if source not in sets:
+            raise WrongAnswer("ITI-18 GetAssociations", "an association of an object not asked for", source)
+        members.append(target)
+    return members

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from load import locust_report
+from load.interactions import PROTOCOLS
 from load.schedule import describe
 from load.seed import seed as seed_corpus
 
@@ -42,10 +43,10 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
 def locust_command(schedule: Path, target: str, out: Path, *, speedup: float, key: Path, processes: int,
-                   headless: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+                   headless: bool = True, extra: tuple[str, ...] = (), protocol: str = "dmp") -> list[str]:
     """The `locust` command line that replays ``schedule`` into ``out``."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target,
-               "--schedule", str(schedule), "--speedup", str(speedup), "--key", str(key),
+               "--schedule", str(schedule), "--speedup", str(speedup), "--key", str(key), "--protocol", protocol,
                "--acks", str(out / "acks.csv"), "--replay-report", str(out / "replay.json"),
                "--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--loglevel", "WARNING",
                "--only-summary"]
@@ -75,12 +76,17 @@ def locust_command(schedule: Path, target: str, out: Path, *, speedup: float, ke
               help="HTTP connections per process; a request leaves (and its lateness is taken) once it has one.")
 @click.option("--concurrency", type=click.IntRange(1, 1_000_000), default=4000, show_default=True,
               help="Most requests in flight per process (waiting for a connection or an answer).")
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="dmp", show_default=True,
+              help="dmp: professionals over IHE XDS.b (SOAP, signed VIHF), patients over FHIR (the platform's mix); "
+                   "xds: the professionals' XDS.b traffic alone; fhir: professionals over FHIR (ANS PDSm4DMP).")
 def load(result_dir: Path, target: str, speedup: float, processes: int, key: Path, out: Path | None,
-         duration: float, drain_seconds: float, connections: int, concurrency: int) -> None:
+         duration: float, drain_seconds: float, connections: int, concurrency: int, protocol: str) -> None:
     """Replay a simulation's schedule against a record service as an open workload (Locust, headless).
 
-    Every request leaves at its planned time divided by --speedup; lateness is measured, not
-    hidden. Writes Locust's CSV and HTML reports, the acknowledged deposits (acks.csv) and the
+    Every interaction (a consultation, a deposit, a document opened, a patient's action) leaves at its
+    planned time divided by --speedup, and is sent as the calls of --protocol, one after the other
+    (e.g. a professional's consultation over XDS.b: TD0.2, then ITI-18 queries); lateness is measured,
+    not hidden. Locust's statistics list the calls and the interactions (type e.g. "consultation (xds)"). Writes Locust's CSV and HTML reports, the acknowledged deposits (acks.csv) and the
     replay's figures (replay.json). Every answer is checked, not only its status (a search lists
     only the searched patient's documents, a retrieve gives the bytes deposited, a deposit names its
     locations): a wrong answer is a failure, counted apart as "wrong_answers" in replay.json.
@@ -92,6 +98,7 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     Example:
       segur seed results/smoke-20251014 --target http://127.0.0.1:8080
       segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 10
+      segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 10 --protocol fhir
       segur load results/smoke-20251014 --target http://127.0.0.1:8080 --speedup 50 --duration 60 --connections 512
     """
     facts = describe(result_dir)
@@ -102,7 +109,7 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     extra = ("--replay-seconds", str(duration), "--drain-seconds", str(drain_seconds),
              "--connections", str(connections), "--replay-concurrency", str(concurrency))
     proc = subprocess.run(locust_command(result_dir, target, out, speedup=speedup, key=key, processes=processes,
-                                         extra=extra), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         extra=extra, protocol=protocol), env={**os.environ, "PYTHONUNBUFFERED": "1"})
     report_path = out / "replay.json"
     if not report_path.exists():
         raise click.ClickException(f"locust exited {proc.returncode} without a replay report")

@@ -42,13 +42,15 @@ class Reply(NamedTuple):
 
 class RecordHttp:
     def __init__(self, base_url: str, request_event: Any, *, connections: int = 256,
-                 connection_timeout: float = 10.0, network_timeout: float = 60.0):
+                 connection_timeout: float = 10.0, network_timeout: float = 60.0, calls: Any = None):
+        """``calls``: a :class:`load.stats.LatencyBook` that gets every request too, under its call name."""
         self._client = HTTPClient.from_url(base_url, concurrency=connections, connection_timeout=connection_timeout,
                                            network_timeout=network_timeout)
         self._prefix = urlsplit(base_url).path.rstrip("/")
         self._slots = BoundedSemaphore(connections)
         self._event = request_event
         self._log = logging.getLogger(__name__)
+        self._calls = calls
         self.wrong_answers = 0
 
     def slot(self) -> AbstractContextManager:
@@ -57,30 +59,36 @@ class RecordHttp:
         return self._slots
 
     def call(self, method: str, path: str, name: str, headers: dict, body: bytes | None = None,
-             ok: tuple[int, ...] = (200,), check: Callable[[bytes], Any] | None = None) -> Reply:
+             ok: tuple[int, ...] = (200,), check: Callable[[bytes], Any] | None = None, *,
+             call: str | None = None, cpu_s: float = 0.0) -> Reply:
         """Send one request and report it to Locust. A status outside ``ok`` or a connection error is
         ``FAILED`` (status 0 for the latter); otherwise ``check(body)``, when given, runs on the answer:
         if it raises :class:`WrongAnswer` the request is ``WRONG`` (reported to Locust as a failure with
-        that exception), else ``OK`` with what the check returned."""
+        that exception), else ``OK`` with what the check returned.
+
+        ``call``: the call type's name for the calls' book (default ``name``); ``cpu_s``: the driver's CPU
+        seconds spent building the request, added to its check's."""
         started = time.perf_counter()
         try:
             response = self._client.request(method, self._prefix + path, body=body, headers=headers)
             content = response.read()
             status = response.status_code
         except Exception as error:  # noqa: BLE001 - any transport error is this request's failure, reported
-            self._fire(method, name, started, 0, error)
+            self._fire(method, name, started, 0, error, call or name, cpu_s)
             return Reply(Outcome.FAILED, 0, b"")
         if status not in ok:
             self._fire(method, name, started, len(content),
-                       HttpFailure(f"{status} {content[:120].decode(errors='replace')}"))
+                       HttpFailure(f"{status} {content[:120].decode(errors='replace')}"), call or name, cpu_s)
             return Reply(Outcome.FAILED, status, content)
+        checking = time.process_time()  # a check never yields: its CPU is this request's
         try:
             checked = check(content) if check is not None else None
         except WrongAnswer as wrong:
-            self._fire(method, name, started, len(content), wrong)
+            self._fire(method, name, started, len(content), wrong, call or name,
+                       cpu_s + time.process_time() - checking)
             self._note(wrong, method, path)
             return Reply(Outcome.WRONG, status, content)
-        self._fire(method, name, started, len(content), None)
+        self._fire(method, name, started, len(content), None, call or name, cpu_s + time.process_time() - checking)
         return Reply(Outcome.OK, status, content, checked)
 
     def _note(self, wrong: WrongAnswer, method: str, path: str) -> None:
@@ -88,9 +96,13 @@ class RecordHttp:
         if self.wrong_answers <= _LOGGED_WRONG_ANSWERS:
             self._log.warning("%s (%s %s): %s", wrong, method, path[:120], wrong.detail)
 
-    def _fire(self, method: str, name: str, started: float, length: int, exception: Exception | None) -> None:
-        self._event.fire(request_type=method, name=name, response_time=(time.perf_counter() - started) * 1000,
+    def _fire(self, method: str, name: str, started: float, length: int, exception: Exception | None,
+              call: str, cpu_s: float) -> None:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._event.fire(request_type=method, name=name, response_time=elapsed_ms,
                          response_length=length, exception=exception, context={})
+        if self._calls is not None:
+            self._calls.add(call, elapsed_ms, exception is None, cpu_s)
 
     def close(self) -> None:
         self._client.close()

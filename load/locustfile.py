@@ -32,8 +32,9 @@ from gevent.event import Event
 from locust import LoadTestShape, User, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from load.client import AckLog, Locations, RecordClient, Tokens
+from load.client import AckLog, Assertions, Locations, RecordClient, Tokens
 from load.http import RecordHttp
+from load.interactions import PROTOCOLS, CallPatterns, route
 from load.replay import OpenLoopReplay
 from load.requests import DocumentBytes
 from load.schedule import Shard, describe, read_rows, replay_rows
@@ -49,6 +50,9 @@ def _options(parser) -> None:
     group.add_argument("--speedup", type=float, default=1.0,
                        help="replay N times faster than the scenario: this sets the load; users and ramp-up do not apply")
     group.add_argument("--schedule", default="", help="schedule.parquet, or the simulator's result directory")
+    group.add_argument("--protocol", default="dmp", choices=list(PROTOCOLS),
+                       help="the professionals' interface: dmp (XDS.b; patients over FHIR), xds (XDS.b alone), "
+                            "fhir (PDSm4DMP)")
     group.add_argument("--key", default=".segur/signing.key", help="the record service's token signing key file")
     group.add_argument("--locations", default="", help="where `segur seed` wrote the corpus's locations "
                        "(default: locations.parquet beside the schedule)")
@@ -83,6 +87,7 @@ class ReplayRun:
         self.speedup = 1.0                # the run's, as the master gave it
         self.replay_limit_s: float | None = None
         self.run_tag = ""
+        self.protocol = "dmp"
         self.ready = Event()              # set by a run's shard, cleared when the run stops
         self.local = PageStats()          # what this process sent in run ``number``
         self.replaying = 0                # the run this process's replayer was started for
@@ -178,6 +183,7 @@ def _take_shard(run: ReplayRun, data: dict) -> None:
     run.speedup = data.get("speedup") or run.options.speedup
     run.replay_limit_s = data["limit_s"] if "limit_s" in data else run.limit_s()
     run.run_tag = data.get("run_tag", run.options.run_tag)
+    run.protocol = data.get("protocol") or getattr(run.options, "protocol", "dmp") or "dmp"
     run.local = PageStats()
     run.ready.set()
 
@@ -207,7 +213,10 @@ def _start(environment, **_kwargs) -> None:
     _absolute_paths(options)
     workers = _active_workers(runner) if isinstance(runner, MasterRunner) else ["local"]
     schedule, speedup = str(options.schedule or ""), float(options.speedup)
+    protocol = str(getattr(options, "protocol", "dmp") or "dmp")
     try:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown --protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
         if not schedule:
             raise ValueError("no --schedule: give a schedule.parquet or a `segur simulate` result directory")
         if speedup <= 0:
@@ -221,13 +230,13 @@ def _start(environment, **_kwargs) -> None:
         return
     record = run.book.begin(speedup=speedup, schedule=schedule, start_at=time.time() + START_DELAY_S,
                             workers=max(len(workers), 1), window_s=window_s, limit_s=limit_s,
-                            planner=lambda: plan_of(schedule, window_s, limit_s, speedup))
+                            planner=lambda: plan_of(schedule, window_s, limit_s, speedup, protocol))
     if environment.web_ui:
         record.plan()  # now, before the first row is due, rather than at a page refresh in the middle of the run
     # a later run's deposits are new documents, as the first run's were (not idempotent repeats of them)
     run_tag = ".".join(part for part in (options.run_tag, f"run{record.number}" if record.number > 1 else "") if part)
     shard = {"start_at": record.start_at, "run": record.number, "speedup": speedup, "limit_s": limit_s,
-             "run_tag": run_tag}
+             "run_tag": run_tag, "protocol": protocol}
     if isinstance(runner, MasterRunner):
         for index, client_id in enumerate(workers):
             runner.send_message("replay_shard", {**shard, "index": index, "count": len(workers)}, client_id=client_id)
@@ -261,13 +270,16 @@ def _write_report(environment, **_kwargs) -> None:
         environment.process_exit_code = 1
 
 
-def _sign_ahead(tokens: Tokens, rows, until: float) -> None:
-    """Sign the first actors' tokens while waiting for the start: a burst of new actors would otherwise
-    cost signing time right when the first requests are due."""
+def _sign_ahead(tokens: Tokens, assertions: Assertions, protocol: str, rows, until: float) -> None:
+    """Sign the first actors' tokens and VIHF assertions while waiting for the start: a burst of new actors would
+    otherwise cost signing time right when the first requests are due."""
     for row in rows:
         if time.time() >= until:
             return
-        tokens.header(row)
+        if route(protocol, row) == "xds":
+            assertions.for_row(row)
+        else:
+            tokens.header(row)
 
 
 class ReplayShape(LoadTestShape):
@@ -304,7 +316,7 @@ class ScheduleReplayer(User):
             return
         run.replaying = number = run.number
         stats, shard, start_at, speedup, limit_s = run.local, run.shard, run.start_at, run.speedup, run.replay_limit_s
-        run_tag = run.run_tag
+        run_tag, protocol = run.run_tag, run.protocol
         options = run.options
         node = self._node()
         replay, reporter, acks, http, error = None, None, None, None, None
@@ -322,12 +334,16 @@ class ScheduleReplayer(User):
             locations = Locations.load(paths["locations"] or folder / "locations.parquet")
             acks = AckLog(paths["acks"] or None)
             tokens = Tokens(paths["key"])
-            _sign_ahead(tokens, read_rows(schedule, shard), until=start_at - 0.2)
+            assertions = Assertions(paths["key"], signed=stats.signatures)
+            facts = run.schedule_facts(str(schedule))
+            _sign_ahead(tokens, assertions, protocol, read_rows(schedule, shard, protocol=protocol),
+                        until=start_at - 0.2)
             http = RecordHttp(self.host or self.environment.host, self.environment.events.request,
-                              connections=options.connections)
+                              connections=options.connections, calls=stats.calls)
             client = RecordClient(http, tokens, locations, acks, DocumentBytes(), self.environment.events.request,
-                                  run_tag=run_tag)
-            rows = replay_rows(schedule, shard, run.schedule_facts(str(schedule)).window_s, limit_s)
+                                  run_tag=run_tag, protocol=protocol, patterns=CallPatterns.from_metadata(facts.metadata),
+                                  assertions=assertions, stats=stats)
+            rows = replay_rows(schedule, shard, facts.window_s, limit_s, protocol=protocol)
             replay = OpenLoopReplay(rows, client.send, stats,
                                     start_at=start_at, speedup=speedup, concurrency=options.replay_concurrency,
                                     drain_s=options.drain_seconds or None, gate=http.slot)

@@ -77,6 +77,7 @@ def deposit(row: dict, data: bytes, when: str) -> Deposit:
         "subject": subject,
         "date": when,
         "author": _author(row),
+        "context": {"period": {"start": when}},   # XDS serviceStartTime: what FindDocuments' time parameters read
         "content": [{"attachment": {
             "contentType": "application/pdf", "url": "urn:uuid:binary", "size": len(data), "creation": when,
             "hash": base64.b64encode(hashlib.sha1(data).digest()).decode()}}],
@@ -98,6 +99,11 @@ def deposit(row: dict, data: bytes, when: str) -> Deposit:
 
 _SEARCH_PREFIX = f"/DocumentReference?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
 _HISTORY_PREFIX = f"/AuditEvent?patient.identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C"
+
+
+def patient_path(patient_ins: str) -> str:
+    """TD0.2 in FHIR (PDSm4DMP): does the patient have an open record, may the caller read it."""
+    return f"/Patient?identifier={quote(INS_NIR_SYSTEM, safe=':')}%7C{patient_ins}"
 
 
 def search_path(patient_ins: str, count: int = 50) -> str:

@@ -16,6 +16,7 @@ from typing import Iterator
 
 import pyarrow.parquet as pq
 
+from load.interactions import replayed
 from segur.errors import InputError
 
 COLUMNS = ("offset_s", "operation", "sector", "actor_kind", "actor_id", "facility_id", "patient_ins",
@@ -52,8 +53,9 @@ def schedule_path(path: str | Path) -> Path:
     return path
 
 
-def read_rows(path: str | Path, shard: Shard = Shard(), batch_rows: int = 1024) -> Iterator[dict]:
-    """The shard's rows in time order, as dicts, streamed a batch at a time.
+def read_rows(path: str | Path, shard: Shard = Shard(), batch_rows: int = 1024, protocol: str = "dmp") -> Iterator[dict]:
+    """The shard's rows in time order, as dicts, streamed a batch at a time; under ``protocol`` ``xds`` the
+    professionals' rows only (load.interactions.replayed).
 
     Batches are small on purpose: turning one into dicts blocks the replay's event loop, and a
     10 ms stall is lateness for every request due meanwhile.
@@ -61,16 +63,17 @@ def read_rows(path: str | Path, shard: Shard = Shard(), batch_rows: int = 1024) 
     source = pq.ParquetFile(schedule_path(path))
     for batch in source.iter_batches(batch_size=batch_rows, columns=list(COLUMNS)):
         for row in batch.to_pylist():
-            if shard.holds(row["patient_ins"]):
+            if shard.holds(row["patient_ins"]) and replayed(protocol, row["actor_kind"]):
                 yield row
 
 
-def replay_rows(path: str | Path, shard: Shard, window_s: float, limit_s: float | None) -> Iterator[dict]:
+def replay_rows(path: str | Path, shard: Shard, window_s: float, limit_s: float | None,
+                protocol: str = "dmp") -> Iterator[dict]:
     """The shard's rows; with ``limit_s``, the window played again and again until that many
     scenario seconds (cut short when the window is longer). Each row carries its ``cycle``."""
     cycle = 0
     while True:
-        for row in read_rows(path, shard):
+        for row in read_rows(path, shard, protocol=protocol):
             offset = row["offset_s"] + cycle * window_s
             if limit_s is not None and offset >= limit_s:
                 return
@@ -81,9 +84,19 @@ def replay_rows(path: str | Path, shard: Shard, window_s: float, limit_s: float 
             return
 
 
-def planned_rows(path: str | Path, window_s: float, limit_s: float | None) -> int:
+def replayed_offsets(path: str | Path, protocol: str = "dmp"):
+    """The offsets (s, float64 array) of the rows replayed under ``protocol``."""
+    table = pq.read_table(schedule_path(path), columns=["offset_s", "actor_kind"])
+    offsets = table.column("offset_s").to_numpy()
+    if protocol == "xds":
+        kinds = table.column("actor_kind").to_pylist()
+        offsets = offsets[[replayed(protocol, kind) for kind in kinds]]
+    return offsets
+
+
+def planned_rows(path: str | Path, window_s: float, limit_s: float | None, protocol: str = "dmp") -> int:
     """How many rows :func:`replay_rows` yields over all shards."""
-    offsets = pq.read_table(schedule_path(path), columns=["offset_s"]).column("offset_s").to_numpy()
+    offsets = replayed_offsets(path, protocol)
     if limit_s is None:
         return int(offsets.size)
     full_cycles, remainder = divmod(limit_s, window_s)

@@ -67,6 +67,60 @@ class LatenessHistogram:
         return sum(self.counts[:bisect.bisect_left(_EDGES_MS, limit_ms) + 1]) / total
 
 
+class LatencyBook:
+    """Response times (ms, in the lateness bins), counts, failures and driver CPU (s) per name: the protocol's
+    calls (``ITI-18 FindDocuments``…) or the interactions they make up (``consultation (xds)``…).
+
+    The driver's CPU is what building a request and checking its answer cost (plus, for an interaction, signing
+    its VIHF): the network wait and the HTTP client's own work are not in it."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, LatenessHistogram] = defaultdict(LatenessHistogram)
+        self.count: dict[str, int] = defaultdict(int)
+        self.failed: dict[str, int] = defaultdict(int)
+        self.cpu_s: dict[str, float] = defaultdict(float)
+        self.max_ms: dict[str, float] = defaultdict(float)
+
+    def add(self, name: str, elapsed_ms: float, ok: bool, cpu_s: float = 0.0) -> None:
+        self.times[name].add(elapsed_ms)
+        self.count[name] += 1
+        if not ok:
+            self.failed[name] += 1
+        self.cpu_s[name] += cpu_s
+        self.max_ms[name] = max(self.max_ms[name], elapsed_ms)
+
+    def snapshot(self) -> dict:
+        return {name: {"times": self.times[name].sparse(), "count": self.count[name], "failed": self.failed[name],
+                       "cpu_s": self.cpu_s[name], "max_ms": self.max_ms[name]} for name in self.count}
+
+    def merge_snapshot(self, snapshot: dict) -> None:
+        for name, entry in snapshot.items():
+            self.times[name].merge_sparse(entry["times"])
+            self.count[name] += entry["count"]
+            self.failed[name] += entry["failed"]
+            self.cpu_s[name] += entry["cpu_s"]
+            self.max_ms[name] = max(self.max_ms[name], entry["max_ms"])
+
+    def figures(self) -> dict[str, dict]:
+        """Per name: count, failures, p50/p99/max in ms, the driver's CPU per one in µs."""
+        return {name: _latency_figures(self.times[name], self.count[name], self.failed[name], self.max_ms[name],
+                                       self.cpu_s[name]) for name in sorted(self.count)}
+
+    def aggregated(self) -> dict:
+        """Every name together (the calls of a run: what the plan's latency and error rate are taken over)."""
+        merged = LatenessHistogram()
+        for histogram in self.times.values():
+            merged.merge(histogram)
+        return _latency_figures(merged, sum(self.count.values()), sum(self.failed.values()),
+                                max(self.max_ms.values(), default=0.0), sum(self.cpu_s.values()))
+
+
+def _latency_figures(times: LatenessHistogram, count: int, failed: int, max_ms: float, cpu_s: float) -> dict:
+    return {"count": count, "failures": failed, "p50_ms": round(min(times.percentile(50), max_ms), 1),
+            "p99_ms": round(min(times.percentile(99), max_ms), 1), "max_ms": round(max_ms, 1),
+            "driver_cpu_us": round(cpu_s * 1e6 / count, 1) if count else None}
+
+
 class ReplayStats:
     """One process's (or, merged, the whole run's) replay figures."""
 
@@ -89,6 +143,10 @@ class ReplayStats:
         self.late_max_by_operation: dict[str, float] = defaultdict(float)
         self.in_flight_by_operation: dict[str, int] = defaultdict(int)
         self.in_flight_max_by_operation: dict[str, int] = defaultdict(int)
+        # the protocol's calls and the interactions they make up (load.interactions): latency, failures, driver CPU
+        self.calls = LatencyBook()
+        self.interactions = LatencyBook()
+        self.signatures = LatencyBook()   # VIHF assertions the driver signed (time and CPU of signing)
 
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
@@ -144,7 +202,9 @@ class ReplayStats:
                                           for operation, histogram in self.lateness_by_operation.items()},
                 "late_max_by_operation": dict(self.late_max_by_operation),
                 "in_flight_by_operation": dict(self.in_flight_by_operation),
-                "in_flight_max_by_operation": dict(self.in_flight_max_by_operation)}
+                "in_flight_max_by_operation": dict(self.in_flight_max_by_operation),
+                "calls": self.calls.snapshot(), "interactions": self.interactions.snapshot(),
+                "signatures": self.signatures.snapshot()}
 
     @classmethod
     def from_snapshots(cls, snapshots: list[dict]) -> "ReplayStats":
@@ -170,6 +230,9 @@ class ReplayStats:
             merged.unanswered += snapshot.get("unanswered", 0)
             merged.in_flight_max += snapshot.get("in_flight_max", 0)  # processes' maxima added: an upper bound
             merged.in_flight += snapshot.get("in_flight", 0)          # as of each process's last report
+            merged.calls.merge_snapshot(snapshot.get("calls", {}))
+            merged.interactions.merge_snapshot(snapshot.get("interactions", {}))
+            merged.signatures.merge_snapshot(snapshot.get("signatures", {}))
         return merged
 
     def summary(self, on_time_ms: float = 20.0) -> dict:
@@ -190,6 +253,10 @@ class ReplayStats:
             "last_answer_s": round(self.last_answer_s, 3),
             f"share_within_{on_time_ms:g}ms": round(self.lateness.share_within(on_time_ms), 5),
             "operations": self.by_operation(),  # the Lateness tab's rows (ReplayStats.by_operation)
+            "calls": self.calls.figures(),                 # per call type: latency, failures, driver CPU
+            "calls_aggregated": self.calls.aggregated(),
+            "interactions": self.interactions.figures(),   # per interaction (consultation (xds)…)
+            "signatures": self.signatures.figures(),       # the driver's VIHF signing
         }
 
     def by_operation(self) -> list[dict]:

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from flask import Blueprint, Response, jsonify, request, send_file
 
 from load.checks import Outcome
-from load.schedule import schedule_path
+from load.schedule import replayed_offsets
 from load.stats import (LATENESS_KEYS, OPERATION_COLUMNS, LatenessHistogram, ReplayStats, lateness_bin,
                         lateness_figures)
 
@@ -97,10 +97,10 @@ class Plan:
     per_second: list[int]
 
 
-def plan_of(path: str | Path, window_s: float, limit_s: float | None, speedup: float) -> Plan:
+def plan_of(path: str | Path, window_s: float, limit_s: float | None, speedup: float, protocol: str = "dmp") -> Plan:
     """The rows :func:`load.schedule.replay_rows` yields over all shards, binned by the wall-clock second
     they are due (offset ÷ speed-up): the window once, or again and again up to ``limit_s`` scenario seconds."""
-    offsets = pq.read_table(schedule_path(path), columns=["offset_s"]).column("offset_s").to_numpy()
+    offsets = replayed_offsets(path, protocol)
     passes = []
     cycle = 0
     while True:

@@ -128,7 +128,8 @@ def _facilities(plan: ReplayPlan, sectors: np.ndarray, producers: np.ndarray) ->
 def _window_metadata(plan: ReplayPlan) -> dict[str, str]:
     scenario = plan.population.scenario
     return {"scenario": scenario.name, "seed": str(scenario.seed), "scale": str(scenario.scale),
-            "window_start": plan.window.start.isoformat(), "window_minutes": str(plan.window.minutes)}
+            "window_start": plan.window.start.isoformat(), "window_minutes": str(plan.window.minutes),
+            "call_patterns": scenario.call_patterns.model_dump_json()}
 
 
 def schedule_table(plan: ReplayPlan) -> pa.Table:

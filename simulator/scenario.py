@@ -520,6 +520,33 @@ class Replay(_Strict):
                          "mean per search")
 
 
+class CallPatterns(_Strict):
+    """How a professional's software calls the DMP for one consultation or deposit: the calls the load driver
+    makes of each interaction (load.interactions; sources in docs/xds-sources.md §3).
+
+    Published (ANS PDSm4DMP guide, "exemples d'usage DMP", V0.3 2026): a first opening looks two years back
+    (FindDocuments, "période maximale de 2 ans"); a later visit asks for the submission sets since the last
+    visit, their associations, then the documents by batches of 20 ("par défaut 20"); a deposit needs the
+    record's status first (TD0.2, transaction TD2's prerequisite EF_DMP12_01). Not published: how many
+    consultations are first openings, and how long since the last visit (assumptions, with ranges in the
+    scenarios). The documents opened per consultation are ``sectors.<sector>.visits.retrieves_per_search``.
+    """
+
+    first_visit_share: Fraction = Field(
+        0.3, description="share (0-1) of professional consultations that open the patient's record for the first time "
+                         "in the professional's software (FindDocuments over find_documents_years); the others are later "
+                         "visits (FindSubmissionSets since the last visit, GetAssociations, GetDocumentsAndAssociations)")
+    find_documents_years: Annotated[float, Field(gt=0.0, le=10.0)] = Field(
+        2.0, description="how far back a first opening searches, years (PDSm4DMP: at most 2)")
+    batch_size: Annotated[int, Field(ge=1, le=100)] = Field(
+        20, description="DocumentEntries per GetDocumentsAndAssociations in a later visit (PDSm4DMP: 20 by default)")
+    days_since_last_visit: Annotated[float, Field(gt=0.0, le=3650.0)] = Field(
+        90.0, description="mean days since the professional's previous visit to the patient, for later visits "
+                          "(exponential): what FindSubmissionSets asks for")
+    access_check_before_deposit: bool = Field(
+        True, description="a deposit starts with TD0.2 (the record must be open: PDSm4DMP TD2's prerequisite)")
+
+
 class Scenario(_Strict):
     """A whole scenario: the days simulated, the national ecosystem (sectors, patients, seasons, growth), the events.
 
@@ -545,6 +572,9 @@ class Scenario(_Strict):
         {}, description="name → event, told apart by kind; a child scenario changes one key of an inherited event or "
                         "switches it off (enabled: false)")
     replay: Replay = Field(Replay(), description="the window replayed against the record service")
+    call_patterns: CallPatterns = Field(
+        CallPatterns(), description="the calls a professional's software makes per consultation and deposit (the "
+                                    "load driver's interactions)")
     uplift: Annotated[float, Field(gt=-1.0, le=10.0)] = Field(
         0.0, description="every expected volume times (1 + uplift): 0.3 says 'the same traffic, +30 %'")
     assumptions: dict[str, Assumption] = Field(

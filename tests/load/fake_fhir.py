@@ -28,7 +28,7 @@ OTHER_PATIENT = "292051305508777"
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wrong = ""
-    store: dict[str, tuple[str, bytes]] = {}   # id -> (patient INS, bytes)
+    store: dict[str, tuple[str, bytes, str]] = {}   # id -> (patient INS, bytes, masterIdentifier)
     lock = threading.Lock()
 
     def log_message(self, *args) -> None:
@@ -48,6 +48,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"status": "ok"}, "application/json")
         if parts.path == "/AuditEvent":
             return self._history()
+        if parts.path == "/Patient":  # TD0.2 in FHIR: every record is open, every professional authorised
+            ins = parse_qs(parts.query).get("identifier", ["|"])[0].rpartition("|")[2]
+            return self._send(200, {"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": [
+                {"resource": {"resourceType": "Patient", "active": True,
+                              "identifier": [{"system": INS_NIR_SYSTEM, "value": ins}]}}]})
         if parts.path == "/DocumentReference":
             return self._search(parse_qs(parts.query).get("patient.identifier", ["|"])[0].rpartition("|")[2])
         doc_id = parts.path.rpartition("/")[2]
@@ -62,13 +67,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _search(self, ins: str) -> None:
         with self.lock:
-            mine = [doc_id for doc_id, (patient, _) in self.store.items() if patient == ins]
+            mine = [(doc_id, master) for doc_id, (patient, _, master) in self.store.items() if patient == ins]
         if self.wrong == "empty":
             mine = []
         subject = OTHER_PATIENT if self.wrong == "search" else ins
         entries = [{"resource": {"resourceType": "DocumentReference", "id": doc_id, "status": "current",
+                                 "masterIdentifier": {"value": master},
                                  "subject": {"identifier": {"system": INS_NIR_SYSTEM, "value": subject}}},
-                    "search": {"mode": "match"}} for doc_id in (mine or (["x"] if self.wrong == "search" else []))]
+                    "search": {"mode": "match"}}
+                   for doc_id, master in (mine or ([("x", "urn:oid:1")] if self.wrong == "search" else []))]
         self._send(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
 
     def _history(self) -> None:
@@ -86,7 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         document = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "DocumentReference")
         binary = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Binary")
         with self.lock:
-            self.store[doc_id] = (document["subject"]["identifier"]["value"], base64.b64decode(binary["data"]))
+            self.store[doc_id] = (document["subject"]["identifier"]["value"], base64.b64decode(binary["data"]),
+                                  document["masterIdentifier"]["value"])
         locations = {"List": f"List/{doc_id}", "DocumentReference": f"DocumentReference/{doc_id}/_history/1",
                      "Binary": f"Binary/{doc_id}"}
         answers = [{"response": {"status": "201 Created"} if self.wrong == "deposit" else

@@ -14,7 +14,9 @@ ME, OTHER = "295109912611193", "292051305508777"
 
 
 def _document(doc_id: str, subject: dict | None, status: str = "current") -> dict:
-    document = {"resourceType": "DocumentReference", "id": doc_id, "status": status}
+    # the check compares masterIdentifiers (what both fronts name a document by); the tests use one value for both
+    document = {"resourceType": "DocumentReference", "id": doc_id, "masterIdentifier": {"value": doc_id},
+                "status": status}
     if subject is not None:
         document["subject"] = subject
     return document

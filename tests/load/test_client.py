@@ -58,16 +58,21 @@ def test_each_operation_is_sent_with_the_method_locusts_statistics_show_beside_i
     sent = []
 
     class Http:
-        def call(self, method, path, name, headers, body=None, ok=(200,), check=None):
+        def call(self, method, path, name, headers, body=None, ok=(200,), check=None, **_):
             sent.append((name, method))
             return Reply(Outcome.FAILED, 503, b"")
 
     locations = Locations()
     locations.add("urn:oid:1.1", "doc1", "Binary/1")
+    class Event:
+        def fire(self, **_):
+            pass
+
     client = RecordClient(Http(), Tokens(tmp_path / "key"), locations, AckLog(None), DocumentBytes(block_bytes=1 << 16),
-                          request_event=None)
+                          request_event=Event(), protocol="fhir")
+    # a patient's row is one FHIR call (a professional's is an interaction of several: tests/load/test_interactions)
     row = {"document_id": "urn:oid:1.1", "patient_ins": "295109912611193", "type_code": "11502-2",
-           "actor_kind": "professional", "actor_id": "10000000009", "sector": "hospital", "facility_id": "010000008",
+           "actor_kind": "patient", "actor_id": "295109912611193", "sector": "patient", "facility_id": None,
            "size_bytes": 1000, "target_rpps": "10000000017"}
     for operation in METHODS:
         client.send({**row, "operation": operation})
