@@ -99,6 +99,7 @@ def create_app(settings: Settings):
         Route("/DocumentReference/{id}", e.delete, methods=["DELETE"]),
         Route("/DocumentReference/{id}/$mask", e.mask, methods=["POST"]),
         Route("/DocumentReference/{id}/$unmask", e.unmask, methods=["POST"]),
+        Route("/Patient", e.find_patients, methods=["GET"]),  # TD0.2
         Route("/Patient/$block", e.block, methods=["POST"]),
         Route("/Patient/$unblock", e.unblock, methods=["POST"]),
         Route("/Patient/$opt-out", e.opt_out, methods=["POST"]),

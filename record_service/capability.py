@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from record_service.document_search import SEARCH_PARAMETERS
+from record_service.patient_search import AUTHORISATION_EXTENSION
 
 _HL7 = "http://hl7.org/fhir/SearchParameter/"
 _DEFINITIONS = {  # the standard definitions of the ITI-67 parameters (FHIR R4 DocumentReference, IHE MHD)
@@ -40,6 +41,13 @@ _DEPOSIT_DOCUMENTATION = (
     " with target.reference or target.identifier (masterIdentifier), optionally with the UpdateDocumentRefs"
     " PATCH entry (FHIRPath Patch setting DocumentReference.status to superseded); transforms, signs, appends"
     " and any other PATCH are refused (422).")
+
+_TD02_DOCUMENTATION = (
+    "TD0.2 (PDSm4DMP transaction_td02), GET [base]/Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|INS: a searchset"
+    " with total 0 and no entry when the patient closed their record, else one Patient (identifier, active=true)"
+    " carrying, for a professional, the extension " + AUTHORISATION_EXTENSION + " (valueCode VALIDE, or INTERDIT"
+    " when the patient blocked them). A patient may ask only about themself. Any other parameter is ignored, or"
+    " refused (400) with Prefer: handling=strict.")
 
 
 def _search_parameters() -> list[dict]:
@@ -78,7 +86,11 @@ def capability_statement() -> bytes:
                  "operation": [{"name": "mask", "definition": "urn:segur:OperationDefinition/mask"},
                                {"name": "unmask", "definition": "urn:segur:OperationDefinition/unmask"}]},
                 {"type": "Binary", "interaction": [{"code": "read"}]},
-                {"type": "Patient", "operation": [
+                {"type": "Patient", "interaction": [{"code": "search-type"}],
+                 "documentation": _TD02_DOCUMENTATION,
+                 "searchParam": [{"name": "identifier", "definition": _HL7 + "Patient-identifier", "type": "token",
+                                  "documentation": "SYSTEM|INS (an INS system) or INS; no modifier; required"}],
+                 "operation": [
                     {"name": "block", "definition": "urn:segur:OperationDefinition/block"},
                     {"name": "unblock", "definition": "urn:segur:OperationDefinition/unblock"},
                     {"name": "opt-out", "definition": "urn:segur:OperationDefinition/opt-out"}]},

@@ -24,6 +24,7 @@ from record_service.bundles import Deposit, parse_deposit, searchset, transactio
 from record_service.document_search import document_search
 from record_service.metrics import Metrics
 from record_service.outcomes import ServiceError, as_storage_fault, invalid, operation_outcome, required, unavailable
+from record_service.patient_search import patient_resource, patient_search
 from record_service.settings import Settings
 from record_service.storage import Store
 from segur.identifiers import RPPS_SYSTEM, is_valid_rpps
@@ -249,6 +250,25 @@ class Endpoints:
             return fhir({"resourceType": "Binary", "id": document_id, "contentType": content_type,
                          "data": base64.b64encode(data).decode()})
         return Response(self.stored_bytes(document_id, sha256, size), media_type=content_type)
+
+    # --- TD0.2 -----------------------------------------------------------------------------
+
+    async def find_patients(self, request: Request) -> Response:
+        """TD0.2, ``GET /Patient?identifier=SYSTEM|INS`` (see :mod:`~record_service.patient_search`): no entry
+        when the patient closed their record, else their ``Patient`` with this professional's authorisation.
+        Not in the access history, as the XDS TD0.2 is not."""
+        actor = self._actor(request)
+        query_string = request.scope["query_string"]
+        search = patient_search(searches.Parameters(query_string),
+                                searches.prefers_strict(request.headers.get("prefer")))
+        rules.check_record_access(actor, search.ins)
+        found = []
+        if not search.no_match:
+            state = await registry.patient_state(self.store, search.ins, actor)
+            if not state.opted_out:
+                found.append(patient_resource(search, actor, state))
+        applied = query_string.decode("latin-1") if search.as_given else search.self_query()
+        return fhir(searchset(found, "Patient", f"{self._base_url(request)}Patient?{applied}", None, len(found)))
 
     # --- patient controls -------------------------------------------------------------------
 

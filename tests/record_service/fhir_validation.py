@@ -12,9 +12,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient
 
 _MODELS = {model.__name__: model for model in
-           (AuditEvent, Binary, Bundle, CapabilityStatement, DocumentReference, OperationOutcome)}
+           (AuditEvent, Binary, Bundle, CapabilityStatement, DocumentReference, OperationOutcome, Patient)}
 
 
 def validate(resource: dict):
