@@ -67,6 +67,14 @@ def test_an_include_naming_no_part_and_bad_base64_are_refused():
         message.binary(message.body.find(q("xdsb", "Document")), "doc")
 
 
+def test_a_doctype_is_refused_before_it_is_read():
+    laughs = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 10))
+    for prolog in ('<?xml version="1.0"?>\n<!-- c -->\n', "\ufeff", ""):
+        body = (prolog + f'<!DOCTYPE x [<!ENTITY l0 "lol">{laughs}]><x>&l9;</x>').encode()
+        with pytest.raises(soap.SoapFault, match="DOCTYPE"):
+            soap.parse("application/soap+xml", body)
+
+
 def test_an_unknown_must_understand_header_is_refused():
     env = ENVELOPE.replace("<s:Header>", '<s:Header><z:Odd xmlns:z="urn:z" s:mustUnderstand="true"/>').format(document="")
     with pytest.raises(soap.SoapFault) as caught:
