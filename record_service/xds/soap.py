@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from lxml import etree
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from record_service.xds import errors
 from record_service.xds.terms import NS, RESPONSE_ACTIONS, q
@@ -92,7 +92,24 @@ def parse(content_type: str | None, body: bytes) -> Message:
     else:
         raise SoapFault(f"Content-Type {media or 'missing'}: expected {SOAP_XML} or MTOM multipart/related")
     envelope = _xml(root)
+    if mtom:
+        _check_includes(envelope, parts)
     return _message(envelope, mtom, parts)
+
+
+def _check_includes(envelope: etree._Element, parts: dict[str, bytes]) -> None:
+    """Each MIME part of an MTOM message is the content of an ``xop:Include`` (XOP 1.0, 3.1): a part that none
+    names is a packaging error (bytes the client meant for something), not something to ignore."""
+    named = set()
+    for include in envelope.iter(q("xop", "Include")):
+        href = include.get("href", "")
+        if not href.startswith("cid:"):
+            raise SoapFault(f"xop:Include href {href[:80]!r} is not a cid: URL")
+        named.add(unquote(href[4:]))
+    stray = sorted(set(parts) - named)
+    if stray:
+        raise SoapFault(f"MIME part <{stray[0][:80]}> is named by no xop:Include of the message "
+                        f"({len(stray)} such part(s))")
 
 
 def _xml(data: bytes) -> etree._Element:
@@ -195,9 +212,17 @@ def _mime_parts(body: bytes, params: dict[bytes, bytes]) -> tuple[bytes, dict[st
     except Exception as error:  # python-multipart's parse errors: a malformed package from the client
         raise SoapFault(f"the multipart/related body is malformed: {str(error)[:120]}") from None
     if not collected:
-        raise SoapFault("the multipart/related body has no part")
+        raise SoapFault("the multipart/related body has no part (is its boundary the one Content-Type gives?)")
+    if parser.state != MultipartState.END:  # no closing delimiter: the message was cut, its last part maybe too
+        raise SoapFault("the multipart/related body ends before its closing boundary delimiter (--boundary--)")
     start = params.get(b"start", b"").decode("latin-1").strip().strip("<>")
-    by_id = {headers.get("content-id", "").strip().strip("<>"): (headers, bytes(data)) for headers, data in collected}
+    by_id: dict[str, tuple[dict[str, str], bytes]] = {}
+    for headers, data in collected:
+        cid = headers.get("content-id", "").strip().strip("<>")
+        if cid in by_id:
+            raise SoapFault(f"two MIME parts have the Content-ID <{cid[:80]}>: which one an xop:Include names "
+                            "would be a guess")
+        by_id[cid] = (headers, bytes(data))
     start = start or collected[0][0].get("content-id", "").strip().strip("<>")  # no start: the first part
     if start not in by_id:
         raise SoapFault(f"the start part <{start[:80]}> is not in the multipart/related body")

@@ -58,13 +58,26 @@ def test_what_is_not_soap_1_2_is_a_sender_fault(content_type, body, words):
 
 def test_an_include_naming_no_part_and_bad_base64_are_refused():
     include = '<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:missing@1"/>'
-    content_type, body = _mtom(ENVELOPE.format(document=include), {"other@1": b"x"})
+    content_type, body = _mtom(ENVELOPE.format(document=include), {})
     message = soap.parse(content_type, body)
     with pytest.raises(soap.SoapFault, match="does not have"):
         message.binary(message.body.find(q("xdsb", "Document")), "doc")
     message = soap.parse("application/soap+xml", ENVELOPE.format(document="!!not base64!!").encode())
     with pytest.raises(soap.SoapFault, match="base64"):
         message.binary(message.body.find(q("xdsb", "Document")), "doc")
+
+
+def test_an_mtom_part_that_no_include_names_or_a_content_id_twice_is_refused():
+    include = '<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc@1"/>'
+    content_type, body = _mtom(ENVELOPE.format(document=include), {"doc@1": b"x", "stray@1": b"y"})
+    with pytest.raises(soap.SoapFault, match="named by no xop:Include"):
+        soap.parse(content_type, body)
+    content_type, body = _mtom(ENVELOPE.format(document=include), {"doc@1": b"x"})
+    twice = body.replace(b"\r\n--B--", b"\r\n--B\r\nContent-ID: <doc@1>\r\n\r\nz\r\n--B--")
+    with pytest.raises(soap.SoapFault, match="two MIME parts"):
+        soap.parse(content_type, twice)
+    with pytest.raises(soap.SoapFault, match="closing boundary"):
+        soap.parse(content_type, body.replace(b"\r\n--B--\r\n", b"\r\n"))
 
 
 def test_a_doctype_is_refused_before_it_is_read():
