@@ -25,10 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from record_service.outcomes import outcome_bytes
+from record_service.xds.soap import fault_bytes
 
 _EXEMPT = frozenset({"/health", "/metrics"})
 _WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # bodies of these are never read
-_OVERLOADED = outcome_bytes("transient", "the service is at capacity: retry after the delay given in Retry-After")
+_OVERLOADED_TEXT = "the service is at capacity: retry after the delay given in Retry-After"
+_OVERLOADED = outcome_bytes("transient", _OVERLOADED_TEXT)
+_SOAP_PREFIX = "/xds/"  # the XDS.b front: its clients read SOAP 1.2 faults, not OperationOutcomes
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class AdmissionMiddleware:
     Past either bound: 503 with ``Retry-After: retry_after_s``. A body that breaks ``body`` (see
     :class:`BodyLimits`): 413 (too large), 408 (too slow), 503 + ``Retry-After`` (its bytes would take
     the bodies being received past ``max_buffered``), each with ``Connection: close``. ``on_reject`` is
-    called with the reason of every refusal (a metrics label).
+    called with the reason of every refusal (a metrics label). Each refusal is an OperationOutcome, or on the
+    XDS.b front (``/xds/``) a SOAP 1.2 fault (Sender; Receiver for a 503), what its clients read.
     """
 
     def __init__(self, app, max_in_flight: int, on_reject: Callable[[str], None] | None = None,
@@ -82,7 +86,7 @@ class AdmissionMiddleware:
             if receive is None:
                 return
         if self.in_flight >= self.max_in_flight:
-            return await self._overloaded(send, "overload")
+            return await self._overloaded(send, "overload", scope["path"])
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
@@ -93,21 +97,28 @@ class AdmissionMiddleware:
         """``receive`` replaying the whole body, received under the body bounds; None when answered already
         (or when the client left)."""
         if self.receiving >= self.max_receiving:
-            await self._overloaded(send, "overload-receiving")
+            await self._overloaded(send, "overload-receiving", scope["path"])
             return None
         self.receiving += 1
         try:
             messages = await _receive_body(receive, self.body, _declared_length(scope), self.buffered)
         except _Refused as refused:
             self._on_reject(refused.reason)
-            await _answer_and_close(send, refused, self._retry_after)
+            await _answer_and_close(send, refused, self._retry_after, scope["path"])
             return None
         finally:
             self.receiving -= 1
         return None if messages is None else _replay(messages, receive)
 
-    async def _overloaded(self, send, reason: str) -> None:
+    async def _overloaded(self, send, reason: str, path: str = "") -> None:
         self._on_reject(reason)
+        if path.startswith(_SOAP_PREFIX):
+            body, content_type = _refusal(path, 503, "transient", _OVERLOADED_TEXT)
+            headers = [(b"content-type", content_type), (b"retry-after", self._retry_after),
+                       (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         await send({"type": "http.response.start", "status": 503, "headers": self._headers})
         await send({"type": "http.response.body", "body": _OVERLOADED})
 
@@ -179,6 +190,15 @@ def _too_large(limits: BodyLimits) -> _Refused:
     return _Refused(413, "too-costly", f"the request body is larger than {limits.max_bytes} bytes", "oversized")
 
 
+def _refusal(path: str, status: int, code: str, message: str) -> tuple[bytes, bytes]:
+    """(body, Content-Type) of a refusal: a SOAP 1.2 fault on the XDS.b front (Sender for the client's body,
+    Receiver for the service's load), an OperationOutcome elsewhere."""
+    if path.startswith(_SOAP_PREFIX):
+        body, content_type = fault_bytes(message, "Receiver" if status == 503 else "Sender")
+        return body, content_type.encode()
+    return outcome_bytes(code, message), b"application/fhir+json"
+
+
 def _replay(messages: list[dict], receive):
     """A ``receive`` that gives ``messages`` first, then whatever the connection says (a disconnect)."""
     pending = iter(messages)
@@ -190,9 +210,9 @@ def _replay(messages: list[dict], receive):
     return replayed
 
 
-async def _answer_and_close(send, refused: _Refused, retry_after: bytes) -> None:
-    body = outcome_bytes(refused.code, refused.message)
-    headers = [(b"content-type", b"application/fhir+json"), (b"connection", b"close"),
+async def _answer_and_close(send, refused: _Refused, retry_after: bytes, path: str = "") -> None:
+    body, content_type = _refusal(path, refused.status, refused.code, refused.message)
+    headers = [(b"content-type", content_type), (b"connection", b"close"),
                (b"content-length", str(len(body)).encode())]
     if refused.status == 503:
         headers.append((b"retry-after", retry_after))

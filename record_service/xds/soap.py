@@ -291,3 +291,10 @@ def fault(error: SoapFault) -> etree._Element:
     if error.detail:
         errors.append_errors(etree.SubElement(element, q("soap", "Detail")), error.detail)
     return element
+
+
+def fault_bytes(reason: str, code: str = "Sender") -> tuple[bytes, str]:
+    """(body, Content-Type) of a whole SOAP 1.2 fault message, for an answer given before any handler ran (the
+    admission's 413, 408 and 503 to a request of this front)."""
+    env = envelope(None, None, fault(SoapFault(reason, code=code)))
+    return serialise(env, False, None)
