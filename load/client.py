@@ -228,6 +228,7 @@ class RecordClient:
         """Play the row's interaction; its outcome is the worst of its calls' (OK only when every call was)."""
         started = time.perf_counter()
         self._worst: tuple[Outcome, str] | None = None
+        self._made: list[str] = []
         if interactions.route(self.protocol, row) == "xds":
             outcome = getattr(self, f"_xds_{row['operation']}")(row)
         elif row["actor_kind"] == "professional" and row["operation"] in ("search", "deposit"):
@@ -242,7 +243,8 @@ class RecordClient:
         self.request_event.fire(request_type=kind, name=self._variant(row), response_time=elapsed_ms,
                                 response_length=0, exception=failure, context={})
         if self.stats is not None:
-            self.stats.interactions.add(f"{kind} {self._variant(row)}".strip(), elapsed_ms, bool(outcome))
+            self.stats.interactions.add(f"{kind} {self._variant(row)}".strip(), elapsed_ms, bool(outcome),
+                                        calls=self._made)
         return outcome
 
     def _variant(self, row: dict) -> str:
@@ -266,7 +268,9 @@ class RecordClient:
         if body is not None:
             headers["Content-Type"] = requests.FHIR_JSON
         operation = name or row["operation"]
-        reply = self.http.call(method, path, operation, headers, body, ok, check, call=_FHIR_CALLS.get(operation))
+        call = _FHIR_CALLS.get(operation, operation)
+        reply = self.http.call(method, path, operation, headers, body, ok, check, call=call)
+        self._made.append(call)
         self._step(reply, operation)
         return reply
 
@@ -414,6 +418,7 @@ class RecordClient:
         reply = self.http.call("POST", request.path, name, {"Content-Type": request.content_type,
                                                             "Accept": f"{xds.SOAP_XML}, multipart/related"},
                                request.body, (200,), check, cpu_s=build_cpu_s)
+        self._made.append(name)
         self._step(reply, name)
         return reply
 

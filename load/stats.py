@@ -80,8 +80,12 @@ class LatencyBook:
         self.failed: dict[str, int] = defaultdict(int)
         self.cpu_s: dict[str, float] = defaultdict(float)
         self.max_ms: dict[str, float] = defaultdict(float)
+        self.made: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # interaction -> call -> count
 
-    def add(self, name: str, elapsed_ms: float, ok: bool, cpu_s: float = 0.0) -> None:
+    def add(self, name: str, elapsed_ms: float, ok: bool, cpu_s: float = 0.0, calls: list[str] = ()) -> None:
+        """One more ``name`` that took ``elapsed_ms``; ``calls``: the calls an interaction was made of."""
+        for call in calls:
+            self.made[name][call] += 1
         self.times[name].add(elapsed_ms)
         self.count[name] += 1
         if not ok:
@@ -91,7 +95,8 @@ class LatencyBook:
 
     def snapshot(self) -> dict:
         return {name: {"times": self.times[name].sparse(), "count": self.count[name], "failed": self.failed[name],
-                       "cpu_s": self.cpu_s[name], "max_ms": self.max_ms[name]} for name in self.count}
+                       "cpu_s": self.cpu_s[name], "max_ms": self.max_ms[name], "made": dict(self.made.get(name, {}))}
+                for name in self.count}
 
     def merge_snapshot(self, snapshot: dict) -> None:
         for name, entry in snapshot.items():
@@ -100,11 +105,20 @@ class LatencyBook:
             self.failed[name] += entry["failed"]
             self.cpu_s[name] += entry["cpu_s"]
             self.max_ms[name] = max(self.max_ms[name], entry["max_ms"])
+            for call, count in entry.get("made", {}).items():
+                self.made[name][call] += count
 
     def figures(self) -> dict[str, dict]:
-        """Per name: count, failures, p50/p99/max in ms, the driver's CPU per one in µs."""
-        return {name: _latency_figures(self.times[name], self.count[name], self.failed[name], self.max_ms[name],
-                                       self.cpu_s[name]) for name in sorted(self.count)}
+        """Per name: count, failures, p50/p99/max in ms, the driver's CPU per one in µs; for an interaction, the
+        calls it was made of on average (``calls_per_interaction``: call -> mean count)."""
+        figures = {}
+        for name in sorted(self.count):
+            figures[name] = _latency_figures(self.times[name], self.count[name], self.failed[name], self.max_ms[name],
+                                             self.cpu_s[name])
+            if self.made.get(name):
+                figures[name]["calls_per_interaction"] = {call: round(n / self.count[name], 3)
+                                                          for call, n in sorted(self.made[name].items())}
+        return figures
 
     def aggregated(self) -> dict:
         """Every name together (the calls of a run: what the plan's latency and error rate are taken over)."""

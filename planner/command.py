@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from load.interactions import PROTOCOLS
+
 from planner import footprint, report
 from planner.plan import SearchLimits, plan
 from planner.service import Service
@@ -59,10 +61,17 @@ def _log(line: str) -> None:
 @click.option("--replay-recovery/--no-replay-recovery", default=True, show_default=True,
               help="Replay the busiest stretch of the outage's recovery surge against the service at the national "
                    "rate x --headroom (about 30 s); without it the surge is only compared with the capacity.")
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="dmp", show_default=True,
+              help="The professionals' interface the verdict is about: dmp (IHE XDS.b with signed VIHF, patients over "
+                   "FHIR: the platform's mix), xds (the XDS.b traffic alone), fhir (ANS PDSm4DMP).")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Also search the capacity with the professionals on the other interface (fhir for dmp and xds, dmp "
+                   "for fhir), on the same service, side by side in plan.json and the report.")
 def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
                  max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
                  workers: int, key: Path | None, scale: float | None, headroom: float, assume: str,
-                 max_disk_gb: float, outage_hours: float | None, replay_recovery: bool) -> None:
+                 max_disk_gb: float, outage_hours: float | None, replay_recovery: bool, protocol: str,
+                 compare: bool) -> None:
     """Find how much of a scenario's traffic the record service holds, and what breaks first.
 
     SCENARIO is a scenario file (simulated first) or a `segur simulate` result directory.
@@ -73,12 +82,16 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
     of the window (speed-up x scale), at the --assume level of the traffic's assumptions.
     Before writing anything the plan works out its disk footprint: a national scenario is sampled at
     a scale that fits (--max-disk-gb), or refused when --scale was given.
+    The professionals' consultations and deposits are sent as the calls of --protocol (XDS.b by
+    default, as the platform receives them), and priced per interaction and per call type; with
+    --compare the other interface is searched too, side by side.
     Exit code: 0 when it holds, 1 when it does not, 2 on bad input or a plan that cannot fit.
 
     \b
     Examples:
       segur plan scenarios/smoke.yaml
       segur plan scenarios/plan-2026.yaml --headroom 1.3 --assume high
+      segur plan scenarios/plan-2026.yaml --protocol fhir --no-compare
       segur plan scenarios/peak-day-2026.yaml --db postgresql://segur@127.0.0.1:5432/segur --slo-p99-ms 300
     """
     if target and db:
@@ -94,7 +107,8 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
     else:  # know what the plan needs before anything is written
         loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
-                                         max_steps, step_seconds, room, _log, replay_recovery)
+                                         max_steps * (2 if compare else 1), step_seconds, room, _log,
+                                         replay_recovery)
         _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
         if loaded is None:
@@ -107,7 +121,8 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             _log(f"record service: {service.kind} at {service.url}")
             result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
                           outage_hours=outage_hours, replay_recovery=replay_recovery,
-                          disk_budget=room.disk)
+                          disk_budget=room.disk, protocol=protocol,
+                          compare=("fhir" if protocol != "fhir" else "dmp") if compare else None)
         if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
             shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)

@@ -168,7 +168,8 @@ def _rejections(step: Step) -> int:
 
 def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits,
          log: Callable[[str], None], headroom_required: float = 1.0, assume: str = "central",
-         outage_hours: float | None = None, replay_recovery: bool = True, disk_budget: int | None = None) -> dict:
+         outage_hours: float | None = None, replay_recovery: bool = True, disk_budget: int | None = None,
+         protocol: str = "dmp", compare: str | None = None) -> dict:
     """Run the search against a started ``service`` and return the plan (also written to out/plan.json).
 
     ``headroom_required``: the multiple of the national traffic of the window the service must
@@ -176,46 +177,20 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     ``outage_hours``: the outage of the what-if (default: the scenario's own, else one hour);
     ``replay_recovery``: replay the outage's recovery surge against the service (else it is
     only computed, :mod:`planner.outage`); ``disk_budget``: bytes the plan may write (the
-    recovery replay is skipped, and says so, when what is left cannot hold it).
+    recovery replay is skipped, and says so, when what is left cannot hold it); ``protocol``: the
+    professionals' interface the verdict is about (load.interactions: dmp, xds, fhir); ``compare``:
+    another protocol searched too, on the same service, for the side-by-side ("what does moving the
+    professionals to PDSm4DMP change?").
     """
     summary = json.loads((result_dir / "summary.json").read_text())
     outcome, _ = seed(result_dir, service.url, service.key, log=log)
     if outcome.failures:
         log(f"warning: {sum(outcome.failures.values())} corpus documents were refused while seeding")
-    steps: list[Step] = []
-    predictions: list[dict] = []
-    model: Model | None = None
-    predicted, limiting = math.inf, "unknown"
-    speedup: float | None = 1.0
     tag = str(int(time.time()))
-    while speedup is not None and len(steps) < limits.max_steps:
-        folder = out / "steps" / f"{len(steps) + 1:02d}-{speedup:g}x"
-        cool_down(service)
-        log(f"step {len(steps) + 1}: {speedup:g}x for {limits.step_seconds:g} s …")
-        step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
-                        limits.processes)
-        step.judge(slo)
-        step.rejections = _rejections(step)
-        steps.append(step)
-        log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p50 {step.p50_ms:.0f} ms, "
-            f"p99 {step.p99_ms:.0f} ms, errors {step.error_rate:.2%} ({step.rejections} rejected with 503), "
-            f"lateness p99 {step.lateness_p99_ms:.0f} ms"
-            f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
-        if step.holds and not any(not s.holds and s.speedup > step.speedup for s in steps):
-            model = _model([s for s in steps if s.holds], service)
-            predicted, limiting = model.knee(slo.p99_ms, slo.max_lateness_p99_ms)
-            predictions.append({"after_step": len(steps), "predicted_knee_speedup": round(predicted, 2),
-                                "limit": limiting})
-            log(f"  model: knee predicted at {predicted:,.0f}x ({limiting})")
-        speedup = _next_speedup(steps, predicted, limits)
-        if step.wrong_answers and not any(s.holds for s in steps):
-            log("  wrong answers at the lowest rate tried: no capacity to search for, the search stops")
-            speedup = None
-
-    held = [s for s in steps if s.holds]
-    max_speedup = max((s.speedup for s in held), default=0.0)
-    first_broken = min((s for s in steps if not s.holds and s.speedup > max_speedup), key=lambda s: s.speedup,
-                       default=None)
+    search = _search(result_dir, out, service, slo, limits, log, protocol, tag)
+    steps, predictions, model, predicted, limiting = (search["steps"], search["predictions"], search["model"],
+                                                      search["predicted"], search["limiting"])
+    max_speedup, first_broken = search["max_speedup"], search["first_broken"]
     bottleneck = _bottleneck(first_broken, service, slo, limits, max((s.speedup for s in steps), default=None))
     deposits_per_year = summary["annualised_deposit_rate"] + summary["totals"]["deposit"].get("patient", 0) * (
         365.25 / summary["period"]["days"])
@@ -249,6 +224,8 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "national_headroom": verdict.national_headroom(max_speedup, summary),
         "headroom_required": headroom_required,
         "assume": assume,
+        "protocol": protocol,
+        **_priced(steps, max_speedup),
     }
     result["holds"] = verdict.holds(result["national_headroom"], headroom_required, assume, result["wrong_answers"])
     simulated = _simulated_scenario(result_dir)
@@ -259,8 +236,17 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         used = service.data_bytes()
         left = None if disk_budget is None or used is None else disk_budget - used
         _replay_surge(result["outage_drain"], simulated, service, out, slo, limits, headroom_required,
-                      summary["scale"], f"{tag}r", log, left)
+                      summary["scale"], f"{tag}r", log, left, protocol)
     result["model_check"] = _model_check(result, first_broken)
+    result["protocols"] = {protocol: _protocol_summary(result, steps, summary)}
+    if compare and compare != protocol:
+        other = _search(result_dir, out / f"compare-{compare}", service, slo, limits, log, compare, f"{tag}c")
+        other_steps = [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]
+        headroom = verdict.national_headroom(other["max_speedup"], summary)
+        result["protocols"][compare] = {
+            "max_sustainable_speedup": other["max_speedup"], "national_headroom": headroom,
+            "holds": verdict.holds(headroom, headroom_required, assume, sum(s.wrong_answers for s in other["steps"])),
+            **_priced(other["steps"], other["max_speedup"]), "steps": other_steps}
     if simulated is not None:  # the scenario's calendar year, not its period's days x 365
         yearly = _year_deposits(simulated)
         result["documents_per_year_national"] = round(yearly / summary["scale"])
@@ -273,6 +259,66 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         f" Caution: other programs used this machine's CPU during the steps at {', '.join(f'{x:g}x' for x in disturbed)};"
         " run again on a quiet machine for firm figures." if disturbed else "")
     return result
+
+
+def _search(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits, log: Callable[[str], None],
+            protocol: str, tag: str) -> dict:
+    """Steps of rising speed-up until the SLO breaks, the professionals over ``protocol``: the steps, the model's
+    predictions, the highest speed-up held and the first broken step above it."""
+    steps: list[Step] = []
+    predictions: list[dict] = []
+    model: Model | None = None
+    predicted, limiting = math.inf, "unknown"
+    speedup: float | None = 1.0
+    while speedup is not None and len(steps) < limits.max_steps:
+        folder = out / "steps" / f"{len(steps) + 1:02d}-{speedup:g}x"
+        cool_down(service)
+        log(f"step {len(steps) + 1} ({protocol}): {speedup:g}x for {limits.step_seconds:g} s …")
+        step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
+                        limits.processes, protocol)
+        step.judge(slo)
+        step.rejections = _rejections(step)
+        steps.append(step)
+        log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p50 {step.p50_ms:.0f} ms, "
+            f"p99 {step.p99_ms:.0f} ms, errors {step.error_rate:.2%} ({step.rejections} rejected with 503), "
+            f"lateness p99 {step.lateness_p99_ms:.0f} ms"
+            f" -> {'holds' if step.holds else 'breaks: ' + '; '.join(step.broken)}")
+        if step.holds and not any(not s.holds and s.speedup > step.speedup for s in steps):
+            model = _model([s for s in steps if s.holds], service)
+            predicted, limiting = model.knee(slo.p99_ms, slo.max_lateness_p99_ms)
+            predictions.append({"after_step": len(steps), "predicted_knee_speedup": round(predicted, 2),
+                                "limit": limiting})
+            log(f"  model: knee predicted at {predicted:,.0f}x ({limiting})")
+        speedup = _next_speedup(steps, predicted, limits)
+        if step.wrong_answers and not any(s.holds for s in steps):
+            log("  wrong answers at the lowest rate tried: no capacity to search for, the search stops")
+            speedup = None
+
+    held = [s for s in steps if s.holds]
+    max_speedup = max((s.speedup for s in held), default=0.0)
+    first_broken = min((s for s in steps if not s.holds and s.speedup > max_speedup), key=lambda s: s.speedup,
+                       default=None)
+    return {"steps": steps, "predictions": predictions, "model": model, "predicted": predicted, "limiting": limiting,
+            "max_speedup": max_speedup, "first_broken": first_broken}
+
+
+def _priced(steps: list[Step], max_speedup: float) -> dict:
+    """Per interaction and per call type, from the highest step held (else the lowest tried): rate (/s), latency
+    p50/p99 (ms), failures, and the service's and the driver's CPU per call (µs)."""
+    held = [s for s in steps if s.holds and s.speedup == max_speedup]
+    step = held[0] if held else min(steps, key=lambda s: s.speedup, default=None)
+    if step is None:
+        return {"measured_at_speedup": None, "interactions": {}, "calls": {}}
+
+    def rated(table: dict) -> dict:
+        return {name: {**figures, "per_second": round(figures["count"] / step.wall_s, 3)} for name, figures in table.items()}
+    return {"measured_at_speedup": step.speedup, "interactions": rated(step.interactions), "calls": rated(step.calls)}
+
+
+def _protocol_summary(result: dict, steps: list[Step], summary: dict) -> dict:
+    return {"max_sustainable_speedup": result["max_sustainable_speedup"], "national_headroom": result["national_headroom"],
+            "holds": result["holds"], "measured_at_speedup": result["measured_at_speedup"],
+            "interactions": result["interactions"], "calls": result["calls"]}
 
 
 def _model_check(plan_: dict, first_broken: Step | None) -> dict:
@@ -314,7 +360,7 @@ def _year_deposits(scenario: Scenario) -> float:
 
 def _replay_surge(drain: dict, scenario: Scenario | None, service: Service, out: Path, slo: SLO,
                   limits: SearchLimits, multiple: float, scale: float, tag: str, log: Callable[[str], None],
-                  disk_left: int | None) -> None:
+                  disk_left: int | None, protocol: str = "dmp") -> None:
     """Replay the recovery surge at ``multiple`` x its national rate (:mod:`planner.recovery`) into
     ``drain["recovery_replay"]``; its verdict becomes ``surge_holds`` (the fluid model's stays as
     ``surge_holds_computed``)."""
@@ -326,7 +372,7 @@ def _replay_surge(drain: dict, scenario: Scenario | None, service: Service, out:
         drain["recovery_replay"], drain["surge_holds"] = {"skipped": reason}, False
         return
     replayed = recovery.replay_surge(scenario, drain, service, out, slo, multiple / scale, limits.processes, tag, log,
-                                     disk_left)
+                                     disk_left, protocol=protocol)
     drain["recovery_replay"] = replayed
     if "holds" in replayed:
         drain["surge_holds"] = replayed["holds"]

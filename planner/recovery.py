@@ -60,7 +60,8 @@ def _scenario(scenario: Scenario, drain: dict) -> Scenario:
 
 
 def replay_surge(scenario: Scenario, drain: dict, service: Service, out: Path, slo: SLO, speedup: float,
-                 processes: int, run_tag: str, log: Callable[[str], None], disk_left: int | None = None) -> dict:
+                 processes: int, run_tag: str, log: Callable[[str], None], disk_left: int | None = None,
+                 protocol: str = "dmp") -> dict:
     """Replay ``drain["surge_window"]`` at ``speedup`` against ``service``; the step's figures and verdict.
 
     ``scenario``: as simulated for the plan (its scale is the sample's); ``out``: the plan's
@@ -89,7 +90,7 @@ def replay_surge(scenario: Scenario, drain: dict, service: Service, out: Path, s
     cool_down(service)
     seconds = surge["minutes"] * 60.0 / speedup
     log(f"outage recovery: replaying the surge at {speedup:g}x for {seconds:.1f} s …")
-    step = run_step(service, simulation, folder / "replay", speedup, seconds, run_tag, processes)
+    step = run_step(service, simulation, folder / "replay", speedup, seconds, run_tag, processes, protocol)
     step.judge(slo)
     log(f"  offered {step.offered_rps:,.1f}/s, achieved {step.achieved_rps:,.1f}/s, p99 {step.p99_ms:.0f} ms, "
         f"errors {step.error_rate:.2%}, lateness p99 {step.lateness_p99_ms:.0f} ms"

@@ -148,6 +148,46 @@ def _operations_table(plan: dict) -> str:
             f"<th>p99 ms</th><th>mean ms</th></tr>{rows}</table>")
 
 
+def _priced_table(priced: dict, what: str) -> str:
+    """One row per interaction or call type: rate, count, failures, latency, the service's and the driver's CPU."""
+    def cell(value, form: str = "{:,.1f}") -> str:
+        return "" if value is None else form.format(value)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{cell(f.get('per_second'), '{:,.2f}')}</td><td>{f['count']:,}</td>"
+        f"<td>{f['failures']:,}</td><td>{f['p50_ms']:g}</td><td>{f['p99_ms']:g}</td>"
+        f"<td>{cell(f.get('service_cpu_us'), '{:,.0f}')}</td><td>{cell(f.get('driver_cpu_us'), '{:,.0f}')}</td>"
+        f"<td>{html.escape(', '.join(f'{c} ×{n:g}' for c, n in f.get('calls_per_interaction', {}).items()))}</td></tr>"
+        for name, f in sorted(priced.get(what, {}).items()))
+    return (f"<table><tr><th>{what[:-1]}</th><th>per s</th><th>count</th><th>failures</th><th>p50 ms</th><th>p99 ms</th>"
+            f"<th>service CPU µs</th><th>driver CPU µs</th><th>calls</th></tr>{rows}</table>")
+
+
+def _protocols(plan: dict) -> str:
+    """The capacity with the professionals on each interface searched, side by side, and each one's prices."""
+    protocols = plan.get("protocols") or {}
+    if not protocols:
+        return ""
+    def headroom(p: dict) -> str:
+        return " / ".join(f"{p['national_headroom'].get(level, 0):.3g}×" for level in ("low", "central", "high"))
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{p['max_sustainable_speedup']:,.0f}×</td><td>{headroom(p)}</td>"
+        f"<td>{'holds' if p['holds'] else 'does not hold'}</td></tr>" for name, p in protocols.items())
+    parts = [f"<h2>Professionals on XDS.b and on FHIR, side by side</h2><p>The same service, corpus and window; "
+             "only the professionals' interface differs (dmp: IHE XDS.b with signed VIHF, patients over FHIR; fhir: "
+             "ANS PDSm4DMP).</p><table><tr><th>protocol</th><th>max speed-up</th><th>national headroom (low / "
+             f"central / high)</th><th>verdict</th></tr>{rows}</table>"]
+    for name, p in protocols.items():
+        at = p.get("measured_at_speedup")
+        parts.append(f"<h3>{html.escape(name)}: per interaction (at {at:g}×)</h3>" if at else
+                     f"<h3>{html.escape(name)}: per interaction</h3>")
+        parts.append(_priced_table(p, "interactions"))
+        parts.append(f"<h3>{html.escape(name)}: per call type</h3>" + _priced_table(p, "calls"))
+    parts.append("<p>Service CPU per call: each worker's CPU shared among the requests in flight (their sum is "
+                 "exact; one call's share is an attribution). Per interaction: its calls' CPU times how many it "
+                 "makes. Driver CPU: building the request and checking the answer (VIHF signing apart).</p>")
+    return "".join(parts)
+
+
 def _banner(plan: dict) -> str:
     if "national_headroom" not in plan:  # a plan.json written before the national verdict
         return "HOLDS" if plan.get("holds_scenario") else "DOES NOT HOLD"
@@ -222,7 +262,8 @@ tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:10
 </head><body><h1>Capacity plan — {html.escape(plan['scenario'])} on {html.escape(plan['service']['kind'])}</h1>
 <p class="banner {'holds' if plan.get('holds') else 'fails'}">{html.escape(_banner(plan))}</p>
 <p class="verdict">{html.escape(plan['verdict'].removeprefix(_banner(plan) + '.').strip())}</p><table>{table}</table>
-<h2>Latency by operation</h2>{_operations_table(plan)}
+{_protocols(plan)}
+<h2>Latency by call</h2>{_operations_table(plan)}
 <h2>Steps</h2><p>Failed counts every request not answered right: unanswered (no answer before the step's
 drain time) and wrong answers (an accepted status, wrong content) are part of it.</p>
 <table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>

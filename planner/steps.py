@@ -14,8 +14,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import urllib.request
+
 from load import locust_report
 from load.command import locust_command
+from load.service_metrics import cpu_per_call_us
 import psutil
 
 from planner.service import ProcessTree, Service
@@ -55,6 +58,13 @@ class Step:
     folder: str = ""
     holds: bool = False
     broken: list[str] = field(default_factory=list)
+    protocol: str = "dmp"
+    # per call type (TD0.2, ITI-18 FindDocuments, ITI-41, ITI-67…): count, failures, p50/p99 ms, the driver's CPU
+    # per call (µs) and the service's (µs, its fair-share attribution: load.service_metrics)
+    calls: dict[str, dict] = field(default_factory=dict)
+    # per interaction (consultation (xds) first visit…): count, failures, p50/p99 ms, the calls it is made of, and
+    # the service's CPU per interaction (µs: its calls' CPU per call times how many it makes)
+    interactions: dict[str, dict] = field(default_factory=dict)
 
     def judge(self, slo: SLO) -> None:
         """Set ``holds`` and ``broken`` (the reasons, in words). A step with any wrong answer does not
@@ -80,9 +90,14 @@ class Step:
         return asdict(self)
 
 
+_HTTP_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
 def _locust_rows(path: Path) -> dict[str, dict]:
+    """Locust's rows by name: the calls' (an HTTP method as type) and Aggregated; the interactions' rows apart."""
     with path.open() as handle:
-        return {row["Name"]: row for row in csv.DictReader(handle)}
+        return {row["Name"]: row for row in csv.DictReader(handle)
+                if row.get("Type") in _HTTP_METHODS or row["Name"] == "Aggregated"}
 
 
 def _number(value: str | None) -> float:
@@ -105,13 +120,41 @@ def cool_down(service: Service, idle_cores: float = 0.15, longest_s: float = 60.
     return time.perf_counter() - started
 
 
+def _metrics(service: Service) -> str | None:
+    """The service's /metrics text (None when it cannot be read: the per-call CPU is then unknown)."""
+    try:
+        with urllib.request.urlopen(f"{service.url}/metrics", timeout=10) as answer:
+            return answer.read().decode()
+    except OSError:
+        return None
+
+
+def _per_call(report: dict, service_cpu: dict[str, dict]) -> tuple[dict, dict]:
+    """The step's calls and interactions: the driver's figures (replay.json) with the service's CPU per call."""
+    calls = {}
+    for name, figures in report.get("calls", {}).items():
+        service = service_cpu.get(name, {})
+        calls[name] = {**figures, "service_cpu_us": service.get("cpu_us_per_call"),
+                       "service_cpu_share": service.get("share")}
+    interactions = {}
+    for name, figures in report.get("interactions", {}).items():
+        made = figures.get("calls_per_interaction", {})
+        known = [calls.get(call, {}).get("service_cpu_us") for call in made]
+        cpu = (sum(n * calls[call]["service_cpu_us"] for call, n in made.items())
+               if made and all(c is not None for c in known) else None)
+        interactions[name] = {**figures, "service_cpu_us": None if cpu is None else round(cpu, 1)}
+    return calls, interactions
+
+
 def run_step(service: Service, schedule: Path, folder: Path, speedup: float, seconds: float, run_tag: str,
-             processes: int = 1) -> Step:
-    """Replay ``seconds`` of wall-clock time at ``speedup`` (the window looped if it is shorter)."""
+             processes: int = 1, protocol: str = "dmp") -> Step:
+    """Replay ``seconds`` of wall-clock time at ``speedup`` (the window looped if it is shorter), the
+    professionals' interactions over ``protocol``'s calls (load.interactions)."""
     folder.mkdir(parents=True, exist_ok=True)
     command = locust_command(schedule, service.url, folder, speedup=speedup, key=service.key, processes=processes,
                              extra=("--replay-seconds", f"{seconds:g}", "--run-tag", run_tag,
-                                    "--drain-seconds", f"{max(3.0, seconds / 2):g}"))
+                                    "--drain-seconds", f"{max(3.0, seconds / 2):g}"), protocol=protocol)
+    metrics_before = _metrics(service)
     service_samples: list[tuple[float, float]] = []
     process_samples: list[tuple[float, dict[int, float]]] = []
     machine_samples: list[tuple[float, float]] = []
@@ -130,6 +173,8 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
                 process_samples.append((now, service.cpu_by_process()))
             time.sleep(_SAMPLE_S)
     elapsed = time.perf_counter() - started
+    metrics_after = _metrics(service)
+    service_cpu = cpu_per_call_us(metrics_before, metrics_after) if metrics_before and metrics_after else {}
     report_path = folder / "replay.json"
     if not report_path.exists():
         tail = (folder / "locust.log").read_text(errors="replace")[-500:]
@@ -138,7 +183,14 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
     locust_report.annotate(folder / "locust.html", report)
     locust_report.write_csv(report, folder / "locust_replay.csv")
     rows = _locust_rows(folder / "locust_stats.csv")
-    total = rows.get("Aggregated", {})
+    total = dict(rows.get("Aggregated", {}))
+    # Locust's Aggregated row holds the interactions too (a consultation is several calls): the SLO is on the
+    # calls, which the driver measures apart (replay.json calls_aggregated); requests not sent count as failures
+    calls = report.get("calls_aggregated") or {}
+    not_sent = report.get("not_sent", 0)
+    if calls.get("count"):
+        total = {"Request Count": calls["count"] + not_sent, "Failure Count": calls["failures"] + not_sent,
+                 "50%": calls["p50_ms"], "99%": calls["p99_ms"]}
     # requests still unanswered when the step's drain time ran out are failures too (Locust never saw them end)
     unanswered = report.get("unanswered", 0)
     requests = int(_number(total.get("Request Count"))) + unanswered
@@ -149,7 +201,8 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
     by_operation = {name: {"requests": int(_number(r["Request Count"])), "failures": int(_number(r["Failure Count"])),
                            "p50_ms": _number(r["50%"]), "p99_ms": _number(r["99%"]),
                            "mean_ms": _number(r["Average Response Time"])}
-                    for name, r in rows.items() if name != "Aggregated"}
+                    for name, r in rows.items() if name != "Aggregated" and r.get("Type") in _HTTP_METHODS}
+    step_calls, step_interactions = _per_call(report, service_cpu)
     return Step(
         speedup=speedup, offered_rps=report["planned"] / wall_s, achieved_rps=report["succeeded"] / span,
         p50_ms=_number(total.get("50%")), p99_ms=_number(total.get("99%")),
@@ -160,7 +213,8 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         service_cpu_cores=_busiest_cores(service_samples, wall_s) if service_samples else None,
         service_busiest_process_cores=_busiest_process(process_samples, wall_s) if process_samples else None,
         other_cpu_cores=_other_cores(machine_samples, service_samples, driver_samples, wall_s),
-        driver_cpu_cores=_busiest_cores(driver_samples, wall_s), by_operation=by_operation, folder=str(folder))
+        driver_cpu_cores=_busiest_cores(driver_samples, wall_s), by_operation=by_operation, folder=str(folder),
+        protocol=protocol, calls=step_calls, interactions=step_interactions)
 
 
 _SAMPLE_S = 0.25
