@@ -66,6 +66,13 @@ def parse_submission(message: Message, max_document_bytes: int, max_documents: i
                        f"({len(entries)} sent): split it into several submission sets", reason="too-many-documents")
     if not entries:
         raise XdsError(errors.REGISTRY_METADATA, "the submission has no DocumentEntry (rim:ExtrinsicObject)")
+    seen: set[str] = set()
+    for entry in entries:
+        entry_id = entry.get("id") or ""
+        if not entry_id or entry_id in seen:
+            raise XdsError(errors.REGISTRY_METADATA, f"DocumentEntry id {entry_id[:80]!r} is missing or given to two "
+                           "DocumentEntries: each object of a submission has its own")
+        seen.add(entry_id)
     submission_set = _submission_set(objects)
     documents = _documents(message, request, {entry.get("id") for entry in entries}, max_document_bytes)
     members, replaced = _associations(objects, submission_set.get("id"), {entry.get("id") for entry in entries})
@@ -273,10 +280,17 @@ def _idnat_ps(xcn: str) -> str | None:
 
 
 def _finess(xon: str) -> str | None:
-    """The FINESS of an authorInstitution XON whose id (XON.10) is an IdNat_Struct ``1`` + FINESS."""
+    """The FINESS of an authorInstitution XON whose id (XON.10) is an IdNat_Struct ``1`` + FINESS (None for
+    another kind of IdNat_Struct, SIREN, SIRET…); XdsError for a malformed one, as on the FHIR front."""
     parts = xon.split("^")
     value = parts[9].strip() if len(parts) > 9 else ""
-    if not value.startswith("1") or not is_valid_finess(value[1:]):
+    authority = parts[5].split("&") if len(parts) > 5 else []
+    if not value.startswith("1"):
+        return None
+    if not is_valid_finess(value[1:]):
+        if len(authority) > 1 and authority[1] == _IDNST_OID:
+            raise XdsError(errors.REGISTRY_METADATA, f"authorInstitution {xon[:80]!r}: {value[:20]!r} is not an "
+                           "IdNat_Struct of a FINESS ('1' + 9 digits with their Luhn key)")
         return None
     return value[1:]
 
@@ -316,6 +330,10 @@ def _document_entry(entry: etree._Element, documents: dict[str, bytes], replaced
                        for c in _classifications(entry, terms.DE_CONFIDENTIALITY)]
     if not confidentiality:
         raise XdsError(errors.REGISTRY_METADATA, f"{where}: confidentialityCode is missing")
+    if not any(value.strip() for c in _classifications(entry, terms.DE_AUTHOR) for name, values in _slots(c).items()
+               if name in ("authorPerson", "authorInstitution") for value in values):
+        raise XdsError(errors.REGISTRY_METADATA, f"{where}: the author is missing (an author classification with "
+                       "its authorPerson or authorInstitution), as the DMP and the FHIR front require")
     authors, author_references = _authors(entry)
     attachment = {"contentType": mime_type, "size": len(data),
                   "hash": base64.b64encode(hashlib.sha1(data).digest()).decode()}
