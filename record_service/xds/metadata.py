@@ -526,14 +526,25 @@ def _add_authors(entry: etree._Element, entry_id: str, authors: list) -> None:
         _add_slot(classification, "authorInstitution", *institutions)
 
 
+def _in_query(error: XdsError) -> XdsError:
+    """A query parameter's error: XDSRegistryError (XDSRegistryMetadataError is for submitted metadata)."""
+    return XdsError(errors.REGISTRY_ERROR, error.context, error.location, error.reason)
+
+
 def patient_in(cx_: str, where: str) -> str:
     """The INS of a CX patient id in a query (quotes already removed); XdsError when it is not one."""
-    return _patient(cx_, where)
+    try:
+        return _patient(cx_, where)
+    except XdsError as error:
+        raise _in_query(error) from None
 
 
 def fhir_datetime(dtm: str, where: str) -> str:
     """A query's DTM as the FHIR dateTime an ITI-67 date parameter takes."""
-    return _dtm(dtm, where)
+    try:
+        return _dtm(dtm, where)
+    except XdsError as error:
+        raise _in_query(error) from None
 
 
 def rpps_in_pattern(pattern: str) -> str | None:
