@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import threading
 import zlib
 import time
 from functools import partial
@@ -25,6 +26,7 @@ from load import interactions, requests, xds
 from load.checks import (CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_history,
                          check_patient, check_retrieve, check_search)
 from load.interactions import CallPatterns
+from load.stats import row_label
 from identity.actors import Actor
 from identity.keys import load_or_create_key
 from identity.structure import load_or_create_structure
@@ -215,6 +217,9 @@ class RecordClient:
         self.patterns = patterns or CallPatterns()
         self.assertions = assertions
         self.stats = stats
+        # the interaction under way, per greenlet (many are in flight at once; under gevent threading.local is
+        # greenlet-local): its first failed call and the calls it made
+        self._here = threading.local()
 
     def master_id(self, row: dict) -> str:
         """The masterIdentifier sent: the schedule's, made unique to this run and loop of the window,
@@ -227,8 +232,7 @@ class RecordClient:
     def send(self, row: dict) -> Outcome:
         """Play the row's interaction; its outcome is the worst of its calls' (OK only when every call was)."""
         started = time.perf_counter()
-        self._worst: tuple[Outcome, str] | None = None
-        self._made: list[str] = []
+        self._here.worst, self._here.made = None, []
         if interactions.route(self.protocol, row) == "xds":
             outcome = getattr(self, f"_xds_{row['operation']}")(row)
         elif row["actor_kind"] == "professional" and row["operation"] in ("search", "deposit"):
@@ -239,13 +243,17 @@ class RecordClient:
             return outcome
         elapsed_ms = (time.perf_counter() - started) * 1000
         kind = interactions.locust_type(row, self.protocol)
-        failure = None if outcome else InteractionFailed(f"{kind}: {self._worst[1] if self._worst else outcome.value}")
+        failure = None if outcome else InteractionFailed(f"{kind}: {self._here.worst[1] if self._here.worst else outcome.value}")
         self.request_event.fire(request_type=kind, name=self._variant(row), response_time=elapsed_ms,
                                 response_length=0, exception=failure, context={})
         if self.stats is not None:
             self.stats.interactions.add(f"{kind} {self._variant(row)}".strip(), elapsed_ms, bool(outcome),
-                                        calls=self._made)
+                                        calls=self._here.made)
         return outcome
+
+    def label(self, row: dict) -> str:
+        """The row's per-request key: Locust's (Type, Name) of its interaction (load.stats.row_label)."""
+        return row_label(interactions.locust_type(row, self.protocol), self._variant(row))
 
     def _variant(self, row: dict) -> str:
         if row["actor_kind"] == "professional" and row["operation"] == "search":
@@ -255,8 +263,8 @@ class RecordClient:
     def _step(self, reply_or_outcome: Any, call: str) -> Outcome:
         """Note a call's outcome in the interaction (the first failure names it) and return it."""
         outcome = getattr(reply_or_outcome, "outcome", reply_or_outcome)
-        if not outcome and outcome is not Outcome.NOT_SENT and self._worst is None:
-            self._worst = (outcome, f"{call} {outcome.value}")
+        if not outcome and outcome is not Outcome.NOT_SENT and self._here.worst is None:
+            self._here.worst = (outcome, f"{call} {outcome.value}")
         return outcome
 
     # --- FHIR (patients; professionals under PDSm4DMP) ----------------------------------------------
@@ -270,7 +278,7 @@ class RecordClient:
         operation = name or row["operation"]
         call = _FHIR_CALLS.get(operation, operation)
         reply = self.http.call(method, path, operation, headers, body, ok, check, call=call)
-        self._made.append(call)
+        self._here.made.append(call)
         self._step(reply, operation)
         return reply
 
@@ -341,7 +349,7 @@ class RecordClient:
         if not known[0]:
             known = self._resolve(row)
             if known is None:
-                return self._worst[0] if self._worst else Outcome.FAILED
+                return self._here.worst[0] if self._here.worst else Outcome.FAILED
         return act(*known)
 
     def _resolve(self, row: dict) -> tuple[str, str] | None:
@@ -390,7 +398,7 @@ class RecordClient:
     def _pdsm_search(self, row: dict) -> Outcome:
         allowed = self._pdsm_td02(row)
         if not allowed:
-            return self._worst[0] if allowed is None else Outcome.OK
+            return self._here.worst[0] if allowed is None else Outcome.OK
         now = dt.datetime.now(dt.timezone.utc)
         if self.patterns.first_visit(row):
             extra = f"&period=ge{self.patterns.find_from(now).strftime('%Y-%m-%d')}"
@@ -402,7 +410,7 @@ class RecordClient:
         if self.patterns.access_check_before_deposit:
             allowed = self._pdsm_td02(row)
             if allowed is None:
-                return self._worst[0]
+                return self._here.worst[0]
         return self._deposit(row)
 
     # --- professionals over XDS.b ----------------------------------------------------------------------
@@ -418,7 +426,7 @@ class RecordClient:
         reply = self.http.call("POST", request.path, name, {"Content-Type": request.content_type,
                                                             "Accept": f"{xds.SOAP_XML}, multipart/related"},
                                request.body, (200,), check, cpu_s=build_cpu_s)
-        self._made.append(name)
+        self._here.made.append(name)
         self._step(reply, name)
         return reply
 
@@ -449,7 +457,7 @@ class RecordClient:
         assertion = self._assertion(row)
         allowed = self._xds_td02(row, assertion)
         if not allowed:
-            return self._worst[0] if allowed is None else Outcome.OK
+            return self._here.worst[0] if allowed is None else Outcome.OK
         ins = row["patient_ins"]
         now = dt.datetime.now(dt.timezone.utc)
         expected = self.created.expected(ins, False, row["actor_id"])
@@ -501,7 +509,7 @@ class RecordClient:
         if self.patterns.access_check_before_deposit:
             allowed = self._xds_td02(row, assertion)
             if allowed is None:
-                return self._worst[0]
+                return self._here.worst[0]
         master_id = self.master_id(row)
         data = self.documents.content(master_id, row["size_bytes"])
         request, cpu = self._built(lambda: xds.provide_and_register(

@@ -346,7 +346,7 @@ class ScheduleReplayer(User):
             rows = replay_rows(schedule, shard, facts.window_s, limit_s, protocol=protocol)
             replay = OpenLoopReplay(rows, client.send, stats,
                                     start_at=start_at, speedup=speedup, concurrency=options.replay_concurrency,
-                                    drain_s=options.drain_seconds or None, gate=http.slot)
+                                    drain_s=options.drain_seconds or None, gate=http.slot, label=client.label)
             reporter = gevent.spawn(self._report_loop, number, stats)
             replay.run()
         except Exception as failure:  # said on the Replay page, in Locust's exceptions, and the run ends

@@ -30,9 +30,11 @@ class OpenLoopReplay:
     def __init__(self, rows: Iterable[dict], send: Callable[[dict], bool | Outcome], stats: ReplayStats, *,
                  start_at: float, speedup: float = 1.0, concurrency: int = 2000, drain_s: float | None = None,
                  clock: Callable[[], float] = time.time,
-                 gate: Callable[[], AbstractContextManager] = nullcontext):
+                 gate: Callable[[], AbstractContextManager] = nullcontext,
+                 label: Callable[[dict], str] | None = None):
         """``gate``: what a request waits for before it can leave (the HTTP client's connection slots);
-        lateness is taken once it is through, when the request really leaves."""
+        lateness is taken once it is through, when the request really leaves. ``label``: the row's name in the
+        per-request figures (as Locust names its interaction, ``load.stats.row_label``); its operation otherwise."""
         if speedup <= 0:
             raise ValueError("the speed-up must be positive")
         self.rows, self.send, self.stats = rows, send, stats
@@ -41,6 +43,7 @@ class OpenLoopReplay:
         self.clock = clock
         self.drain_s = drain_s
         self.gate = gate
+        self.label = label
 
     def run(self) -> None:
         """Send every row, then wait for the last answers."""
@@ -60,13 +63,14 @@ class OpenLoopReplay:
         with self.gate():
             now = self.clock()  # a connection is free: the request leaves now
             lateness_ms, second = (now - planned) * 1000.0, int(now - self.start_at)
-            self.stats.record_send(row["operation"], lateness_ms, second)
-            self.stats.leaving(row["operation"])
+            label = self.label(row) if self.label is not None else None
+            self.stats.record_send(row["operation"], lateness_ms, second, label)
+            self.stats.leaving(label or row["operation"])
             try:
                 outcome = self.send(row)
             finally:
-                self.stats.answered(row["operation"])
+                self.stats.answered(label or row["operation"])
         if outcome is Outcome.NOT_SENT:  # no request left after all: its target was never acknowledged
-            self.stats.record_not_sent(row["operation"], lateness_ms, second)
+            self.stats.record_not_sent(row["operation"], lateness_ms, second, label)
             return
         self.stats.record_outcome(row["operation"], outcome, self.clock() - self.start_at)

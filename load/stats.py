@@ -152,7 +152,10 @@ class ReplayStats:
         self.not_sent: dict[str, int] = defaultdict(int)  # rows whose target was never acknowledged
         self.in_flight = 0          # requests that left and have no answer yet (Locust's "users" stay at 1)
         self.in_flight_max = 0
-        # per operation: lateness (ms), its largest value (ms), requests in flight now and at most
+        # per row label (an interaction as Locust names it, see row_label; or an operation): sent, not sent, lateness
+        # (ms), its largest value (ms), requests in flight now and at most
+        self.sent_by_label: dict[str, int] = defaultdict(int)
+        self.not_sent_by_label: dict[str, int] = defaultdict(int)
         self.lateness_by_operation: dict[str, LatenessHistogram] = defaultdict(LatenessHistogram)
         self.late_max_by_operation: dict[str, float] = defaultdict(float)
         self.in_flight_by_operation: dict[str, int] = defaultdict(int)
@@ -165,14 +168,17 @@ class ReplayStats:
     def planned(self, second: int) -> None:
         self.timeline[second][0] += 1
 
-    def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
-        """A request of ``operation`` leaves ``lateness_ms`` after its planned time, ``second`` s after the start."""
+    def record_send(self, operation: str, lateness_ms: float, second: int, label: str | None = None) -> None:
+        """A request of ``operation`` leaves ``lateness_ms`` after its planned time, ``second`` s after the start;
+        ``label`` names its per-request row (:func:`row_label`; the operation when None)."""
         self.sent[operation] += 1
+        label = label or operation
+        self.sent_by_label[label] += 1
         index = lateness_bin(lateness_ms)
         self.lateness.counts[index] += 1
-        self.lateness_by_operation[operation].counts[index] += 1
+        self.lateness_by_operation[label].counts[index] += 1
         self.late_max_ms = max(self.late_max_ms, lateness_ms)
-        self.late_max_by_operation[operation] = max(self.late_max_by_operation[operation], lateness_ms)
+        self.late_max_by_operation[label] = max(self.late_max_by_operation[label], lateness_ms)
         self.timeline[second][1] += 1
 
     def leaving(self, operation: str) -> None:
@@ -185,15 +191,18 @@ class ReplayStats:
         self.in_flight -= 1
         self.in_flight_by_operation[operation] -= 1
 
-    def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
+    def record_not_sent(self, operation: str, lateness_ms: float, second: int, label: str | None = None) -> None:
         """Take back a :meth:`record_send` whose request did not leave (its target was never acknowledged);
         the largest lateness seen is not taken back."""
         self.sent[operation] -= 1
+        label = label or operation
+        self.sent_by_label[label] -= 1
         index = lateness_bin(lateness_ms)
         self.lateness.counts[index] -= 1
-        self.lateness_by_operation[operation].counts[index] -= 1
+        self.lateness_by_operation[label].counts[index] -= 1
         self.timeline[second][1] -= 1
         self.not_sent[operation] += 1
+        self.not_sent_by_label[label] += 1
 
     def record_outcome(self, operation: str, ok: bool | Outcome, elapsed_s: float) -> None:
         """One answer (or failure) ``elapsed_s`` after the replay's start; ``ok`` is a bool or an
@@ -217,6 +226,7 @@ class ReplayStats:
                 "late_max_by_operation": dict(self.late_max_by_operation),
                 "in_flight_by_operation": dict(self.in_flight_by_operation),
                 "in_flight_max_by_operation": dict(self.in_flight_max_by_operation),
+                "sent_by_label": dict(self.sent_by_label), "not_sent_by_label": dict(self.not_sent_by_label),
                 "calls": self.calls.snapshot(), "interactions": self.interactions.snapshot(),
                 "signatures": self.signatures.snapshot()}
 
@@ -228,7 +238,7 @@ class ReplayStats:
         for snapshot in snapshots:
             merged.lateness.merge(LatenessHistogram(snapshot["lateness"]))
             for name in ("sent", "succeeded", "failed", "wrong", "not_sent", "in_flight_by_operation",
-                         "in_flight_max_by_operation"):
+                         "in_flight_max_by_operation", "sent_by_label", "not_sent_by_label"):
                 for operation, count in snapshot.get(name, {}).items():
                     getattr(merged, name)[operation] += count
             for operation, bins in snapshot.get("lateness_by_operation", {}).items():
@@ -274,17 +284,19 @@ class ReplayStats:
         }
 
     def by_operation(self) -> list[dict]:
-        """One row per operation, named as Locust names its requests (``type``: the HTTP method, ``name``: the
-        operation) and sorted as its Statistics table sorts them, then the "Aggregated" row (the overall
-        figures): sent, not sent, lateness p50/p99/max in ms (None when none of its requests left), requests
-        in flight now (as of the processes' last reports) and at most."""
-        names = sorted({operation for operation, n in self.sent.items() if n}
-                       | {operation for operation, n in self.not_sent.items() if n})
-        rows = [self._row(METHODS.get(name, ""), name, self.sent.get(name, 0), self.not_sent.get(name, 0),
-                          self.lateness_by_operation.get(name, LatenessHistogram()),
-                          self.late_max_by_operation.get(name, 0.0), self.in_flight_by_operation.get(name, 0),
-                          self.in_flight_max_by_operation.get(name, 0))
-                for name in names]
+        """One row per row of Locust's Statistics the replay's rows make: an interaction (``type`` e.g.
+        ``consultation (xds)``, ``name`` its variant, see :func:`row_label`), or, for rows sent without a label,
+        the operation (``type``: its HTTP method); sorted as Locust sorts them, then the "Aggregated" row (the
+        overall figures): sent, not sent, lateness p50/p99/max in ms (None when none of its requests left),
+        requests in flight now (as of the processes' last reports) and at most."""
+        sent = self.sent_by_label or self.sent          # an older snapshot has no labels: its operations
+        not_sent = self.not_sent_by_label or self.not_sent
+        labels = {label for label, n in sent.items() if n} | {label for label, n in not_sent.items() if n}
+        rows = [self._row(*_type_and_name(label), sent.get(label, 0), not_sent.get(label, 0),
+                          self.lateness_by_operation.get(label, LatenessHistogram()),
+                          self.late_max_by_operation.get(label, 0.0), self.in_flight_by_operation.get(label, 0),
+                          self.in_flight_max_by_operation.get(label, 0))
+                for label in sorted(labels, key=lambda label: _type_and_name(label)[::-1])]
         rows.append(self._row("", "Aggregated", sum(self.sent.values()), sum(self.not_sent.values()), self.lateness,
                               self.late_max_ms, self.in_flight, self.in_flight_max))
         return rows
@@ -300,6 +312,18 @@ class ReplayStats:
         """Per second: planned and actual sends, completions (what the web UI and the plan draw)."""
         return [{"second": second, "planned": row[0], "sent": row[1], "succeeded": row[2], "failed": row[3]}
                 for second, row in sorted(self.timeline.items())]
+
+
+def row_label(request_type: str, name: str) -> str:
+    """The key of a per-request row: Locust's (Type, Name) of the row's interaction."""
+    return f"{request_type}\t{name}"
+
+
+def _type_and_name(label: str) -> tuple[str, str]:
+    if "\t" in label:
+        request_type, _, name = label.partition("\t")
+        return request_type, name
+    return METHODS.get(label, ""), label
 
 
 LATENESS_KEYS = ("lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms")

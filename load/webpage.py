@@ -68,12 +68,12 @@ class PageStats(ReplayStats):
         if count > 0:
             entry["max"] = max(entry["max"], lateness_ms)
 
-    def record_send(self, operation: str, lateness_ms: float, second: int) -> None:
-        super().record_send(operation, lateness_ms, second)
+    def record_send(self, operation: str, lateness_ms: float, second: int, label: str | None = None) -> None:
+        super().record_send(operation, lateness_ms, second, label)
         self._late(second, lateness_ms, 1)
 
-    def record_not_sent(self, operation: str, lateness_ms: float, second: int) -> None:
-        super().record_not_sent(operation, lateness_ms, second)
+    def record_not_sent(self, operation: str, lateness_ms: float, second: int, label: str | None = None) -> None:
+        super().record_not_sent(operation, lateness_ms, second, label)
         self._late(second, lateness_ms, -1)
 
     def record_outcome(self, operation: str, ok, elapsed_s: float) -> None:

@@ -22,8 +22,22 @@ def _load(service, run, out, *extra):
 
 
 def _locust_counts(out):
+    """Locust's interactions (type e.g. "consultation (xds)"), counted by the schedule's operation they play."""
+    operations = {"consultation": "search", "document view": "retrieve", "deposit": "deposit", "patient session": "search",
+                  "patient document view": "retrieve", "patient upload": "deposit", "access history": "history"}
+    counts: dict[str, int] = {}
     with (out / "locust_stats.csv").open() as handle:
-        return {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(handle) if row["Name"] != "Aggregated"}
+        for row in csv.DictReader(handle):
+            if row["Type"].endswith(")"):
+                interaction = row["Type"].rpartition(" (")[0]
+                operation = operations.get(interaction, interaction)
+                counts[operation] = counts.get(operation, 0) + int(row["Request Count"])
+    return counts
+
+
+def _calls(out):
+    with (out / "locust_stats.csv").open() as handle:
+        return {row["Name"]: int(row["Request Count"]) for row in csv.DictReader(handle) if row["Type"] == "POST"}
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +57,59 @@ def test_replay_is_faithful_to_the_schedule(single, seeded):
     assert report["share_within_20ms"] >= 0.99                          # >= 99 % leave within 20 ms of plan
 
 
-def test_every_acknowledged_deposit_is_retrievable_byte_for_byte(single, service):
+def test_the_professionals_interactions_are_their_xds_calls(single, seeded):
+    """Under the default protocol (dmp) every professional deposit is TD0.2 + ITI-41, every consultation starts
+    with TD0.2, every professional retrieve is one ITI-43; patients stay on FHIR."""
+    import pyarrow.parquet as pq
+    out, _, report = single
+    rows = pq.read_table(seeded / "schedule.parquet", columns=["operation", "actor_kind"]).to_pylist()
+    professional = {op: sum(1 for r in rows if r["operation"] == op and r["actor_kind"] == "professional")
+                    for op in ("deposit", "search", "retrieve")}
+    calls = _calls(out)
+    assert calls["ITI-41"] == professional["deposit"] > 0
+    assert calls["TD0.2"] == professional["deposit"] + professional["search"]
+    assert calls.get("ITI-43", 0) == professional["retrieve"]
+    searched = sum(n for name, n in calls.items() if name.startswith("ITI-18 Find"))
+    assert searched == professional["search"]  # one FindDocuments or FindSubmissionSets per consultation
+    figures = report["calls"]
+    assert figures["ITI-41"]["failures"] == 0 and figures["ITI-41"]["driver_cpu_us"] > 0
+    assert report["signatures"]["VIHF"]["count"] >= 1
+    consultations = [f for name, f in report["interactions"].items() if name.startswith("consultation (xds)")]
+    assert sum(f["count"] for f in consultations) == professional["search"]
+
+
+def _iti43(service, ins: str, master_id: str) -> bytes:
+    from identity.actors import Actor
+    from identity.structure import load_or_create_structure
+    from identity.vihf import issue_assertion
+    from load import xds
+    assertion = issue_assertion(load_or_create_structure(service.key), Actor(rpps="10000000009", sector="hospital"),
+                                ins)
+    request = xds.retrieve(assertion, [xds.unique_id(master_id)])
+    call = urllib.request.Request(service.url + request.path, data=request.body,
+                                  headers={"Content-Type": request.content_type})
+    with urllib.request.urlopen(call, timeout=10) as answer:
+        return xds.read_answer(answer.read()).documents()[xds.unique_id(master_id)]
+
+
+def test_every_acknowledged_deposit_is_retrievable_byte_for_byte(single, service, seeded):
+    """ITI-65 acknowledgements by ITI-68 at their Binary location, ITI-41 ones by ITI-43 with their uniqueId."""
+    import pyarrow.parquet as pq
     out, _, report = single
     token = subprocess.run([*SEGUR, "token", "--professional", "10000000009", "--sector", "hospital",
                             "--key", str(service.key)], capture_output=True, text=True, check=True).stdout.strip()
     with (out / "acks.csv").open() as handle:
         acks = list(csv.DictReader(handle))
     assert len(acks) == report["sent_by_operation"]["deposit"]
+    patients = {row["document_id"]: row["patient_ins"] for row in pq.read_table(
+        seeded / "schedule.parquet", columns=["document_id", "patient_ins"]).to_pylist()}
+    assert any(ack["location"].startswith("xds:") for ack in acks)
     for ack in acks:
+        if ack["location"].startswith("xds:"):
+            data = _iti43(service, patients[ack["master_identifier"]], ack["master_identifier"])
+            assert len(data) == int(ack["size"]) and hashlib.sha256(data).hexdigest() == ack["sha256"]
+            continue
+
         request = urllib.request.Request(f"{service.url}/{ack['location']}", headers={
             "Authorization": f"Bearer {token}", "Accept": "application/pdf"})
         with urllib.request.urlopen(request, timeout=10) as answer:
@@ -83,12 +142,13 @@ def test_lateness_and_concurrency_are_where_a_locust_user_looks(single):
 
 
 def test_lateness_per_request_lines_up_with_locusts_statistics(single):
-    """One row per row of Locust's Statistics (same Type and Name, as many sent as Locust counted), in the
-    HTML report and in locust_replay.csv, then Aggregated: the overall figures."""
+    """One row per interaction row of Locust's Statistics (same Type and Name, e.g. "consultation (xds)" and
+    "first visit", as many sent as Locust counted), in the HTML report and in locust_replay.csv, then Aggregated:
+    the overall figures."""
     out, _, report = single
     with (out / "locust_stats.csv").open() as handle:
         locust = {(row["Type"], row["Name"]): int(row["Request Count"]) for row in csv.DictReader(handle)
-                  if row["Name"] != "Aggregated"}
+                  if row["Type"].endswith(")")}
     rows = list(csv.reader((out / "locust_replay.csv").open()))
     header = rows.index(["type", "name", "sent", "not_sent", "lateness_p50_ms", "lateness_p99_ms", "lateness_max_ms",
                          "in_flight_max"])
