@@ -66,10 +66,19 @@ class Assertions:
 
     ``signed``: a :class:`load.stats.LatencyBook`-like sink told the time and CPU of each signature."""
 
-    def __init__(self, key_file: str | Path, signed: Any = None):
+    def __init__(self, key_file: str | Path, signed: Any = None, ahead: str | Path | None = None):
+        """``ahead``: a ``vihf.parquet`` signed by `segur seed` (load.vihf_ahead), loaded when signed by this
+        structure; what it lacks is signed on demand."""
         self._structure = load_or_create_structure(key_file)
         self._cache: dict[tuple, bytes] = {}
+        if ahead is not None:
+            from load import vihf_ahead
+            for who, (assertion, _) in vihf_ahead.load(ahead, vihf_ahead.structure_fingerprint(key_file)).items():
+                self._cache[who] = assertion
         self.signed = signed
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def for_row(self, row: dict) -> bytes:
         who = (row["actor_id"], row["sector"], row.get("facility_id"), row["patient_ins"])

@@ -26,8 +26,10 @@ def seed(result_dir: Path, target: str, key: Path, threads: int) -> None:
     """Load a simulation's corpus.parquet into a record service, before a replay.
 
     Every document is deposited by its author, concurrently, with a progress bar; the
-    service's ids go to RESULT_DIR/locations.parquet, which `segur load` reads. Exit code 1
-    when some documents were refused.
+    service's ids go to RESULT_DIR/locations.parquet, which `segur load` reads. The VIHF
+    assertions of the window's professional interactions (one per professional and patient)
+    are then signed ahead into RESULT_DIR/vihf.parquet, so that signing never paces a replay.
+    Exit code 1 when some documents were refused.
 
     \b
     Example:

@@ -334,7 +334,7 @@ class ScheduleReplayer(User):
             locations = Locations.load(paths["locations"] or folder / "locations.parquet")
             acks = AckLog(paths["acks"] or None)
             tokens = Tokens(paths["key"])
-            assertions = Assertions(paths["key"], signed=stats.signatures)
+            assertions = Assertions(paths["key"], signed=stats.signatures, ahead=folder / "vihf.parquet")
             facts = run.schedule_facts(str(schedule))
             _sign_ahead(tokens, assertions, protocol, read_rows(schedule, shard, protocol=protocol),
                         until=start_at - 0.2)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from load import requests
+from load import requests, vihf_ahead
 from load.checks import DepositAnswer, Deposited, WrongAnswer, check_deposit
 from load.client import Locations, Tokens
 from segur.errors import InputError
@@ -88,7 +88,9 @@ def _answer(status: int, body: bytes, entries: int) -> tuple[DepositAnswer | Non
 def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: int = 16,
          progress: bool | None = None, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
          ) -> tuple[SeedOutcome, Path]:
-    """Deposit every corpus document into ``target``; returns the outcome and the locations file."""
+    """Deposit every corpus document into ``target``; returns the outcome and the locations file. Then sign the
+    schedule's VIHF assertions ahead (``vihf.parquet``, :mod:`load.vihf_ahead`) with the structure beside
+    ``key_file``, which the service trusts when started with the same key."""
     folder = Path(result_dir)
     corpus = folder / "corpus.parquet"
     if not corpus.is_file():
@@ -143,4 +145,6 @@ def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: 
     log(f"seeded {outcome.stored:,} of {total:,} documents ({outcome.bytes / 1e6:,.1f} MB) into {target}")
     for reason, count in sorted(outcome.failures.items(), key=lambda item: -item[1])[:5]:
         log(f"  {count:,} refused: {reason}")
+    if (folder / "schedule.parquet").is_file():  # the replay's VIHF assertions, so that signing never paces it
+        vihf_ahead.sign_schedule(folder, key_file, log=log, progress=show)
     return outcome, path
