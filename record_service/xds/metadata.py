@@ -388,7 +388,8 @@ def _check_hash_and_size(slots: dict[str, list[str]], data: bytes, where: str, u
                        f"of the document's bytes ({hashlib.sha1(data).hexdigest()})", location=unique_id,
                        reason="hash-mismatch")
     declared_size = _slot(slots, "size", where, required=False)
-    if declared_size is not None and (not declared_size.isdigit() or int(declared_size) != len(data)):
+    if declared_size is not None and (not (declared_size.isascii() and declared_size.isdigit())  # not '²', '١٢'
+                                      or int(declared_size) != len(data)):
         raise XdsError(errors.REPOSITORY_METADATA, f"{where}: the size slot says {declared_size[:20]} bytes, the "
                        f"document has {len(data)}", location=unique_id, reason="size-mismatch")
 
