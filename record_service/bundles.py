@@ -57,6 +57,24 @@ class NewDocument:
 
 
 @dataclass(slots=True)
+class NewSubmissionSet:
+    """The submission set a deposit registers (the ITI-65 SubmissionSet List, the ITI-41 RegistryPackage).
+
+    ``id``: its entryUUID as 32 hex digits, always the registry's own (as a DocumentEntry's is);
+    ``unique_id``: its uniqueId (an OID, without ``urn:oid:``), None for one the registry makes
+    (``2.25.`` + the entryUUID as an integer); ``source_id``: its sourceId, if given;
+    ``submission_us``: its submissionTime (µs since the epoch), None for the time the registry receives it;
+    ``content_type``: its contentTypeCode as (FHIR system, code), if given.
+    """
+
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    unique_id: str | None = None
+    source_id: str | None = None
+    submission_us: int | None = None
+    content_type: tuple[str, str] | None = None
+
+
+@dataclass(slots=True)
 class Deposit:
     patient_ins: str
     documents: list[NewDocument]
@@ -64,6 +82,7 @@ class Deposit:
     list_index: int
     binary_index: dict[int, int] = field(default_factory=dict)  # Binary entry -> document position
     patches: dict[int, str] = field(default_factory=dict)  # UpdateDocumentRefs PATCH entry -> the document it supersedes
+    submission_set: NewSubmissionSet = field(default_factory=NewSubmissionSet)  # registered with the new documents
 
 
 def parse_instant(value: object, where: str) -> int:
@@ -599,8 +618,7 @@ def parse_deposit(bundle: object, max_document_bytes: int, max_documents: int) -
         raise invalid(f"{list_where}.code must be {SUBMISSION_SET_SYSTEM}#submissionset", f"{list_where}.code")
     patient = patient_identifier(submission.get("subject"), f"{list_where}.subject",
                                  _contained(submission, list_where))
-    if submission.get("date") is not None:
-        fhir_types.date_time(submission["date"], f"{list_where}.date")
+    submission_set = _submission_set(submission, list_where)
 
     parsed: list[NewDocument] = []
     used_binaries: dict[int, int] = {}
@@ -667,7 +685,54 @@ def parse_deposit(bundle: object, max_document_bytes: int, max_documents: int) -
                       f"Bundle.entry[{unused[0]}]")
     _check_patches(patches, parsed)
     return Deposit(patient_ins=patient, documents=parsed, entry_count=len(entries), list_index=lists[0],
-                   binary_index=used_binaries, patches=patches)
+                   binary_index=used_binaries, patches=patches, submission_set=submission_set)
+
+
+# the IHE MHD SubmissionSet List's extensions for XDS's sourceId and contentTypeCode
+SOURCE_ID_EXTENSION = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId"
+DESIGNATION_TYPE_EXTENSION = "https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType"
+
+
+def _submission_set(submission: dict, where: str) -> NewSubmissionSet:
+    """The submission set a SubmissionSet List describes, as IHE MHD maps it to XDS: uniqueId the
+    ``identifier`` whose ``use`` is ``usual`` (else the first ``urn:oid:`` one; a ``urn:uuid:`` one is an
+    entryUUID, not kept), sourceId the ``ihe-sourceId`` extension, contentTypeCode the ``ihe-designationType``
+    one, submissionTime ``date``. 400 naming the element for a malformed one."""
+    found = NewSubmissionSet()
+    identifiers = []
+    for i, identifier in enumerate(_optional_list(submission.get("identifier"), f"{where}.identifier")):
+        _identifier(identifier, f"{where}.identifier[{i}]")
+        value = identifier.get("value")
+        if value is not None and not value.startswith("urn:uuid:"):
+            identifiers.append((identifier.get("use") != "usual", not value.startswith("urn:oid:"), i, value))
+    if identifiers:
+        *_, i, value = min(identifiers)
+        found.unique_id = _submission_set_id(value, f"{where}.identifier[{i}].value")
+    for i, extension in enumerate(_optional_list(submission.get("extension"), f"{where}.extension")):
+        at = f"{where}.extension[{i}]"
+        extension = _object(extension, at)
+        if extension.get("url") == SOURCE_ID_EXTENSION:
+            identifier = _object(extension.get("valueIdentifier"), f"{at}.valueIdentifier")
+            _identifier(identifier, f"{at}.valueIdentifier")
+            found.source_id = _submission_set_id(_text(identifier.get("value"), f"{at}.valueIdentifier.value"),
+                                                 f"{at}.valueIdentifier.value")
+        elif extension.get("url") == DESIGNATION_TYPE_EXTENSION:
+            concept = _object(extension.get("valueCodeableConcept"), f"{at}.valueCodeableConcept")
+            _concept(concept, f"{at}.valueCodeableConcept")
+            codings = [c for c in concept.get("coding") or [] if c.get("system") and c.get("code")]
+            if codings:
+                found.content_type = (codings[0]["system"], codings[0]["code"])
+    if submission.get("date") is not None:
+        found.submission_us = fhir_types.date_time(submission["date"], f"{where}.date")
+    return found
+
+
+def _submission_set_id(value: str, where: str) -> str:
+    """A submission set's uniqueId or sourceId (an OID, ``urn:oid:`` removed): printable, at most 256 characters."""
+    value = value.removeprefix("urn:oid:")
+    if not value or len(value) > _MAX_MASTER_ID or not value.isprintable():
+        raise invalid(f"{where} must be printable and at most {_MAX_MASTER_ID} characters", where)
+    return value
 
 
 def _too_many(max_documents: int, found: str) -> ServiceError:

@@ -86,7 +86,7 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
                    f"no file (or a file of another size) under {settings.blob_dir}: their retrieves will fail", err=True)
     if check.documents_migrated:
         click.echo(f"brought {check.documents_migrated} documents written by an older version up to date "
-                   "(replacement chains, search values)")
+                   "(replacement chains, search values, submission sets)")
     if check.temporary_files_removed or check.orphan_files_removed:
         click.echo(f"removed {check.temporary_files_removed} unfinished and {check.orphan_files_removed} unreferenced "
                    "document files (writes of deposits that were never acknowledged)")

@@ -132,6 +132,78 @@ async def search(store: Store, query: DocumentQuery, actor: Actor) -> list[tuple
                              " ORDER BY date_us DESC, id DESC LIMIT ?", params)
 
 
+@dataclass(slots=True)
+class SubmissionSetQuery:
+    """A FindSubmissionSets (or a lookup of submission sets by entryUUID), already checked.
+
+    Times in µs since the epoch, ``submitted_from`` inclusive and ``submitted_to`` exclusive; ``source_ids``
+    and ``content_types`` ((FHIR system, code) pairs) each ORed, empty for any; ``ids``: only these
+    submission sets (32 hex digits), empty for any.
+    """
+
+    patient_ins: str
+    submitted_from: int | None = None
+    submitted_to: int | None = None
+    source_ids: tuple[str, ...] = ()
+    content_types: tuple[tuple[str, str], ...] = ()
+    ids: tuple[str, ...] = ()
+    count: int = 1000
+
+
+SUBMISSION_SET_COLUMNS = "id, unique_id, source_id, submission_us, content_system, content_code, patient_ins"
+_VISIBLE = ("current", "superseded")  # a submission set shows while one of its documents does
+
+
+async def find_submission_sets(store: Store, query: SubmissionSetQuery, actor: Actor) -> list[tuple]:
+    """Up to ``count + 1`` rows (:data:`SUBMISSION_SET_COLUMNS`), newest submissionTime first, of the patient's
+    submission sets that hold at least one document ``actor`` may see (as :func:`search` sees them: nothing of
+    a closed record or for a blocked professional, no masked document but for its author, no deleted one)."""
+    visible, params = _search_where(DocumentQuery(query.patient_ins, _VISIBLE), actor)
+    where = ["s.patient_ins = ?"]
+    outer: list = [query.patient_ins]
+    if query.submitted_from is not None:
+        where.append("s.submission_us >= ?")
+        outer.append(query.submitted_from)
+    if query.submitted_to is not None:
+        where.append("s.submission_us < ?")
+        outer.append(query.submitted_to)
+    if query.source_ids:
+        where.append(f"s.source_id IN ({','.join('?' * len(query.source_ids))})")
+        outer.extend(query.source_ids)
+    if query.content_types:
+        where.append("(" + " OR ".join("(s.content_system = ? AND s.content_code = ?)"
+                                       for _ in query.content_types) + ")")
+        outer.extend(value for pair in query.content_types for value in pair)
+    if query.ids:
+        where.append(f"s.id IN ({','.join('?' * len(query.ids))})")
+        outer.extend(query.ids)
+    where.append("EXISTS (SELECT 1 FROM documents WHERE documents.submission_set_id = s.id AND "
+                 + " AND ".join(visible) + ")")
+    columns = ", ".join(f"s.{c.strip()}" for c in SUBMISSION_SET_COLUMNS.split(","))
+    return await store.fetch(f"SELECT {columns} FROM submission_sets s WHERE {' AND '.join(where)}"
+                             " ORDER BY s.submission_us DESC, s.id DESC LIMIT ?", [*outer, *params, query.count + 1])
+
+
+async def submission_set_members(store: Store, patient_ins: str, actor: Actor, set_ids: Sequence[str] = (),
+                                 document_ids: Sequence[str] = (), count: int = 1000) -> list[tuple[str, str]]:
+    """Up to ``count + 1`` pairs (submission set id, document id) of the HasMember associations that show to
+    ``actor``: those of the documents ``actor`` may see (as :func:`search` sees them) that are members of the
+    submission sets ``set_ids`` or are among ``document_ids``, of this patient only."""
+    if not set_ids and not document_ids:
+        return []
+    where, params = _search_where(DocumentQuery(patient_ins, _VISIBLE), actor)
+    either = []
+    if set_ids:
+        either.append(f"submission_set_id IN ({','.join('?' * len(set_ids))})")
+        params.extend(set_ids)
+    if document_ids:
+        either.append(f"id IN ({','.join('?' * len(document_ids))})")
+        params.extend(document_ids)
+    where += ["submission_set_id IS NOT NULL", "(" + " OR ".join(either) + ")"]
+    return await store.fetch(f"SELECT submission_set_id, id FROM documents WHERE {' AND '.join(where)}"
+                             " ORDER BY submission_set_id, date_us DESC, id DESC LIMIT ?", [*params, count + 1])
+
+
 async def count_matches(store: Store, query: DocumentQuery, actor: Actor) -> int:
     """How many documents the search matches that ``actor`` may see, all pages together (``Bundle.total``)."""
     if not query.statuses:
@@ -190,7 +262,7 @@ def audit_row(actor: Actor, patient_ins: str, action: str, document_id: str | No
 # committed); the second waits for the first, inserts nothing, and answers as a retry would (or 409)
 _INSERT = ("INSERT INTO documents (id, master_id, patient_ins, status, type_code, date_us, authors, depositor_rpps,"
            " depositor_finess, depositor_ins, content_type, size, sha256, masked, version, created_us, resource,"
-           " chain_id) VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"
+           " chain_id, submission_set_id) VALUES (?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
            " ON CONFLICT (master_id) DO NOTHING")
 _INSERT_RETURNING = _INSERT + " RETURNING id"  # a row when inserted, none when the masterIdentifier was taken
 
@@ -272,7 +344,7 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
             inserted = tx.execute(_INSERT_RETURNING, (
                 doc.id, doc.master_id, request.patient_ins, doc.type_code, doc.date_us, _authors_column(doc.authors),
                 actor.rpps, actor.finess, actor.ins, doc.content_type, len(doc.data), doc.sha256, int(masked),
-                stamp, resource, chain_id))
+                stamp, resource, chain_id, request.submission_set.id))
             if not inserted:  # another worker's deposit took this masterIdentifier since it was looked up
                 outcomes.append(_taken_meanwhile(tx, doc, request.patient_ins))
                 continue
@@ -281,9 +353,34 @@ def deposit(request: Deposit, actor: Actor) -> Callable[[WriteTransaction], list
         for entry, target in request.patches.items():
             if target not in superseded and any(created for _, created in outcomes):
                 raise unmatched_patch(entry)
+        if any(created for _, created in outcomes):  # a repeat that registers nothing new registers no set
+            _register_submission_set(tx, request, stamp)
         return outcomes
 
     return write
+
+
+def generated_unique_id(submission_set_id: str) -> str:
+    """The uniqueId the registry gives a submission set that came without one: ``2.25.`` + its entryUUID as an
+    integer (the OID of a UUID, ITU-T X.667)."""
+    return f"2.25.{int(submission_set_id, 16)}"
+
+
+def _register_submission_set(tx: WriteTransaction, request: Deposit, stamp: int) -> None:
+    """Insert the deposit's submission set (its new documents already name it); 409 when its uniqueId is
+    another submission set's (XDSDuplicateUniqueIdInRegistry)."""
+    found = request.submission_set
+    unique_id = found.unique_id or generated_unique_id(found.id)
+    system, code = found.content_type or (None, None)
+    inserted = tx.execute(
+        "INSERT INTO submission_sets (id, unique_id, patient_ins, source_id, submission_us, content_system,"
+        " content_code, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+        (found.id, unique_id, request.patient_ins, found.source_id,
+         stamp if found.submission_us is None else found.submission_us, system, code, stamp))
+    if not inserted:
+        raise ServiceError(409, "conflict", f"submission set uniqueId {unique_id[:80]!r} is already registered "
+                           "(each deposit is a submission set of its own uniqueId)", "List.identifier",
+                           reason="duplicate-submission-set")
 
 
 def _by_master_id(tx: WriteTransaction, master_id: str, patient_ins: str) -> str:

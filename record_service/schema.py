@@ -3,6 +3,8 @@
 Hot queries and the indexes that serve them:
 - a patient's documents by status, newest first (every find): ``documents_by_patient_status``;
 - the same narrowed by type (``type=`` searches): ``documents_by_patient_type``;
+- a patient's submission sets, newest first (FindSubmissionSets): ``submission_sets_by_patient``; their
+  documents: ``documents_by_submission_set``;
 - idempotency by masterIdentifier: the UNIQUE constraint's index;
 - the files documents name (the start-up sweep): ``documents_by_sha256``;
 - a patient's access history, newest first: ``audit_by_patient_time``;
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 
 # columns added after the first schema: (name, SQL type), added to older databases at start
-_DOCUMENT_COLUMNS_ADDED = (("chain_id", "TEXT"),)
+_DOCUMENT_COLUMNS_ADDED = (("chain_id", "TEXT"), ("submission_set_id", "TEXT"))
 
 
 def added_columns(dialect: str, table: str, columns: tuple[tuple[str, str], ...]) -> list[str]:
@@ -39,7 +41,7 @@ def statements(dialect: str) -> list[str]:
 
 
 def record_statements(dialect: str) -> list[str]:
-    """The record's tables: documents, blocks, opt-outs."""
+    """The record's tables: documents, submission sets, blocks, opt-outs."""
     blob = "BLOB" if dialect == "sqlite" else "BYTEA"
     return [
         f"""CREATE TABLE IF NOT EXISTS documents (
@@ -60,7 +62,8 @@ def record_statements(dialect: str) -> list[str]:
             version INTEGER NOT NULL,
             created_us BIGINT NOT NULL,
             resource {blob} NOT NULL,
-            chain_id TEXT)""",
+            chain_id TEXT,
+            submission_set_id TEXT)""",
         *added_columns(dialect, "documents", _DOCUMENT_COLUMNS_ADDED),
         # the versions of one document (v1 -> v2 -> v3 share the first one's id): a patient's mask or delete
         # applies to the whole chain; documents from before chains existed get theirs from ``migrations``
@@ -71,6 +74,21 @@ def record_statements(dialect: str) -> list[str]:
             ON documents (patient_ins, type_code, date_us DESC, id DESC)""",
         # which documents name a file: the start-up sweep of files no deposit committed asks it per file
         "CREATE INDEX IF NOT EXISTS documents_by_sha256 ON documents (sha256)",
+        # the submission sets (XDS): each document is a member of the one that registered it
+        # (``documents.submission_set_id``); documents from before submission sets get theirs from ``migrations``
+        """CREATE TABLE IF NOT EXISTS submission_sets (
+            id TEXT PRIMARY KEY,
+            unique_id TEXT NOT NULL UNIQUE,
+            patient_ins TEXT NOT NULL,
+            source_id TEXT,
+            submission_us BIGINT NOT NULL,
+            content_system TEXT,
+            content_code TEXT,
+            created_us BIGINT NOT NULL)""",
+        # FindSubmissionSets: a patient's, newest first; a submission set's members (and the migration's NULLs)
+        """CREATE INDEX IF NOT EXISTS submission_sets_by_patient
+            ON submission_sets (patient_ins, submission_us DESC, id DESC)""",
+        "CREATE INDEX IF NOT EXISTS documents_by_submission_set ON documents (submission_set_id)",
         """CREATE TABLE IF NOT EXISTS blocks (
             patient_ins TEXT NOT NULL,
             rpps TEXT NOT NULL,

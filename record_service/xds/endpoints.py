@@ -40,7 +40,7 @@ from record_service.document_search import document_search
 from record_service.endpoints import Endpoints, read_body
 from record_service.outcomes import ServiceError, storage_fault
 from record_service.searches import Parameters
-from record_service.xds import errors, metadata, queries, soap, terms
+from record_service.xds import errors, metadata, queries, soap, submission_sets, terms
 from record_service.xds.errors import XdsError
 from record_service.xds.terms import NS, q
 
@@ -188,18 +188,74 @@ class XdsEndpoints:
             return _query_response(rows, call.patient_ins, query.object_ref), []
         if query.query_id in (terms.GET_DOCUMENTS, terms.GET_DOCUMENTS_AND_ASSOCIATIONS):
             rows = await self._search(call, queries.get_documents(query, call.patient_ins))
-            associations = await self._replacements(rows, call) \
-                if query.query_id == terms.GET_DOCUMENTS_AND_ASSOCIATIONS else []
+            associations = []
+            if query.query_id == terms.GET_DOCUMENTS_AND_ASSOCIATIONS and rows:
+                associations = await self._replacements(rows, call) + await self._memberships(
+                    call, document_ids=[row[0] for row in rows])
             return _query_response(rows, call.patient_ins, query.object_ref, associations), []
         if query.query_id == terms.GET_ASSOCIATIONS:
-            targets = queries.association_targets(query)
-            visible = await self._search(call, queries.get_documents(
-                queries.StoredQuery(terms.GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": [
-                    [metadata.entry_uuid(t) for t in targets]]}, True), call.patient_ins)) if targets else []
-            associations = await self._replacements(visible, call)
-            return _query_response([], call.patient_ins, query.object_ref, associations), []
+            return await self._associations(call, query), []
+        if query.query_id == terms.FIND_SUBMISSION_SETS:
+            return await self._find_submission_sets(call, query), []
+        if query.query_id == terms.GET_SUBMISSION_SETS:
+            return await self._submission_sets_of(call, query), []
         raise XdsError(errors.UNKNOWN_STORED_QUERY, f"stored query {query.query_id[:80]} is not one this registry "
-                       "answers (FindDocuments, GetDocuments, GetDocumentsAndAssociations, GetAssociations)")
+                       "answers (FindDocuments, FindSubmissionSets, GetDocuments, GetDocumentsAndAssociations, "
+                       "GetAssociations, GetSubmissionSets)")
+
+    async def _associations(self, call: _Call, query: queries.StoredQuery) -> etree._Element:
+        """GetAssociations: the RPLC associations touching the documents of ``$uuid``, and the HasMember ones
+        from the submission sets of ``$uuid`` and to its documents, all of them only where the caller may see
+        the documents they link. One entry in the access history."""
+        targets = queries.association_targets(query)
+        visible = await self._search(call, queries.get_documents(
+            queries.StoredQuery(terms.GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": [
+                [metadata.entry_uuid(t) for t in targets]]}, True), call.patient_ins), audited=False) if targets else []
+        associations = await self._replacements(visible, call)
+        associations += await self._memberships(call, set_ids=targets, document_ids=targets)
+        if len(associations) > queries.MAX_RESULTS:
+            raise _too_many("associations")
+        await self.fhir.audit_search(call.actor, call.patient_ins, bool(associations),
+                                     f"{len(associations)} associations (ITI-18 GetAssociations)", call.note())
+        return _query_response([], call.patient_ins, query.object_ref, associations)
+
+    async def _memberships(self, call: _Call, set_ids: list[str] = (), document_ids: list[str] = ()) -> list:
+        """The HasMember associations (see :func:`registry.submission_set_members`) of these submission sets and
+        documents that the caller may see; XDSTooManyResults above :data:`queries.MAX_RESULTS`."""
+        pairs = await registry.submission_set_members(self.fhir.store, call.patient_ins, call.actor, set_ids,
+                                                      document_ids, queries.MAX_RESULTS)
+        if len(pairs) > queries.MAX_RESULTS:
+            raise _too_many("associations")
+        return [submission_sets.has_member(set_id, document_id) for set_id, document_id in pairs]
+
+    async def _find_submission_sets(self, call: _Call, query: queries.StoredQuery) -> etree._Element:
+        """FindSubmissionSets: the patient's submission sets holding a document the caller may see, newest
+        first; in the access history as a search."""
+        parameters = submission_sets.find_parameters(query, call.patient_ins)
+        rows = await registry.find_submission_sets(self.fhir.store, parameters, call.actor) if parameters else []
+        if len(rows) > queries.MAX_RESULTS:
+            raise _too_many("submission sets")
+        await self.fhir.audit_search(call.actor, call.patient_ins, bool(rows),
+                                     f"{len(rows)} submission sets (ITI-18 FindSubmissionSets)", call.note())
+        return _query_response([], call.patient_ins, query.object_ref,
+                               packages=[submission_sets.registry_package(row, query.object_ref) for row in rows])
+
+    async def _submission_sets_of(self, call: _Call, query: queries.StoredQuery) -> etree._Element:
+        """GetSubmissionSets: the submission sets of the documents of ``$uuid`` the caller may see, with the
+        HasMember associations to those documents; in the access history as a search."""
+        targets = queries.association_targets(query)
+        pairs = await registry.submission_set_members(self.fhir.store, call.patient_ins, call.actor,
+                                                      document_ids=targets, count=queries.MAX_RESULTS)
+        set_ids = tuple(dict.fromkeys(set_id for set_id, _ in pairs))
+        rows = await registry.find_submission_sets(self.fhir.store, registry.SubmissionSetQuery(
+            call.patient_ins, ids=set_ids, count=queries.MAX_RESULTS), call.actor) if set_ids else []
+        if len(pairs) + len(rows) > queries.MAX_RESULTS:
+            raise _too_many("submission sets and associations")
+        await self.fhir.audit_search(call.actor, call.patient_ins, bool(rows),
+                                     f"{len(rows)} submission sets (ITI-18 GetSubmissionSets)", call.note())
+        return _query_response([], call.patient_ins, query.object_ref,
+                               [submission_sets.has_member(set_id, document_id) for set_id, document_id in pairs],
+                               packages=[submission_sets.registry_package(row, query.object_ref) for row in rows])
 
     async def _search(self, call: _Call, parameters, audited: bool = True) -> list[tuple]:
         """The rows (id, date_us, resource) an ITI-67 search finds for this caller; the query itself is in the
@@ -319,10 +375,18 @@ def _failure(tag: str, failures: list[XdsError]) -> etree._Element:
     return errors.registry_response(failures, tag=tag)
 
 
+def _too_many(what: str) -> XdsError:
+    return XdsError(errors.TOO_MANY_RESULTS, f"more than {queries.MAX_RESULTS} {what} match: ask for fewer "
+                    "entryUUIDs, or narrow the query")
+
+
 def _query_response(rows: list[tuple], patient_ins: str, object_ref: bool,
-                    associations: list[etree._Element] = ()) -> etree._Element:
+                    associations: list[etree._Element] = (), packages: list[etree._Element] = ()) -> etree._Element:
+    """An AdhocQueryResponse (Success) with the submission sets ``packages`` (already LeafClass or ObjectRef),
+    the DocumentEntries of ``rows``, then ``associations`` (as ObjectRefs when ``object_ref``)."""
     response = errors.registry_response(tag="AdhocQueryResponse")
     objects = response.find(q("rim", "RegistryObjectList"))
+    objects.extend(packages)
     for row in rows:
         objects.append(metadata.document_entry(row[0], orjson.loads(bytes(row[2])), patient_ins, object_ref))
     for association in associations:

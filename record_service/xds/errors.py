@@ -23,6 +23,7 @@ MISSING_DOCUMENT_METADATA = "XDSMissingDocumentMetadata"
 PATIENT_ID_DOES_NOT_MATCH = "XDSPatientIdDoesNotMatch"
 UNKNOWN_PATIENT = "XDSUnknownPatientId"
 NON_IDENTICAL_HASH = "XDSNonIdenticalHash"
+DUPLICATE_UNIQUE_ID_IN_REGISTRY = "XDSDuplicateUniqueIdInRegistry"  # a submission set's uniqueId already registered
 DUPLICATE_IN_MESSAGE = "XDSRepositoryDuplicateUniqueIdInMessage"
 DEPRECATED_DOCUMENT = "XDSRegistryDeprecatedDocumentError"
 DOCUMENT_UNIQUE_ID = "XDSDocumentUniqueIdError"
@@ -51,6 +52,7 @@ _CODES = {
     "too-many-documents": REGISTRY_METADATA, "unknown-type": REGISTRY_METADATA, "invalid-ins": REGISTRY_METADATA,
     "wrong-content-type": REGISTRY_METADATA, "hash-mismatch": REPOSITORY_METADATA,
     "size-mismatch": REPOSITORY_METADATA, "other-patient": PATIENT_ID_DOES_NOT_MATCH,
+    "duplicate-submission-set": DUPLICATE_UNIQUE_ID_IN_REGISTRY,
 }
 
 

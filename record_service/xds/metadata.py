@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from record_service.bundles import Deposit, NewDocument, format_instant
+from record_service.bundles import Deposit, NewDocument, NewSubmissionSet, format_instant
 from record_service.codes import CONTENT_TYPES, MASKED_FROM_PROFESSIONALS, TYPE_CODES_BY_SYSTEM, VISIBILITY_SYSTEM
 from record_service.xds import codes, errors, terms
 from record_service.xds.errors import XdsError
@@ -36,6 +36,7 @@ _DTM = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?")
 _UUID_URN = re.compile(r"urn:uuid:([0-9a-fA-F-]{36})")
 _IDNPS_OID, _IDNST_OID = "1.2.250.1.71.4.2.1", "1.2.250.1.71.4.2.2"
 _MAX_UNIQUE_ID = 128  # an OID of the DMP's form, with room
+_MAX_SET_ID = 256  # a submission set's uniqueId and sourceId, as on the FHIR front
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,18 @@ def parse_submission(message: Message, max_document_bytes: int, max_documents: i
                          source_id=_external_id(submission_set, terms.SS_SOURCE_ID, "XDSSubmissionSet.sourceId",
                                                 required=False),
                          patient_ins=ss_patient)
-    return Deposit(patient_ins=ss_patient, documents=parsed, entry_count=len(parsed), list_index=-1), info
+    content_types = _classifications(submission_set, terms.SS_CONTENT_TYPE)
+    content = _coding(content_types[0], "XDSSubmissionSet.contentTypeCode") if content_types else None
+    if len(info.unique_id) > _MAX_SET_ID or not info.unique_id.isprintable():
+        raise XdsError(errors.REGISTRY_METADATA, f"XDSSubmissionSet.uniqueId {info.unique_id[:80]!r} must be "
+                       f"printable and at most {_MAX_SET_ID} characters")
+    if info.source_id is not None and (len(info.source_id) > _MAX_SET_ID or not info.source_id.isprintable()):
+        raise XdsError(errors.REGISTRY_METADATA, f"XDSSubmissionSet.sourceId {info.source_id[:80]!r} must be "
+                       f"printable and at most {_MAX_SET_ID} characters")
+    registered = NewSubmissionSet(unique_id=info.unique_id, source_id=info.source_id, submission_us=submitted_us,
+                                  content_type=(content["system"], content["code"]) if content else None)
+    return Deposit(patient_ins=ss_patient, documents=parsed, entry_count=len(parsed), list_index=-1,
+                   submission_set=registered), info
 
 
 def _submission_set(objects: etree._Element) -> etree._Element:
@@ -536,6 +548,14 @@ def patient_in(cx_: str, where: str) -> str:
     """The INS of a CX patient id in a query (quotes already removed); XdsError when it is not one."""
     try:
         return _patient(cx_, where)
+    except XdsError as error:
+        raise _in_query(error) from None
+
+
+def dtm_us(dtm: str, where: str) -> int:
+    """A query's DTM (UTC, ``YYYY[MM[DD[hh[mm[ss]]]]]``) as µs since the epoch of the first instant it covers."""
+    try:
+        return int(_moment(dtm, where)[0].timestamp() * 1_000_000)
     except XdsError as error:
         raise _in_query(error) from None
 

@@ -8,7 +8,8 @@ professional, a closed record). Several values in one slot are ORed, a slot repe
 for the multi-valued codes: eventCodeList, confidentialityCode).
 
 Answered here: FindDocuments, GetDocuments, GetDocumentsAndAssociations, GetAssociations (RPLC
-relations between documents). Another query id is ``XDSUnknownStoredQuery``.
+relations between documents, HasMember between a submission set and its documents), FindSubmissionSets
+and GetSubmissionSets (:mod:`.submission_sets`). Another query id is ``XDSUnknownStoredQuery``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ def _items(text: str, name: str | None) -> list[str]:
     return [item for item in items if item]
 
 
-def _single(query: StoredQuery, name: str, required: bool = True) -> str | None:
+def single(query: StoredQuery, name: str, required: bool = True) -> str | None:
+    """The one value of a single-valued parameter; None when absent and not ``required``. XdsError:
+    ``XDSStoredQueryMissingParam`` (absent, required), ``XDSStoredQueryParamNumber`` (several values)."""
     slots = query.parameters.get(name)
     if not slots:
         if required:
@@ -119,7 +122,9 @@ def _single(query: StoredQuery, name: str, required: bool = True) -> str | None:
     return slots[0][0]
 
 
-def _listed(query: StoredQuery, name: str) -> list[str]:
+def listed(query: StoredQuery, name: str) -> list[str]:
+    """The values of a list parameter (one slot), empty when absent; ``XDSStoredQueryParamNumber`` for several
+    slots."""
     slots = query.parameters.get(name) or []
     if len(slots) > 1:
         raise XdsError(errors.PARAM_NUMBER, f"{name} is given in {len(slots)} slots: one slot, with a list")
@@ -135,7 +140,7 @@ def _token(value: str, name: str) -> str:
 
 
 def _statuses(query: StoredQuery, name: str) -> str:
-    values = _listed(query, name)
+    values = listed(query, name)
     if not values:
         raise XdsError(errors.MISSING_PARAM, f"{name} is required by this stored query")
     known = [_STATUSES[v] for v in values if v in _STATUSES]  # an unknown status is ignored (ITI TF-2 3.18.4.1.2.3.6)
@@ -145,9 +150,12 @@ def _statuses(query: StoredQuery, name: str) -> str:
 
 
 def patient_of(query: StoredQuery) -> str | None:
-    """The INS a query names ($XDSDocumentEntryPatientId), if it names one."""
-    value = _single(query, "$XDSDocumentEntryPatientId", required=False)
-    return metadata.patient_in(value, "$XDSDocumentEntryPatientId") if value else None
+    """The INS a query names ($XDSDocumentEntryPatientId, $XDSSubmissionSetPatientId), if it names one."""
+    for name in ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId"):
+        value = single(query, name, required=False)
+        if value:
+            return metadata.patient_in(value, name)
+    return None
 
 
 def find_documents(query: StoredQuery, patient_ins: str) -> Parameters:
@@ -163,10 +171,10 @@ def find_documents(query: StoredQuery, patient_ins: str) -> Parameters:
             raise XdsError(errors.PARAM_NUMBER, f"{name} is given in {len(slots)} slots: one slot, with a list")
         pairs += [(parameter, ",".join(_token(v, name) for v in values)) for values in slots if values]
     for name, (parameter, prefix) in _TIMES.items():
-        value = _single(query, name, required=False)
+        value = single(query, name, required=False)
         if value is not None:
             pairs.append((parameter, prefix + metadata.fhir_datetime(value, name)))
-    author = _single(query, "$XDSDocumentEntryAuthorPerson", required=False)
+    author = single(query, "$XDSDocumentEntryAuthorPerson", required=False)
     if author is not None:
         rpps = metadata.rpps_in_pattern(author)
         if rpps is None:
@@ -179,8 +187,8 @@ def find_documents(query: StoredQuery, patient_ins: str) -> Parameters:
 
 def get_documents(query: StoredQuery, patient_ins: str) -> Parameters:
     """The ITI-67 search for GetDocuments(AndAssociations): by entryUUID or by uniqueId, any status."""
-    uuids = _listed(query, "$XDSDocumentEntryEntryUUID")
-    unique_ids = _listed(query, "$XDSDocumentEntryUniqueId")
+    uuids = listed(query, "$XDSDocumentEntryEntryUUID")
+    unique_ids = listed(query, "$XDSDocumentEntryUniqueId")
     if bool(uuids) == bool(unique_ids):
         raise (XdsError(errors.PARAM_NUMBER, "give $XDSDocumentEntryEntryUUID or $XDSDocumentEntryUniqueId, not both")
                if uuids else XdsError(errors.MISSING_PARAM, "$XDSDocumentEntryEntryUUID or "
@@ -196,8 +204,10 @@ def get_documents(query: StoredQuery, patient_ins: str) -> Parameters:
 
 
 def association_targets(query: StoredQuery) -> list[str]:
-    """The document ids of GetAssociations' ``$uuid`` (entryUUIDs that name no document are left out)."""
-    uuids = _listed(query, "$uuid")
+    """The ids (32 hex digits) the entryUUIDs of ``$uuid`` name (GetAssociations, GetSubmissionSets), documents
+    and submission sets alike; values that are not UUID URNs are left out."""
+    uuids = listed(query, "$uuid")
     if not uuids:
-        raise XdsError(errors.MISSING_PARAM, "$uuid is required by GetAssociations")
-    return [i for i in (metadata.document_id(u) for u in uuids) if i]
+        name = terms.STORED_QUERY_NAMES.get(query.query_id, "this stored query")
+        raise XdsError(errors.MISSING_PARAM, f"$uuid is required by {name}")
+    return list(dict.fromkeys(i for i in (metadata.document_id(u) for u in uuids) if i))

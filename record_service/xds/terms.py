@@ -60,6 +60,7 @@ SS_CONTENT_TYPE = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
 SS_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
 SS_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
 SS_PATIENT_ID = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
+REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"  # objectType
 HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
 RPLC = "urn:ihe:iti:2007:AssociationType:RPLC"
 
@@ -69,9 +70,11 @@ FIND_SUBMISSION_SETS = "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9"
 GET_ASSOCIATIONS = "urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155"
 GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"
 GET_DOCUMENTS_AND_ASSOCIATIONS = "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a"
+GET_SUBMISSION_SETS = "urn:uuid:51224314-5390-4169-9b91-b1980040715a"
 STORED_QUERY_NAMES = {FIND_DOCUMENTS: "FindDocuments", FIND_SUBMISSION_SETS: "FindSubmissionSets",
                       GET_ASSOCIATIONS: "GetAssociations", GET_DOCUMENTS: "GetDocuments",
-                      GET_DOCUMENTS_AND_ASSOCIATIONS: "GetDocumentsAndAssociations"}
+                      GET_DOCUMENTS_AND_ASSOCIATIONS: "GetDocumentsAndAssociations",
+                      GET_SUBMISSION_SETS: "GetSubmissionSets"}
 
 # this registry and repository: the DMP's repositoryUniqueId (docs/xds-sources.md 5.5)
 REPOSITORY_UNIQUE_ID = "1.2.250.1.213.4.1.1.1.2"

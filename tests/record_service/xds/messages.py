@@ -45,8 +45,11 @@ def _external(parent, scheme, obj, value):
 def provide_and_register(ins: str, rpps: str, finess: str, documents: list[tuple[str, bytes]], *,
                          type_code: str = "11502-2", hash_of=None, size_of=None, patient_of=None,
                          replaces: dict[int, str] | None = None, confidentiality: tuple[str, str] = ("N", "2.16.840.1.113883.5.25"),
-                         drop_document: int | None = None, extra_document: bool = False) -> etree._Element:
-    """A ProvideAndRegisterDocumentSetRequest: one submission set, one DocumentEntry per (uniqueId, bytes)."""
+                         drop_document: int | None = None, extra_document: bool = False,
+                         submission_time: str = "20261130101500", source_id: str = "1.2.250.1.999",
+                         submission_set_id: str | None = None, content_type: str = "11502-2") -> etree._Element:
+    """A ProvideAndRegisterDocumentSetRequest: one submission set, one DocumentEntry per (uniqueId, bytes);
+    the submission set's submissionTime, sourceId, uniqueId (random when None) and contentTypeCode (LOINC)."""
     request = etree.Element(q("xdsb", "ProvideAndRegisterDocumentSetRequest"),
                             nsmap={"xdsb": NS["xdsb"], "lcm": NS["lcm"], "rim": NS["rim"]})
     objects = _sub(_sub(request, "lcm", "SubmitObjectsRequest"), "rim", "RegistryObjectList")
@@ -75,10 +78,10 @@ def provide_and_register(ins: str, rpps: str, finess: str, documents: list[tuple
         _external(entry, terms.DE_PATIENT_ID, entry_id, cx((patient_of or {}).get(i, ins)))
         _external(entry, terms.DE_UNIQUE_ID, entry_id, unique_id)
     package = _sub(objects, "rim", "RegistryPackage", id=ss)
-    _slot(package, "submissionTime", "20261130101500")
-    _code(package, terms.SS_CONTENT_TYPE, ss, "11502-2", "2.16.840.1.113883.6.1")
-    _external(package, terms.SS_UNIQUE_ID, ss, f"1.2.250.1.999.{uuid.uuid4().int % 10**12}")
-    _external(package, terms.SS_SOURCE_ID, ss, "1.2.250.1.999")
+    _slot(package, "submissionTime", submission_time)
+    _code(package, terms.SS_CONTENT_TYPE, ss, content_type, "2.16.840.1.113883.6.1")
+    _external(package, terms.SS_UNIQUE_ID, ss, submission_set_id or f"1.2.250.1.999.{uuid.uuid4().int % 10**12}")
+    _external(package, terms.SS_SOURCE_ID, ss, source_id)
     _external(package, terms.SS_PATIENT_ID, ss, cx(ins))
     _sub(objects, "rim", "Classification", id=f"urn:uuid:{uuid.uuid4()}", classifiedObject=ss,
          classificationNode=terms.SUBMISSION_SET)
@@ -109,6 +112,28 @@ def stored_query(query_id: str, slots: dict[str, list[str]], return_type: str = 
 def find_documents(ins: str, **slots: list[str]) -> etree._Element:
     return stored_query(terms.FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": [f"'{cx(ins)}'"],
                                                "$XDSDocumentEntryStatus": [f"('{terms.APPROVED}')"], **slots})
+
+
+def find_submission_sets(ins: str, **slots: list[str]) -> etree._Element:
+    """FindSubmissionSets of the patient's Approved submission sets (more slots: times, sourceId, contentType)."""
+    return stored_query(terms.FIND_SUBMISSION_SETS, {"$XDSSubmissionSetPatientId": [f"'{cx(ins)}'"],
+                                                     "$XDSSubmissionSetStatus": [f"('{terms.APPROVED}')"], **slots})
+
+
+def _uuid_list(uuids) -> list[str]:
+    return ["(" + ",".join(f"'{u}'" for u in uuids) + ")"]
+
+
+def get_associations(*uuids: str) -> etree._Element:
+    return stored_query(terms.GET_ASSOCIATIONS, {"$uuid": _uuid_list(uuids)})
+
+
+def get_submission_sets(*uuids: str) -> etree._Element:
+    return stored_query(terms.GET_SUBMISSION_SETS, {"$uuid": _uuid_list(uuids)})
+
+
+def get_documents_and_associations(*entry_uuids: str) -> etree._Element:
+    return stored_query(terms.GET_DOCUMENTS_AND_ASSOCIATIONS, {"$XDSDocumentEntryEntryUUID": _uuid_list(entry_uuids)})
 
 
 def retrieve(*unique_ids: str, repository: str = terms.REPOSITORY_UNIQUE_ID) -> etree._Element:
