@@ -479,8 +479,12 @@ def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: Depo
                               resource=sample, entry_index=1)
             rows.append((doc.id, doc.master_id, template.patients[i % len(template.patients)], doc.type_code,
                          doc.date_us, _authors_column(doc.authors), template.author, None, None, doc.content_type,
-                         len(data), sha, 0, doc.date_us, stored_resource(doc, doc.date_us), doc.id))
+                         len(data), sha, 0, doc.date_us, stored_resource(doc, doc.date_us), doc.id, doc.id))
         tx.executemany(_INSERT, rows)
+        # each deposit is a submission set of its own (here the document's id names it too)
+        tx.executemany("INSERT INTO submission_sets (id, unique_id, patient_ins, submission_us, created_us)"
+                       " VALUES (?, ?, ?, ?, ?)", [(row[0], f"2.25.{int(row[0], 16)}", row[2], row[4], row[4])
+                                                   for row in rows])
         for row in rows:  # the search values a deposit writes too (document_tokens, document_dates)
             index_search_values(tx, row[0], sample, None)
         tx.commit()
