@@ -109,6 +109,15 @@ def interaction_name(row: dict) -> str:
     return _NAMES.get((row["actor_kind"], row["operation"]), row["operation"])
 
 
+def operation_of(request_type: str) -> str | None:
+    """The schedule operation an interaction's Locust type plays (``consultation (xds)`` -> ``search``), None for a
+    type that is no interaction's (a call's HTTP method, ``NOT SENT``)."""
+    name, bracket, _ = request_type.rpartition(" (")
+    if not bracket:
+        return None
+    return next((operation for (_, operation), interaction in _NAMES.items() if interaction == name), None)
+
+
 def locust_type(row: dict, protocol: str) -> str:
     """The request type an interaction has in Locust's statistics, e.g. ``consultation (xds)``."""
     return f"{interaction_name(row)} ({route(protocol, row)})"
