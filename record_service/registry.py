@@ -159,8 +159,11 @@ async def find_submission_sets(store: Store, query: SubmissionSetQuery, actor: A
     submission sets that hold at least one document ``actor`` may see (as :func:`search` sees them: nothing of
     a closed record or for a blocked professional, no masked document but for its author, no deleted one)."""
     visible, params = _search_where(DocumentQuery(query.patient_ins, _VISIBLE), actor)
-    where = ["s.patient_ins = ?"]
-    outer: list = [query.patient_ins]
+    # from the patient's documents (their index), then each of their sets by its key: no index of its own to
+    # keep up at every deposit
+    where = ["s.id IN (SELECT submission_set_id FROM documents WHERE " + " AND ".join(visible) + ")",
+             "s.patient_ins = ?"]
+    outer: list = [*params, query.patient_ins]
     if query.submitted_from is not None:
         where.append("s.submission_us >= ?")
         outer.append(query.submitted_from)
@@ -177,11 +180,9 @@ async def find_submission_sets(store: Store, query: SubmissionSetQuery, actor: A
     if query.ids:
         where.append(f"s.id IN ({','.join('?' * len(query.ids))})")
         outer.extend(query.ids)
-    where.append("EXISTS (SELECT 1 FROM documents WHERE documents.submission_set_id = s.id AND "
-                 + " AND ".join(visible) + ")")
     columns = ", ".join(f"s.{c.strip()}" for c in SUBMISSION_SET_COLUMNS.split(","))
     return await store.fetch(f"SELECT {columns} FROM submission_sets s WHERE {' AND '.join(where)}"
-                             " ORDER BY s.submission_us DESC, s.id DESC LIMIT ?", [*outer, *params, query.count + 1])
+                             " ORDER BY s.submission_us DESC, s.id DESC LIMIT ?", [*outer, query.count + 1])
 
 
 async def submission_set_members(store: Store, patient_ins: str, actor: Actor, set_ids: Sequence[str] = (),

@@ -341,7 +341,8 @@ def _as_an_older_version_left_it(service: Service) -> None:
     """The database before submission sets: no table, no column."""
     if service.db_url is None:
         with sqlite3.connect(service.data_dir / "records.sqlite3") as connection:
-            for sql in ("DROP INDEX documents_by_submission_set", "ALTER TABLE documents DROP COLUMN submission_set_id",
+            for sql in ("DROP INDEX documents_without_submission_set",
+                        "ALTER TABLE documents DROP COLUMN submission_set_id",
                         "DROP TABLE submission_sets"):
                 connection.execute(sql)
     else:
