@@ -107,8 +107,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
     else:  # know what the plan needs before anything is written
         loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
-                                         max_steps * (2 if compare else 1), step_seconds, room, _log,
-                                         replay_recovery)
+                                         max_steps, step_seconds, room, _log, replay_recovery)
         _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
         if loaded is None:

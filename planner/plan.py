@@ -187,7 +187,9 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     if outcome.failures:
         log(f"warning: {sum(outcome.failures.values())} corpus documents were refused while seeding")
     tag = str(int(time.time()))
+    before_search = service.data_bytes()
     search = _search(result_dir, out, service, slo, limits, log, protocol, tag)
+    search_bytes = None if before_search is None else (service.data_bytes() or 0) - before_search
     steps, predictions, model, predicted, limiting = (search["steps"], search["predictions"], search["model"],
                                                       search["predicted"], search["limiting"])
     max_speedup, first_broken = search["max_speedup"], search["first_broken"]
@@ -239,7 +241,11 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
                       summary["scale"], f"{tag}r", log, left, protocol)
     result["model_check"] = _model_check(result, first_broken)
     result["protocols"] = {protocol: _protocol_summary(result, steps, summary)}
-    if compare and compare != protocol:
+    skip = _compare_skipped(compare, protocol, service, disk_budget, search_bytes)
+    if skip:
+        result["protocols"][compare] = {"skipped": skip}
+        log(f"{compare}: not searched: {skip}")
+    elif compare and compare != protocol:
         other = _search(result_dir, out / f"compare-{compare}", service, slo, limits, log, compare, f"{tag}c")
         other_steps = [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]
         headroom = verdict.national_headroom(other["max_speedup"], summary)
@@ -313,6 +319,22 @@ def _priced(steps: list[Step], max_speedup: float) -> dict:
     def rated(table: dict) -> dict:
         return {name: {**figures, "per_second": round(figures["count"] / step.wall_s, 3)} for name, figures in table.items()}
     return {"measured_at_speedup": step.speedup, "interactions": rated(step.interactions), "calls": rated(step.calls)}
+
+
+def _compare_skipped(compare: str | None, protocol: str, service: Service, disk_budget: int | None,
+                     search_bytes: int | None) -> str | None:
+    """Why the side-by-side search cannot run within the disk budget, or None. Its steps deposit about what the
+    first search's did (the same window at similar speed-ups), taken with a 50 % margin."""
+    if not compare or compare == protocol or disk_budget is None or search_bytes is None:
+        return None
+    used = service.data_bytes()
+    if used is None:
+        return None
+    need = 1.5 * max(search_bytes, 0)
+    if need <= disk_budget - used:
+        return None
+    return (f"its steps may deposit {need / 1e9:,.1f} GB and {max(disk_budget - used, 0) / 1e9:,.1f} GB of the disk "
+            "budget is left (raise --max-disk-gb, or plan it alone with --protocol)")
 
 
 def _protocol_summary(result: dict, steps: list[Step], summary: dict) -> dict:

@@ -45,11 +45,21 @@ def test_steps_agree_with_locust_statistics(planned):
     out, _, plan = planned
     for step in plan["steps"]:
         folder = out / step["folder"]
-        with (folder / "locust_stats.csv").open() as handle:
-            total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
-        assert step["requests"] == int(total["Request Count"]) + step["unanswered"]
-        assert step["p99_ms"] == float(total["99%"]) and step["p50_ms"] == float(total["50%"])
         replay = json.loads((folder / "replay.json").read_text())
+        with (folder / "locust_stats.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        # the SLO is judged on the calls (Locust's Aggregated row holds the interactions too): the driver's count of
+        # calls is Locust's, row by row
+        calls = replay["calls_aggregated"]
+        by_call: dict[str, int] = {}
+        for row in rows:
+            if row["Type"] in ("GET", "POST", "DELETE"):
+                by_call[row["Name"]] = by_call.get(row["Name"], 0) + int(row["Request Count"])
+        assert sum(by_call.values()) == calls["count"] > 0
+        assert step["requests"] == calls["count"] + replay["not_sent"] + step["unanswered"]
+        assert step["p99_ms"] == calls["p99_ms"] and step["p50_ms"] == calls["p50_ms"]
+        interactions = sum(int(r["Request Count"]) for r in rows if r["Type"].endswith(")"))
+        assert interactions == sum(f["count"] for f in replay["interactions"].values())
         assert step["sent"] == replay["sent"] == step["planned"] if step["holds"] else step["sent"] <= step["planned"]
         if step["holds"]:
             assert abs(step["achieved_rps"] / step["offered_rps"] - 1) <= 0.05
@@ -71,7 +81,7 @@ def test_the_report_opens_with_the_answer_and_its_figures_agree(planned):
     html = (out / "report.html").read_text()
     banner = html.index('class="banner')
     assert banner < html.index("<img") and ("HOLDS the national" in html[banner:banner + 300])
-    assert "Latency by operation" in html and all(name in html for name in plan["steps"][0]["by_operation"])
+    assert "Latency by call" in html and all(name in html for name in plan["steps"][0]["by_operation"])
     for step in plan["steps"]:
         assert step["lateness_p99_ms"] >= 0
     check = plan["model_check"]
@@ -91,8 +101,36 @@ def test_the_outage_recovery_surge_is_replayed_against_the_service(planned):
     assert replayed["speedup"] == pytest.approx(plan["headroom_required"] / plan["scale"])
     assert replayed["offered_rps"] == pytest.approx(window["national_rps"] * plan["headroom_required"], rel=0.25)
     assert drain["surge_holds"] == replayed["holds"] and isinstance(drain["surge_holds_computed"], bool)
-    with (out / replayed["folder"] / "locust_stats.csv").open() as handle:
-        total = next(row for row in csv.DictReader(handle) if row["Name"] == "Aggregated")
-    assert replayed["requests"] == int(total["Request Count"]) + json.loads(
-        (out / replayed["folder"] / "replay.json").read_text())["unanswered"]
+    replay = json.loads((out / replayed["folder"] / "replay.json").read_text())
+    with (out / replayed["folder"] / "locust_stats.csv").open() as handle:  # the calls, as Locust counted them
+        calls = sum(int(row["Request Count"]) for row in csv.DictReader(handle) if row["Type"] in ("GET", "POST", "DELETE"))
+    assert calls == replay["calls_aggregated"]["count"]
+    assert replayed["requests"] == calls + replay["not_sent"] + replay["unanswered"]
+    assert replayed["protocol"] == plan["protocol"] == "dmp" and "ITI-41" in replayed["calls"]
     assert "Replayed against the service" in (out / "report.html").read_text()
+
+
+def test_the_plan_is_priced_per_interaction_with_both_interfaces_side_by_side(planned):
+    """plan.json gives, for the professionals over XDS.b (dmp) and over PDSm4DMP (fhir), the capacity and, per
+    interaction and per call type, rate, latency and the service's CPU per call (its /metrics attribution)."""
+    out, _, plan = planned
+    assert plan["protocol"] == "dmp" and set(plan["protocols"]) == {"dmp", "fhir"}
+    dmp, fhir = plan["protocols"]["dmp"], plan["protocols"]["fhir"]
+    assert {"ITI-41", "TD0.2"} <= set(dmp["calls"])
+    for name, figures in dmp["interactions"].items():  # professionals' deposits are ITI-41s, never ITI-65s
+        if name.startswith("deposit (xds)"):
+            assert set(figures["calls_per_interaction"]) <= {"TD0.2", "ITI-41"}
+    assert {"ITI-65", "TD0.2 (FHIR)"} <= set(fhir["calls"]) and not any(c.startswith("ITI-18") for c in fhir["calls"])
+    for priced in (dmp, fhir):
+        for name, call in priced["calls"].items():
+            assert call["per_second"] > 0 and call["p50_ms"] <= call["p99_ms"]
+            assert call["service_cpu_us"] is not None and call["service_cpu_us"] > 0, name
+        deposits = [f for name, f in priced["interactions"].items() if name.startswith("deposit (")]
+        assert deposits and all(f["calls_per_interaction"] for f in deposits)
+        # a deposit is its calls: its CPU is the calls' CPU times how many it makes
+        for f in deposits:
+            expected = sum(n * priced["calls"][c]["service_cpu_us"] for c, n in f["calls_per_interaction"].items())
+            assert f["service_cpu_us"] == pytest.approx(expected, rel=1e-3)
+    assert (out / "compare-fhir" / "steps").is_dir()
+    html = (out / "report.html").read_text()
+    assert "side by side" in html and "consultation (xds)" in html and "deposit (fhir)" in html

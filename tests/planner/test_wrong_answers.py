@@ -36,7 +36,9 @@ def test_a_plan_against_a_service_answering_another_patients_documents_does_not_
     with fake_fhir("search") as target, Service(tmp_path / "service", tmp_path / "key", url=target) as service:
         run = tmp_path / "run"  # the session's simulation, without what other packages' replays wrote into it
         shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns("locations.parquet", "load-*"))
-        result = plan(run, tmp_path, service, SLO(), SearchLimits(step_seconds=3.0, max_steps=3), lines.append)
+        # the fake speaks FHIR only: professionals over PDSm4DMP
+        result = plan(run, tmp_path, service, SLO(), SearchLimits(step_seconds=3.0, max_steps=3), lines.append,
+                      protocol="fhir")
     wrong = [step for step in result["steps"] if step["wrong_answers"]]
     assert wrong and all(not step["holds"] and "wrong answers (search" in step["broken"][0] for step in wrong)
     assert result["wrong_answers"] == sum(step["wrong_answers"] for step in wrong) > 0
