@@ -252,7 +252,8 @@ class RecordClient:
             return outcome
         elapsed_ms = (time.perf_counter() - started) * 1000
         kind = interactions.locust_type(row, self.protocol)
-        failure = None if outcome else InteractionFailed(f"{kind}: {self._here.worst[1] if self._here.worst else outcome.value}")
+        # Locust prefixes the type and name: the text names the call that failed, and how
+        failure = None if outcome else InteractionFailed(self._here.worst[1] if self._here.worst else outcome.value)
         self.request_event.fire(request_type=kind, name=self._variant(row), response_time=elapsed_ms,
                                 response_length=0, exception=failure, context={})
         if self.stats is not None:
