@@ -8,11 +8,41 @@ For each back end, in one run and bounded in time:
   transactions, no HTTP, no JSON, no checks). The bare server is measured before, between and after the
   back ends, and the median taken: on this shared VM one 4-second phase differs from the next by ±15 %.
   It also answers a constant 100 KB body, the ceiling for a retrieve of that size.
+- the IHE XDS.b calls beside their FHIR counterparts, built by the driver's own load/xds.py (the bytes a
+  professional's software sends): ITI-41 deposits (100 KB, MTOM) beside ITI-65, ITI-18 FindDocuments beside
+  ITI-67 finds, ITI-43 (one 100 KB document) beside ITI-68 retrieves, and the DMP's TD0.2 (POST /xds/td02)
+  beside the FHIR TD0.2 (GET /Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|INS), each timed for the same
+  --seconds, with the same connections and client: the planner has to know what a call costs on the front
+  the DMP's clients actually use. Why each XDS.b figure can be trusted:
+  * the VIHF assertions are signed ahead (identity.vihf.issue_assertion, by the structure beside the service's
+    --key, which is what the service trusts), one per professional and patient, and reused; each is sent once
+    more per worker before the phases, so the service's one verification per assertion is done too. Signing
+    and that first verification are not what is measured: a professional's software signs once and reuses its
+    assertion through a consultation;
+  * every answer is checked, and only those that pass count in the rate: a 200, status Success (the
+    rs:RegistryResponse's for ITI-43), for ITI-43 the document's exact bytes (the MIME part), for TD0.2 DmpStatus
+    OK and Autorisation VALIDE (with wrk, in its Lua script; with the asyncio client, by load/xds.py's
+    read_answer). Before they are timed, the finds of 200 patients are checked to answer the same documents
+    over XDS.b as over FHIR, and every ITI-43 request its document;
+  * ITI-41 request n is the per-patient request load/xds.py made with document n's bytes, uniqueId, SHA-1 and
+    times put in (``Iti41Template``), as cheap to make as an ITI-65 one; ITI-43 reads the ITI-41 documents of the
+    200 patients whose documents ITI-68 reads;
+  * both finds answer the same documents (all of the patient's, ITI-65's and ITI-41's: a few each): ITI-65
+    deposits carry their service start time (context.period.start, ITI-41's serviceStartTime), on which
+    FindDocuments selects (from 2025-12-31; every document here is of 2026). Each XDS.b phase runs right after
+    its FHIR one, on the same database (a find or retrieve after both deposit phases).
+  ``xds_vs_fhir`` (per back end, per pair: deposit, find, retrieve, td02) gives both rates, both server CPU µs per
+  call and XDS.b over FHIR.
+- the CPU per call each way: the server's process group, the client, the PostgreSQL cluster and the machine
+  over the answers that passed, and what the service itself attributes to the call (``attributed``: the
+  difference of its /metrics, segur_request_cpu_seconds_total over segur_calls_total, read before and after
+  the phase with load/service_metrics.py; a fair-share attribution, see record_service/cpu_share.py).
 The last line is one JSON object: per back end, reads_vs_bare (the slower of finds and retrieves over the
 bare "hello" rate; also each of them apart, and retrieves over the bare 100 KB rate) and
 deposits_vs_raw_storage, with every figure behind them, and the CPU each request cost the server, the
 client, the PostgreSQL cluster and the whole machine in each phase (``cpu_us_per_request``; the bare
-server's in ``bare_cpu_us_per_request``): where the gap to the bare rate goes. ``read_budget_us`` turns
+server's in ``bare_cpu_us_per_request``; the service's own attribution in ``attributed_cpu_us_per_call``):
+where the gap to the bare rate goes; and ``xds_vs_fhir``. ``read_budget_us`` turns
 that into a budget per read: of the machine CPU that half the bare rate allows a read, what an answer of
 its size and the database cost whatever the service does, what that leaves the service, and what it used.
 
@@ -22,7 +52,8 @@ generator, Debian package `wrk`) when it is on PATH, else this file's asyncio cl
 machine the client shares the CPU with the server, so a client that costs as much as the server's own
 work (the asyncio client does, at the bare endpoint's rate) caps the bare rate and flatters the ratio;
 each phase therefore reports the client's and the server's CPU seconds. Deposits (each body unique,
-100 KB) always use the asyncio client, whose cost is small beside a deposit's.
+100 KB; ITI-65 and ITI-41 alike) always use the asyncio client, whose cost is small beside a deposit's. The
+XDS.b reads are POSTs of ready-made requests from the same client (wrk with a Lua script, or the asyncio one).
 
 Why 64 connections: the client is a closed loop, so its rate is connections / latency until the server's
 CPU is the limit. A professional's read waits for its access-history row to be fsynced (about a
@@ -38,6 +69,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import datetime as dt
+import hashlib
 import json
 import multiprocessing
 import os
@@ -59,6 +92,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from identity.structure import load_or_create_structure  # noqa: E402
+from identity.vihf import issue_assertion  # noqa: E402
+from load import xds  # noqa: E402
 from record_service.auth import Actor, issue_token, load_or_create_key  # noqa: E402
 from record_service.blobs import BlobStore  # noqa: E402
 from record_service.ceiling import DOCUMENT_BYTES  # noqa: E402
@@ -76,7 +112,7 @@ def free_port() -> int:
 
 # --- the load client: raw HTTP/1.1 keep-alive over asyncio, in its own process --------------------
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -84,57 +120,77 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
             break
-    if length:
-        await reader.readexactly(length)
-    return status, length
+    body = await reader.readexactly(length) if length else b""
+    return status, body
 
 
-async def _drive(port: int, requests: list[bytes], connections: int, seconds: float, unique) -> dict:
+async def _drive(port: int, requests: list[bytes], connections: int, seconds: float, unique, check=None) -> dict:
+    """``check(index, status, body)``, when given, decides which answers count (``index``: the request's
+    position in ``requests``, or the counter ``unique`` made it from); else every 2xx counts."""
     deadline = time.perf_counter() + seconds
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(10**12))
+    passed: list[int] = []
+    failed = 0
 
     async def one_connection(offset: int) -> None:
+        nonlocal failed
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
         i = offset
         while time.perf_counter() < deadline:
-            request = unique(requests, next(counter)) if unique else requests[i % len(requests)]
+            if unique:
+                index = next(counter)
+                request = unique(requests, index)
+            else:
+                index = i % len(requests)
+                request = requests[index]
             i += connections
             started = time.perf_counter()
             writer.write(request)
-            status, _ = await _read_response(reader)
+            status, body = await _read_response(reader)
             latencies.append(time.perf_counter() - started)
             statuses[status] = statuses.get(status, 0) + 1
+            if check is not None:
+                if check(index, status, body):
+                    passed.append(index)
+                else:
+                    failed += 1
         writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(one_connection(k) for k in range(connections)))
     elapsed = time.perf_counter() - started
     latencies.sort()
-    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+    ok = len(passed) if check is not None else sum(n for s, n in statuses.items() if 200 <= s < 300)
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else 0.0
 
-    return {"per_s": round(ok / elapsed, 1), "requests": len(latencies), "statuses": statuses,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+    result = {"per_s": round(ok / elapsed, 1), "requests": len(latencies), "statuses": statuses,
+              "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+    if check is not None:
+        result.update(passed=ok, failed_checks=failed)
+        if unique:
+            result["passed_ids"] = passed
+    return result
 
 
-def _client_process(port, requests, connections, seconds, unique, out) -> None:
+def _client_process(port, requests, connections, seconds, unique, check, out) -> None:
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    out.put(asyncio.run(_drive(port, requests, connections, seconds, unique)))
+    out.put(asyncio.run(_drive(port, requests, connections, seconds, unique, check)))
 
 
-def drive(port: int, requests: list[bytes], connections: int, seconds: float, unique=None) -> dict:
+def drive(port: int, requests: list[bytes], connections: int, seconds: float, unique=None, check=None) -> dict:
     """Run the load from a separate process (so the bench's own bookkeeping does not slow it)."""
     context = multiprocessing.get_context("fork")
     out = context.Queue()
-    process = context.Process(target=_client_process, args=(port, requests, connections, seconds, unique, out))
+    process = context.Process(target=_client_process,
+                              args=(port, requests, connections, seconds, unique, check, out))
     process.start()
     result = out.get(timeout=seconds + 120)
     process.join(30)
@@ -178,28 +234,137 @@ def drive_wrk(port: int, paths: list[str], token: str | None, connections: int, 
             "socket_errors": socket_errors + timeouts, "p50_ms": round(p50 / 1000, 2), "p99_ms": round(p99 / 1000, 2)}
 
 
+# The XDS.b reads (ITI-18, ITI-43, TD0.2) through wrk: POSTs of ready-made raw requests, read from a file,
+# each answer checked in the script (a 200 and, by kind: the Success status; for ITI-43 also the document's
+# exact bytes as its MIME part, "\r\n\r\n" + bytes + "\r\n--", the bytes being the run's shared body + the
+# 12 digits of the uniqueId's last arc; for TD0.2 DmpStatus OK and Autorisation VALIDE). An answer that fails
+# is counted apart and not in the rate.
+_WRK_POST_SCRIPT = """
+local requests = {}
+local f = assert(io.open(%(requests)s, "rb"))
+while true do
+  local line = f:read("*l")
+  if not line then break end
+  requests[#requests + 1] = f:read(tonumber(line))
+end
+f:close()
+local kind = %(kind)s
+local shared = nil
+if kind == "retrieve" then
+  local g = assert(io.open(%(shared)s, "rb"))
+  shared = g:read("*a")
+  g:close()
+end
+local SUCCESS = "ResponseStatusType:Success\\""
+local i = %(offset)d
+failed = 0
+request = function()
+  i = i %% #requests + 1
+  return requests[i]
+end
+local function passes(body)
+  if kind == "td02" then
+    return body:find("DmpStatus>OK<", 1, true) and body:find("Autorisation>VALIDE<", 1, true)
+  end
+  if not body:find(SUCCESS, 1, true) then return false end
+  if kind ~= "retrieve" then return true end
+  local n = body:match("DocumentUniqueId>[%%d%%.]-(%%d+)<")
+  local at = body:find(shared, 1, true)
+  if not n or not at or body:sub(at - 4, at - 1) ~= "\\r\\n\\r\\n" then return false end
+  local after = at + #shared
+  return body:sub(after, after + 15) == string.format("%%012d", tonumber(n)) .. "\\r\\n--"
+end
+response = function(status, headers, body)
+  if status ~= 200 or not passes(body) then failed = failed + 1 end
+end
+local threads = {}
+setup = function(thread) threads[#threads + 1] = thread end
+done = function(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do bad = bad + thread:get("failed") end
+  io.write(string.format("WRK-RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(99), latency.max, bad))
+end
+"""
+
+
+def drive_wrk_post(port: int, requests: list[bytes], kind: str, connections: int, seconds: float, work: Path,
+                   shared: bytes = b"") -> dict:
+    """The raw HTTP ``requests`` in turn over ``connections`` keep-alive connections from one wrk thread,
+    each answer checked as ``kind`` ("find", "retrieve", "td02") says (see ``_WRK_POST_SCRIPT``)."""
+    name = uuid.uuid4().hex[:8]
+    listing, shared_file, script = work / f"wrk-{name}.requests", work / f"wrk-{name}.shared", work / f"wrk-{name}.lua"
+    with listing.open("wb") as f:
+        for request in requests:
+            f.write(b"%d\n" % len(request) + request)
+    shared_file.write_bytes(shared)
+    script.write_text(_WRK_POST_SCRIPT % {"requests": json.dumps(str(listing)), "kind": json.dumps(kind),
+                                          "shared": json.dumps(str(shared_file)), "offset": 0})
+    try:
+        proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                               "-s", str(script), f"http://127.0.0.1:{port}/"],
+                              capture_output=True, text=True, timeout=seconds + 60)
+    finally:
+        for path in (listing, shared_file, script):
+            path.unlink(missing_ok=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK-RESULT")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
+    total, duration_us, non_2xx, socket_errors, timeouts, p50, p99, _, failed = (int(x) for x in line.split()[1:])
+    passed = total - failed
+    return {"per_s": round(passed / (duration_us / 1e6), 1), "requests": total,
+            "statuses": {"2xx/3xx": total - non_2xx, "other": non_2xx}, "passed": passed, "failed_checks": failed,
+            "socket_errors": socket_errors + timeouts, "p50_ms": round(p50 / 1000, 2), "p99_ms": round(p99 / 1000, 2)}
+
+
 class Load:
-    """The GET client of this run (the same for the bare endpoint and the service), with CPU accounting."""
+    """The client of this run's GETs (the same for the bare endpoint and the service) and of the XDS.b reads,
+    with CPU accounting around every measured phase."""
 
     def __init__(self, client: str, connections: int, seconds: float, work: Path):
         self.client, self.connections, self.seconds, self.work = client, connections, seconds, work
         self.database: "Postgres | None" = None  # a database server of its own, whose CPU is counted apart
 
-    def get(self, server: "Server", paths: list[str], token: str | None) -> dict:
+    def get(self, server: "Server", paths: list[str], token: str | None, call: str | None = None) -> dict:
+        if self.client == "wrk":
+            return self.measure(server, lambda: drive_wrk(server.port, paths, token, self.connections, self.seconds,
+                                                          self.work), call)
+        requests = [http_request("GET", p, token) for p in paths]
+        return self.measure(server, lambda: drive(server.port, requests, self.connections, self.seconds), call)
+
+    def post(self, server: "Server", requests: list[bytes], kind: str, check, call: str, shared: bytes = b"") -> dict:
+        """The XDS.b reads: wrk checking each answer in Lua, or the asyncio client checking it with ``check``."""
+        if self.client == "wrk":
+            return self.measure(server, lambda: drive_wrk_post(server.port, requests, kind, self.connections,
+                                                               self.seconds, self.work, shared), call)
+        return self.measure(server, lambda: drive(server.port, requests, self.connections, self.seconds,
+                                                  check=check), call)
+
+    def measure(self, server: "Server", run, call: str | None = None, client: str | None = None) -> dict:
+        """``run()``'s figures, with the CPU seconds the server, the client, the database and the machine spent
+        meanwhile, and (``call``: the service's name of the call measured) the CPU the service itself
+        attributed to that call in its ``/metrics``, read before and after."""
+        metrics_before = server.metrics() if call else None
         before_server, before_client = server.cpu_seconds(), _children_cpu_seconds()
         before_machine = _machine_cpu_seconds()
         before_database = self.database.cpu_seconds() if self.database else None
-        if self.client == "wrk":
-            result = drive_wrk(server.port, paths, token, self.connections, self.seconds, self.work)
-        else:
-            result = drive(server.port, [http_request("GET", p, token) for p in paths], self.connections,
-                           self.seconds)
-        result["client"] = self.client
+        result = run()
+        result["client"] = client or self.client
         result["server_cpu_s"] = round(server.cpu_seconds() - before_server, 2)
         result["client_cpu_s"] = round(_children_cpu_seconds() - before_client, 2)
         result["machine_cpu_s"] = round(_machine_cpu_seconds() - before_machine, 2)
         if before_database is not None:
             result["database_cpu_s"] = round(self.database.cpu_seconds() - before_database, 2)
+        if call:
+            from load.service_metrics import cpu_per_call_us
+
+            attributed = cpu_per_call_us(metrics_before, server.metrics()).get(call)
+            result["call"] = call
+            if attributed:
+                result["attributed"] = {"calls": attributed["calls"],
+                                        "cpu_us_per_call": round(attributed["cpu_us_per_call"], 1),
+                                        "share": round(attributed["share"], 3)}
         return result
 
 
@@ -269,6 +434,8 @@ class DepositTemplate:
                "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{self.run_id}-{n}"},
                "status": "current", "type": {"coding": [{"system": "http://loinc.org", "code": "11502-2"}]},
                "subject": subject, "date": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T10:00:00+01:00",
+               # the service start time, as an ITI-41's serviceStartTime: what the ITI-18 finds select on
+               "context": {"period": {"start": f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}T10:00:00+01:00"}},
                "author": [{"identifier": {"system": RPPS_SYSTEM, "value": "8" + self.author}}],
                "content": [{"attachment": {"contentType": "application/pdf", "url": "urn:uuid:bin",
                                            "size": DOCUMENT_BYTES}}]}
@@ -294,6 +461,146 @@ def _unique_deposit(_requests, n: int) -> bytes:
     return http_request("POST", "/", _TEMPLATE.token, _TEMPLATE.body(n))
 
 
+# --- the XDS.b calls (load/xds.py, the driver's own) -------------------------------------------------
+
+# FindDocuments' $XDSDocumentEntryServiceStartTimeFrom: the DMP's first opening looks two years back; every
+# document of this bench (ITI-65 and ITI-41 alike) started in 2026, so this From keeps them all, as the
+# ITI-67 find (status=current) does: both finds answer the same documents (checked before they are timed)
+XDS_FIND_FROM = dt.datetime(2025, 12, 31, tzinfo=dt.timezone.utc)
+
+
+def soap_request(request: xds.Request) -> bytes:
+    """A load/xds.py request as raw HTTP/1.1 (keep-alive) to the service on 127.0.0.1."""
+    return (f"POST {request.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {request.content_type}\r\n"
+            f"Content-Length: {len(request.body)}\r\n\r\n").encode() + request.body
+
+
+class Iti41Template:
+    """ITI-41 requests for 100 KB documents (MTOM), each unique and cheap to make, as the ITI-65 ones are.
+
+    load/xds.py's provide_and_register makes one request per patient (with the depositor's VIHF for that
+    patient) around a placeholder document; request n is that patient's with the document's bytes, uniqueId,
+    SHA-1 and times put in: document n is the run's shared 100 KB - 12 bytes followed by the 12 digits of n (last,
+    so that its SHA-1 is a copy of the shared part's hash state and 12 more bytes), its uniqueId ROOT.n (its
+    submission set's ROOT.n.1), its times the same day of 2026 as ITI-65 deposit n's."""
+
+    _N = "999999999999999"          # the uniqueId's last arc in the per-patient requests
+    _WHEN = dt.datetime(2026, 1, 1, 9, tzinfo=dt.timezone.utc)
+
+    def __init__(self, vihf: dict[str, bytes], patients: list[str], author: str, finess: str, run_id: str):
+        self.patients = patients
+        self.shared = os.urandom(DOCUMENT_BYTES - 12)
+        self.root = f"1.2.250.1.999.2.{int(run_id, 16)}"
+        self._hash = hashlib.sha1(self.shared)
+        placeholder = self.shared + b"#" * 12
+        self._marks = (f"{self.root}.{self._N}".encode(), hashlib.sha1(placeholder).hexdigest().encode(),
+                       xds.dtm(self._WHEN).encode())
+        self.templates: dict[str, tuple[bytes, bytes, bytes]] = {}
+        for ins in patients:
+            request = xds.provide_and_register(vihf[ins], ins=ins, rpps=author, finess=finess,
+                                               master_id=f"urn:oid:{self.root}.{self._N}", data=placeholder,
+                                               type_code="11502-2", when=self._WHEN)
+            head, tail = request.body.split(placeholder)
+            if not all(mark in head for mark in self._marks):
+                raise SystemExit("load/xds.py's ITI-41 no longer carries the uniqueId, hash or time it was given")
+            self.templates[ins] = (head, tail, request.content_type.encode())
+
+    def unique_id(self, n: int) -> str:
+        return f"{self.root}.{n}"
+
+    def data(self, n: int) -> bytes:
+        return self.shared + b"%012d" % n
+
+    def request(self, n: int) -> bytes:
+        head, tail, content_type = self.templates[self.patients[n % len(self.patients)]]
+        digest = self._hash.copy()
+        suffix = b"%012d" % n
+        digest.update(suffix)
+        uid, sha1, when = self._marks
+        head = (head.replace(uid, self.unique_id(n).encode()).replace(sha1, digest.hexdigest().encode())
+                .replace(when, b"2026%02d%02d090000" % (1 + n % 12, 1 + n % 28)))
+        length = len(head) + len(self.shared) + len(suffix) + len(tail)
+        return (b"POST /xds/iti41 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " + content_type +
+                b"\r\nContent-Length: %d\r\n\r\n" % length + head + self.shared + suffix + tail)
+
+
+_ITI41: Iti41Template | None = None
+
+
+def _unique_iti41(_requests, n: int) -> bytes:
+    return _ITI41.request(n)
+
+
+def _answer(status: int, body: bytes) -> xds.Answer | None:
+    """The SOAP answer of a 200, else None (a fault, an unreadable answer)."""
+    if status != 200:
+        return None
+    try:
+        return xds.read_answer(body)
+    except xds.BadAnswer:
+        return None
+
+
+def _deposited(_n: int, status: int, body: bytes) -> bool:
+    answer = _answer(status, body)
+    return answer is not None and answer.status == xds.SUCCESS
+
+
+def _found(_index: int, status: int, body: bytes) -> bool:
+    answer = _answer(status, body)
+    return answer is not None and answer.status == xds.SUCCESS
+
+
+def _td02_open(_index: int, status: int, body: bytes) -> bool:
+    answer = _answer(status, body)
+    return answer is not None and answer.td02() == ("OK", "VALIDE")
+
+
+def _retrieve_status(answer: xds.Answer) -> str:
+    """An ITI-43 answer's status. It is on the rs:RegistryResponse inside xdsb:RetrieveDocumentSetResponse (ITI
+    TF-2 3.43.4.2), where load/xds.py's ``Answer.status`` (the body element's own attribute) does not look: it
+    gives "" for every ITI-43 answer, so the bench reads the inner element itself."""
+    inner = answer.body.find(xds.q("rs", "RegistryResponse"))
+    return answer.status or (inner.get("status", "") if inner is not None else "")
+
+
+def _retrieved(asked: list[int]):
+    """The check of ITI-43 answers: Success, and the one document asked, with its exact bytes."""
+    def check(index: int, status: int, body: bytes) -> bool:
+        answer = _answer(status, body)
+        n = asked[index]
+        return (answer is not None and _retrieve_status(answer) == xds.SUCCESS
+                and answer.documents() == {_ITI41.unique_id(n): _ITI41.data(n)})
+    return check
+
+
+def exchange(port: int, requests: list[bytes], connections: int = 16) -> list[tuple[int, bytes]]:
+    """Each request once, over ``connections`` new keep-alive connections (untimed): (status, body) in order."""
+    async def run() -> list:
+        pending = list(enumerate(requests))
+        answers: list = [None] * len(requests)
+
+        async def connection() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+            while pending:
+                index, request = pending.pop()
+                writer.write(request)
+                answers[index] = await _read_response(reader)
+            writer.close()
+
+        await asyncio.gather(*(connection() for _ in range(connections)))
+        return answers
+    return asyncio.run(run())
+
+
+def checked(port: int, requests: list[bytes], check, what: str) -> None:
+    """Send every request once (untimed) and stop the bench when an answer fails ``check``: a phase whose
+    requests are refused must not be measured as a fast one."""
+    for index, (status, body) in enumerate(exchange(port, requests)):
+        if not check(index, status, body):
+            raise SystemExit(f"{what}: request {index} answered {status}: {body[:600]!r}")
+
+
 # --- servers --------------------------------------------------------------------------------------
 
 class Server:
@@ -312,6 +619,11 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not start: {log.read_text()[-800:]}")
+
+    def metrics(self) -> str:
+        """The service's ``/metrics`` (Prometheus text): its CPU attributed per call, among others."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as response:
+            return response.read().decode()
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server's process group so far: its supervisor and workers."""
@@ -346,8 +658,10 @@ def start_bare(work: Path, workers: int) -> Server:
 
 def _cpu_per_request(run: dict) -> dict:
     """Microseconds of CPU per answered request in one phase: the server's and, for GETs, the client's."""
-    answered = sum(n for status, n in run["statuses"].items()
-                   if status == "2xx/3xx" or (isinstance(status, int) and 200 <= status < 300))
+    answered = run.get("passed")  # the checked phases count the answers that passed their check
+    if answered is None:
+        answered = sum(n for status, n in run["statuses"].items()
+                       if status == "2xx/3xx" or (isinstance(status, int) and 200 <= status < 300))
     if not answered:
         return {}
     per_request = {"server": round(run["server_cpu_s"] / answered * 1e6, 1)}
@@ -499,8 +813,16 @@ def raw_storage_rate(db_url: str, data_dir: Path, seconds: float, template: Depo
 
 # --- one back end ---------------------------------------------------------------------------------
 
+# the phases of a back end, in their order, and the XDS.b call beside each FHIR one: (pair, FHIR, XDS.b)
+PHASES = ("deposits", "xds_deposits", "finds", "xds_finds", "retrieves", "xds_retrieves", "td02", "xds_td02")
+PAIRS = (("deposit", "deposits", "xds_deposits"), ("find", "finds", "xds_finds"),
+         ("retrieve", "retrieves", "xds_retrieves"), ("td02", "td02", "xds_td02"))
+CALLS = {"deposits": "ITI-65", "xds_deposits": "ITI-41", "finds": "ITI-67", "xds_finds": "ITI-18 FindDocuments",
+         "retrieves": "ITI-68", "xds_retrieves": "ITI-43", "td02": "TD0.2 (FHIR)", "xds_td02": "TD0.2"}
+
+
 def bench_backend(name: str, db_url: str | None, work: Path, load: Load, workers: int) -> dict:
-    global _TEMPLATE
+    global _TEMPLATE, _ITI41
     work.mkdir(parents=True, exist_ok=True)
     service = start_service(work, db_url, workers)
     key = load_or_create_key(work / "key")
@@ -510,17 +832,67 @@ def bench_backend(name: str, db_url: str | None, work: Path, load: Load, workers
     reader = luhn_complete("1" + "".join(str(rng.randint(0, 9)) for _ in range(9)))
     depositor = issue_token(key, Actor(rpps=author, sector="lab"), 3600)
     professional = issue_token(key, Actor(rpps=reader, sector="town_doctor"), 3600)
-    _TEMPLATE = DepositTemplate(depositor, patients, author, uuid.uuid4().hex[:8])
+    run_id = uuid.uuid4().hex[:8]
+    _TEMPLATE = DepositTemplate(depositor, patients, author, run_id)
+    # The VIHF assertions, signed ahead by the structure beside the service's --key (the one it trusts): one per
+    # professional and patient, reused for every call, as a professional's software reuses its assertion
+    # through a consultation. Signing is the client's, ahead of the timed phases: it is not what is measured.
+    structure = load_or_create_structure(work / "key")
+    finess = structure.structure_id[1:]
+    signing = time.perf_counter()
+    author_vihf = {ins: issue_assertion(structure, Actor(rpps=author, sector="lab", finess=finess), ins,
+                                        expires_in=3600) for ins in patients}
+    reader_vihf = {ins: issue_assertion(structure, Actor(rpps=reader, sector="town_doctor", finess=finess), ins,
+                                        expires_in=3600) for ins in patients}
+    signing = time.perf_counter() - signing
+    _ITI41 = Iti41Template(author_vihf, patients, author, finess, run_id)
+    td02s = [soap_request(xds.td02(reader_vihf[ins], ins)) for ins in patients]
     try:
-        before = service.cpu_seconds()
+        # The service verifies an assertion once per worker and caches it: the first use of each is sent ahead
+        # too (TD0.2s of every assertion, over new connections each round so that every worker sees them)
+        warming = time.perf_counter()
+        for _ in range(8):
+            checked(service.port, td02s + [soap_request(xds.td02(author_vihf[ins], ins)) for ins in patients],
+                    _td02_open, "TD0.2 (XDS.b) before the phases")
+        print(f"{name:10s} {2 * len(patients)} VIHF assertions signed in {signing:.1f} s and verified by the "
+              f"service in {time.perf_counter() - warming:.1f} s, ahead of the timed phases", flush=True)
         settle()
-        deposits = drive(service.port, [], load.connections, load.seconds, unique=_unique_deposit)
-        deposits.update(client="python", server_cpu_s=round(service.cpu_seconds() - before, 2))
+        deposits = load.measure(service, lambda: drive(service.port, [], load.connections, load.seconds,
+                                                       unique=_unique_deposit), CALLS["deposits"], client="python")
         settle()
-        ids = _document_ids(service.port, professional, patients[:200])
+        xds_deposits = load.measure(service, lambda: drive(service.port, [], load.connections, load.seconds,
+                                                           unique=_unique_iti41, check=_deposited),
+                                    CALLS["xds_deposits"], client="python")
+        stored = xds_deposits.pop("passed_ids")
+        settle()
+        by_patient = _document_ids(service.port, professional, patients[:200])
+        ids = [doc_id for found in by_patient.values() for doc_id in found]
+        # both finds must answer the same documents: ITI-18 FindDocuments (Approved, service start from
+        # XDS_FIND_FROM) of each of these patients is checked against its ITI-67 search
+        finds_xds = [soap_request(xds.find_documents(reader_vihf[ins], ins, XDS_FIND_FROM)) for ins in patients]
+        for ins, (status, body) in zip(by_patient, exchange(service.port, finds_xds[:len(by_patient)])):
+            answer = _answer(status, body)
+            found = {entry.removeprefix("urn:uuid:").replace("-", "") for entry, _, _ in answer.entries()} \
+                if answer is not None and answer.status == xds.SUCCESS else None
+            if found != set(by_patient[ins]):
+                raise SystemExit(f"ITI-18 FindDocuments of {ins} found {found}, ITI-67 {sorted(by_patient[ins])}: "
+                                 f"{body[:600]!r}")
         finds = load.get(service, [f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&status=current"
-                                   "&_count=20" for ins in patients], professional)
-        retrieves = load.get(service, [f"/Binary/{doc_id}" for doc_id in ids], professional)
+                                   "&_count=20" for ins in patients], professional, CALLS["finds"])
+        xds_finds = load.post(service, finds_xds, "find", _found, CALLS["xds_finds"])
+        retrieves = load.get(service, [f"/Binary/{doc_id}" for doc_id in ids], professional, CALLS["retrieves"])
+        # ITI-43: the ITI-41 documents of the same 200 patients whose bytes the FHIR retrieves read
+        asked = sorted(n for n in stored if n % len(patients) < 200)
+        if not asked:
+            raise SystemExit("no ITI-41 document was stored: nothing to retrieve over XDS.b")
+        retrieves_xds = [soap_request(xds.retrieve(reader_vihf[patients[n % len(patients)]], [_ITI41.unique_id(n)]))
+                         for n in asked]
+        checked(service.port, retrieves_xds, _retrieved(asked), "ITI-43 before its phase")
+        xds_retrieves = load.post(service, retrieves_xds, "retrieve", _retrieved(asked), CALLS["xds_retrieves"],
+                                  shared=_ITI41.shared)
+        td02 = load.get(service, [f"/Patient?identifier={INS_NIR_SYSTEM}|{ins}" for ins in patients], professional,
+                        CALLS["td02"])
+        xds_td02 = load.post(service, td02s, "td02", _td02_open, CALLS["xds_td02"])
     except Exception:
         print((work / "serve.log").read_text()[-3000:], file=sys.stderr)
         raise
@@ -532,21 +904,45 @@ def bench_backend(name: str, db_url: str | None, work: Path, load: Load, workers
     (work / "raw").mkdir(exist_ok=True)
     settle()
     raw = raw_storage_rate(raw_url, work / "raw", load.seconds, _TEMPLATE)
-    return {"deposits": deposits, "finds": finds, "retrieves": retrieves, "raw_storage": raw,
+    return {"deposits": deposits, "xds_deposits": xds_deposits, "finds": finds, "xds_finds": xds_finds,
+            "retrieves": retrieves, "xds_retrieves": xds_retrieves, "td02": td02, "xds_td02": xds_td02,
+            "vihf_signed": 2 * len(patients), "vihf_signing_s": round(signing, 2), "raw_storage": raw,
             "deposits_vs_raw_storage": round(deposits["per_s"] / raw["per_s"], 3) if raw["per_s"] else None}
 
 
-def _document_ids(port: int, token: str, patients: list[str]) -> list[str]:
-    ids: list[str] = []
+def _document_ids(port: int, token: str, patients: list[str]) -> dict[str, list[str]]:
+    """Each patient's document ids, as ITI-67 finds them (all of them: a patient has fewer than 100)."""
+    ids: dict[str, list[str]] = {}
     for ins in patients:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&_count=100",
             headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=30) as response:
-            ids += [e["resource"]["id"] for e in json.loads(response.read())["entry"]]
-    if not ids:
+            ids[ins] = [e["resource"]["id"] for e in json.loads(response.read()).get("entry", [])]
+    if not any(ids.values()):
         raise SystemExit("no document was deposited: nothing to retrieve")
     return ids
+
+
+def xds_vs_fhir(figures: dict) -> dict:
+    """Per pair of calls: each one's rate and server CPU per call (the server's process group over the answers
+    that passed; and what the service attributes to the call in its /metrics), and XDS.b over FHIR."""
+    def ratio(a, b):
+        return round(a / b, 3) if a is not None and b else None
+
+    pairs = {}
+    for pair, fhir, xds_phase in PAIRS:
+        f, x = figures[fhir], figures[xds_phase]
+        fhir_cpu, xds_cpu = _cpu_per_request(f).get("server"), _cpu_per_request(x).get("server")
+        fhir_attr = f.get("attributed", {}).get("cpu_us_per_call")
+        xds_attr = x.get("attributed", {}).get("cpu_us_per_call")
+        pairs[pair] = {"xds_call": CALLS[xds_phase], "fhir_call": CALLS[fhir],
+                       "xds_per_s": x["per_s"], "fhir_per_s": f["per_s"], "per_s_ratio": ratio(x["per_s"], f["per_s"]),
+                       "xds_server_cpu_us": xds_cpu, "fhir_server_cpu_us": fhir_cpu,
+                       "server_cpu_ratio": ratio(xds_cpu, fhir_cpu),
+                       "xds_attributed_cpu_us": xds_attr, "fhir_attributed_cpu_us": fhir_attr,
+                       "attributed_cpu_ratio": ratio(xds_attr, fhir_attr)}
+    return pairs
 
 
 _POSTGRES: Postgres | None = None
@@ -581,11 +977,21 @@ def main() -> None:
             figures = bench_backend(backend, db_url, work / backend, load, args.workers)
             load.database = None
             results[backend] = figures
-            for phase in ("deposits", "finds", "retrieves"):
+            for phase in PHASES:
                 f = figures[phase]
-                print(f"{backend:10s} {phase:9s} {f['per_s']:8.0f}/s  p50 {f['p50_ms']:7.2f} ms  p99 {f['p99_ms']:7.2f} ms"
-                      f"  statuses {f['statuses']}  cpu: server {f['server_cpu_s']} s, client "
-                      f"{f.get('client_cpu_s', '-')} s ({f['client']})", flush=True)
+                per_call = _cpu_per_request(f)
+                checks = f" checks failed {f['failed_checks']}" if "failed_checks" in f else ""
+                print(f"{backend:10s} {phase:13s} {CALLS[phase]:20s} {f['per_s']:8.0f}/s  p50 {f['p50_ms']:7.2f} ms  "
+                      f"p99 {f['p99_ms']:7.2f} ms  statuses {f['statuses']}{checks}  cpu µs/call: "
+                      + ", ".join(f"{part} {value}" for part, value in per_call.items())
+                      + f", attributed by the service {f.get('attributed', {}).get('cpu_us_per_call', '-')}"
+                      f" ({f['client']})", flush=True)
+            for pair, values in xds_vs_fhir(figures).items():
+                print(f"{backend:10s} xds_vs_fhir {pair:8s} {values['xds_call']} / {values['fhir_call']}: rate "
+                      f"{values['xds_per_s']:.0f} / {values['fhir_per_s']:.0f} = {values['per_s_ratio']}; server cpu "
+                      f"µs/call {values['xds_server_cpu_us']} / {values['fhir_server_cpu_us']} = "
+                      f"{values['server_cpu_ratio']}; attributed {values['xds_attributed_cpu_us']} / "
+                      f"{values['fhir_attributed_cpu_us']} = {values['attributed_cpu_ratio']}", flush=True)
             print(f"{backend:10s} raw storage {figures['raw_storage']['per_s']:.0f} documents/s; deposits_vs_raw_storage "
                   f"{figures['deposits_vs_raw_storage']}", flush=True)
             bare_runs.append(measure_bare(work, load, args.workers))
@@ -615,8 +1021,15 @@ def main() -> None:
                          "retrieve_p50_ms": f["retrieves"]["p50_ms"], "retrieve_p99_ms": f["retrieves"]["p99_ms"]}
                for backend, f in results.items()}
     for backend, f in results.items():  # where each request's CPU goes: the gap to the bare rate, itemised
-        summary[backend]["cpu_us_per_request"] = {phase: _cpu_per_request(f[phase]) for phase in
-                                                  ("deposits", "finds", "retrieves")}
+        for phase in ("xds_deposits", "xds_finds", "xds_retrieves", "td02", "xds_td02"):
+            summary[backend].update({f"{phase}_per_s": f[phase]["per_s"], f"{phase}_p50_ms": f[phase]["p50_ms"],
+                                     f"{phase}_p99_ms": f[phase]["p99_ms"]})
+        summary[backend]["cpu_us_per_request"] = {phase: _cpu_per_request(f[phase]) for phase in PHASES}
+        summary[backend]["attributed_cpu_us_per_call"] = {  # the service's own attribution (/metrics)
+            CALLS[phase]: f[phase].get("attributed", {}).get("cpu_us_per_call") for phase in PHASES}
+        summary[backend]["xds_checks_failed"] = {phase: f[phase].get("failed_checks") for phase in PHASES
+                                                 if phase.startswith("xds_")}
+        summary[backend]["xds_vs_fhir"] = xds_vs_fhir(f)
     median_bare_run = sorted(bare_runs, key=lambda run: run["hello"]["per_s"])[len(bare_runs) // 2]
     summary["bare_cpu_us_per_request"] = {name: _cpu_per_request(median_bare_run[name])
                                           for name in ("hello", "document")}
@@ -635,6 +1048,7 @@ def main() -> None:
     summary["connections"] = args.connections
     summary["workers"] = args.workers
     summary["document_bytes"] = DOCUMENT_BYTES
+    summary["seconds"] = args.seconds
     print(json.dumps(summary))
 
 
