@@ -506,6 +506,8 @@ class RecordClient:
         request, cpu = self._built(lambda: xds.retrieve(assertion, [unique]))
 
         def read(answer: xds.Answer) -> None:
+            if answer.status != xds.SUCCESS:
+                raise WrongAnswer("ITI-43", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
             documents = answer.documents()
             if unique not in documents:
                 raise WrongAnswer("ITI-43", "not the document asked for",

@@ -277,7 +277,11 @@ class Answer:
 
     @property
     def status(self) -> str:
-        return self.body.get("status", "")
+        """The answer's RegistryResponse status (its own, or, in an ITI-43 answer, its rs:RegistryResponse's)."""
+        if self.body.get("status"):
+            return self.body.get("status", "")
+        inner = self.body.find(q("rs", "RegistryResponse"))
+        return inner.get("status", "") if inner is not None else ""
 
     def error_codes(self) -> list[str]:
         return [e.get("errorCode", "") for e in self.body.iter(q("rs", "RegistryError"))]

@@ -115,6 +115,7 @@ def test_answers_are_read_plain_or_mtom_and_a_fault_is_refused():
             b"\r\n--B\r\nContent-Type: application/pdf\r\nContent-ID: <doc@x>\r\n\r\n\r\nbytes\r\n--B--\r\n")
     answer = xds.read_answer(mtom)
     assert answer.documents() == {"1.2.3": b"\r\nbytes", "1.2.4": b"inline"}
+    assert answer.status == xds.SUCCESS  # an ITI-43 answer's status is its rs:RegistryResponse's
     fault = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>'
              b's:Sender</s:Value></s:Code><s:Reason><s:Text>no</s:Text></s:Reason></s:Fault></s:Body></s:Envelope>')
     with pytest.raises(xds.BadAnswer, match="SOAP Fault: no"):
