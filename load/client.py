@@ -281,13 +281,13 @@ class RecordClient:
 
     def _call(self, method: str, path: str, row: dict, ok: tuple[int, ...] = (200,), body: bytes | None = None,
               accept: str = requests.FHIR_JSON, check: Callable[[bytes], Any] | None = None,
-              name: str | None = None) -> Reply:
+              name: str | None = None, cpu_s: float = 0.0) -> Reply:
         headers = {"Authorization": self.tokens.header(row), "Accept": accept}
         if body is not None:
             headers["Content-Type"] = requests.FHIR_JSON
         operation = name or row["operation"]
         call = _FHIR_CALLS.get(operation, operation)
-        reply = self.http.call(method, path, operation, headers, body, ok, check, call=call)
+        reply = self.http.call(method, path, operation, headers, body, ok, check, call=call, cpu_s=cpu_s)
         self._here.made.append(call)
         self._step(reply, operation)
         return reply
@@ -305,9 +305,11 @@ class RecordClient:
         master_id = self.master_id(row)
         data = self.documents.content(master_id, row["size_bytes"])
         when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        building = time.process_time()
         bundle = requests.deposit({**row, "document_id": master_id}, data, when)
         reply = self._call("POST", "/", row, ok=(200, 201), body=bundle.body,
-                           check=partial(check_deposit, entries=bundle.entries), name="deposit")
+                           check=partial(check_deposit, entries=bundle.entries), name="deposit",
+                           cpu_s=time.process_time() - building)
         if reply.outcome:
             answer = reply.checked  # later reads in this window name the schedule's id
             self.locations.add(row["document_id"], answer.document, answer.binary,
