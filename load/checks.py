@@ -61,6 +61,14 @@ class WrongAnswer(Exception):
         return str(self)
 
 
+class Refused(Exception):
+    """An answer with an accepted status that refuses the request in the protocol's own terms (an XDS.b
+    RegistryResponse Failure with its error code): a failure, like an HTTP 4xx, not a wrong answer."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Deposited:
     """What the driver deposited for one document: bytes (size, sha256 hex) and how to re-make them."""

@@ -23,13 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from load import interactions, requests, xds
-from load.checks import (CreatedDocuments, Deposited, Outcome, WrongAnswer, check_deposit, check_history,
+from load.checks import (CreatedDocuments, Deposited, Outcome, Refused, WrongAnswer, check_deposit, check_history,
                          check_patient, check_retrieve, check_search)
 from load.interactions import CallPatterns
 from load.stats import row_label
 from identity.actors import Actor
 from identity.keys import load_or_create_key
-from identity.structure import load_or_create_structure
+from identity.structure import load_or_create_structure, structure_files
 from identity.tokens import issue_token
 from identity.vihf import issue_assertion
 
@@ -60,21 +60,31 @@ class Tokens:
 
 
 class Assertions:
-    """A signed VIHF per professional and patient, made once and reused until the run ends (it names the
-    patient, so a consultation of another patient needs another). Signed with the structure's key and
+    """A signed VIHF per professional and patient, made once and reused until it is about to expire (it names
+    the patient, so a consultation of another patient needs another). Signed with the structure's key and
     certificate kept beside ``key_file`` (identity.structure), which the service trusts.
 
-    ``signed``: a :class:`load.stats.LatencyBook`-like sink told the time and CPU of each signature."""
+    ``signed``: a :class:`load.stats.LatencyBook`-like sink told the time and CPU of each signature.
+    Raises FileNotFoundError when ``create`` is false and the structure's files are not beside ``key_file``
+    (a worker on another machine must use the structure the service trusts, never make its own)."""
 
-    def __init__(self, key_file: str | Path, signed: Any = None, ahead: str | Path | None = None):
+    RENEW_BEFORE_S = 600   # an assertion is signed again when it expires within this many seconds
+
+    def __init__(self, key_file: str | Path, signed: Any = None, ahead: str | Path | None = None,
+                 create: bool = True):
         """``ahead``: a ``vihf.parquet`` signed by `segur seed` (load.vihf_ahead), loaded when signed by this
         structure; what it lacks is signed on demand."""
+        if not create:
+            missing = [str(path) for path in structure_files(key_file) if not path.exists()]
+            if missing:
+                raise FileNotFoundError(f"the structure's files {', '.join(missing)} are not on this machine: copy them "
+                                        "beside the key (a structure of its own would sign assertions the service "
+                                        "refuses)")
         self._structure = load_or_create_structure(key_file)
-        self._cache: dict[tuple, bytes] = {}
+        self._cache: dict[tuple, tuple[bytes, float]] = {}   # who -> (assertion, expires_at)
         if ahead is not None:
             from load import vihf_ahead
-            for who, (assertion, _) in vihf_ahead.load(ahead, vihf_ahead.structure_fingerprint(key_file)).items():
-                self._cache[who] = assertion
+            self._cache.update(vihf_ahead.load(ahead, vihf_ahead.structure_fingerprint(key_file)))
         self.signed = signed
 
     def __len__(self) -> int:
@@ -82,15 +92,16 @@ class Assertions:
 
     def for_row(self, row: dict) -> bytes:
         who = (row["actor_id"], row["sector"], row.get("facility_id"), row["patient_ins"])
-        assertion = self._cache.get(who)
-        if assertion is None:
+        cached = self._cache.get(who)
+        now = time.time()
+        if cached is None or cached[1] - now < self.RENEW_BEFORE_S:
             started, cpu = time.perf_counter(), time.process_time()
             actor = Actor(rpps=who[0], sector=who[1], finess=who[2])
-            assertion = self._cache[who] = issue_assertion(self._structure, actor, who[3],
-                                                           expires_in=ASSERTION_LIFETIME_S)
+            cached = self._cache[who] = (issue_assertion(self._structure, actor, who[3], expires_in=ASSERTION_LIFETIME_S,
+                                                         now=now), now + ASSERTION_LIFETIME_S)
             if self.signed is not None:
                 self.signed.add("VIHF", (time.perf_counter() - started) * 1000, True, time.process_time() - cpu)
-        return assertion
+        return cached[0]
 
 
 class Locations:
@@ -201,8 +212,9 @@ class InteractionFailed(Exception):
 
 
 # the FHIR calls' names in the calls' book (Locust keeps the operation's name, as before)
+# (the service's /metrics name them so too: the planner joins both)
 _FHIR_CALLS = {"deposit": "ITI-65", "search": "ITI-67", "retrieve": "ITI-68", "mask": "$mask", "delete": "DELETE",
-               "history": "AuditEvent", "block": "$block", "td02": "TD0.2 (FHIR)", "resolve": "ITI-67 (identifier)"}
+               "history": "AuditEvent", "block": "$block", "td02": "TD0.2 (FHIR)", "resolve": "ITI-67"}
 
 
 class RecordClient:
@@ -216,7 +228,7 @@ class RecordClient:
     def __init__(self, http: Any, tokens: Tokens, locations: Locations, acks: AckLog,
                  documents: requests.DocumentBytes, request_event: Any, run_tag: str = "", *,
                  protocol: str = "dmp", patterns: CallPatterns | None = None, assertions: Assertions | None = None,
-                 stats: Any = None):
+                 stats: Any = None, clock: Callable[[dict], dt.datetime] | None = None):
         self.http, self.tokens, self.locations, self.acks = http, tokens, locations, acks
         self.documents, self.request_event = documents, request_event
         self.run_tag = run_tag
@@ -226,6 +238,8 @@ class RecordClient:
         self.patterns = patterns or CallPatterns()
         self.assertions = assertions
         self.stats = stats
+        # the scenario instant of a row (interactions.scenario_clock): query bounds and deposit dates
+        self.clock = clock or (lambda row: dt.datetime.now(dt.timezone.utc))
         # the interaction under way, per greenlet (many are in flight at once; under gevent threading.local is
         # greenlet-local): its first failed call and the calls it made
         self._here = threading.local()
@@ -304,7 +318,7 @@ class RecordClient:
     def _deposit(self, row: dict) -> Outcome:
         master_id = self.master_id(row)
         data = self.documents.content(master_id, row["size_bytes"])
-        when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        when = self.clock(row).isoformat(timespec="seconds")
         building = time.process_time()
         bundle = requests.deposit({**row, "document_id": master_id}, data, when)
         reply = self._call("POST", "/", row, ok=(200, 201), body=bundle.body,
@@ -319,10 +333,13 @@ class RecordClient:
             self.acks.append(master_id, bundle.sha256, bundle.size, answer.binary)
         return reply.outcome
 
-    def _search(self, row: dict, extra: str = "") -> Outcome:
+    def _search(self, row: dict, extra: str = "", complete: bool = True) -> Outcome:
+        """ITI-67 of the row's patient (``extra``: more parameters); ``complete``: the answer must list the documents
+        this run deposited for them (not for a later visit's, which asks only what came since the last visit)."""
         ins = row["patient_ins"]
         by_patient = row["actor_kind"] == "patient"
-        expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"])
+        expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"]) if complete \
+            else frozenset()
         return self._call("GET", requests.search_path(ins) + extra, row, name="search",
                           check=partial(check_search, patient_ins=ins, expected=expected)).outcome
 
@@ -400,29 +417,31 @@ class RecordClient:
 
     # --- professionals over PDSm4DMP (FHIR) ------------------------------------------------------------
 
-    def _pdsm_td02(self, row: dict) -> bool | None:
-        """TD0.2 in FHIR: True when the record is open and this professional authorised, False when not (the
-        software stops there), None when the call failed."""
+    def _pdsm_td02(self, row: dict) -> tuple[bool, bool] | None:
+        """TD0.2 in FHIR: (the record is open, this professional may read it), None when the call failed."""
         reply = self._call("GET", requests.patient_path(row["patient_ins"]), row, name="td02",
                            check=partial(check_patient, patient_ins=row["patient_ins"]))
         return reply.checked if reply.outcome else None
 
     def _pdsm_search(self, row: dict) -> Outcome:
-        allowed = self._pdsm_td02(row)
-        if not allowed:
-            return self._here.worst[0] if allowed is None else Outcome.OK
-        now = dt.datetime.now(dt.timezone.utc)
+        access = self._pdsm_td02(row)
+        if access is None:
+            return self._here.worst[0]
+        if not all(access):  # the software stops here
+            return Outcome.OK
+        now = self.clock(row)
         if self.patterns.first_visit(row):
-            extra = f"&period=ge{self.patterns.find_from(now).strftime('%Y-%m-%d')}"
-        else:
-            extra = f"&date=ge{self.patterns.last_visit(row, now).strftime('%Y-%m-%dT%H:%M:%SZ')}"
-        return self._search(row, extra.replace(":", "%3A"))
+            return self._search(row, f"&period=ge{self.patterns.find_from(now).strftime('%Y-%m-%d')}")
+        since = self.patterns.last_visit(row, now).astimezone(dt.timezone.utc)
+        return self._search(row, f"&date=ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}".replace(":", "%3A"), complete=False)
 
     def _pdsm_deposit(self, row: dict) -> Outcome:
         if self.patterns.access_check_before_deposit:
-            allowed = self._pdsm_td02(row)
-            if allowed is None:
+            access = self._pdsm_td02(row)
+            if access is None:
                 return self._here.worst[0]
+            if not access[0]:  # a closed record takes no deposit
+                return Outcome.OK
         return self._deposit(row)
 
     # --- professionals over XDS.b ----------------------------------------------------------------------
@@ -452,14 +471,18 @@ class RecordClient:
             raise RuntimeError("an XDS.b interaction needs VIHF assertions (RecordClient(assertions=…))")
         return self.assertions.for_row(row)
 
-    def _xds_td02(self, row: dict, assertion: bytes) -> bool | None:
+    def _xds_td02(self, row: dict, assertion: bytes) -> tuple[bool, bool] | None:
+        """TD0.2: (the record is open, this professional may read it), or None when the call failed."""
         request, cpu = self._built(lambda: xds.td02(assertion, row["patient_ins"]))
 
-        def read(answer: xds.Answer) -> bool:
+        def read(answer: xds.Answer) -> tuple[bool, bool]:
             status, authorisation = answer.td02()
             if status not in ("OK", "FERME") or authorisation not in ("VALIDE", "INTERDIT"):
                 raise WrongAnswer("TD0.2", "not a TD0.2 answer", f"DmpStatus {status!r}, Autorisation {authorisation!r}")
-            return status == "OK" and authorisation == "VALIDE"
+            if answer.patient_id() != row["patient_ins"]:
+                raise WrongAnswer("TD0.2", "an answer about another patient",
+                                  f"{answer.patient_id()!r}, asked {row['patient_ins']}")
+            return status == "OK", authorisation == "VALIDE"
         reply = self._soap(request, "TD0.2", row, read, cpu)
         return reply.checked if reply.outcome else None
 
@@ -467,11 +490,13 @@ class RecordClient:
         """A consultation: TD0.2, then a first opening's FindDocuments or a later visit's FindSubmissionSets,
         GetAssociations and GetDocumentsAndAssociations by batches."""
         assertion = self._assertion(row)
-        allowed = self._xds_td02(row, assertion)
-        if not allowed:
-            return self._here.worst[0] if allowed is None else Outcome.OK
+        access = self._xds_td02(row, assertion)
+        if access is None:
+            return self._here.worst[0]
+        if not all(access):  # a closed record, or a professional the patient blocked: the software stops here
+            return Outcome.OK
         ins = row["patient_ins"]
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self.clock(row)
         expected = self.created.expected(ins, False, row["actor_id"])
         if self.patterns.first_visit(row):
             request, cpu = self._built(lambda: xds.find_documents(assertion, ins, self.patterns.find_from(now)))
@@ -508,8 +533,7 @@ class RecordClient:
         request, cpu = self._built(lambda: xds.retrieve(assertion, [unique]))
 
         def read(answer: xds.Answer) -> None:
-            if answer.status != xds.SUCCESS:
-                raise WrongAnswer("ITI-43", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+            _succeeded(answer, "ITI-43")
             documents = answer.documents()
             if unique not in documents:
                 raise WrongAnswer("ITI-43", "not the document asked for",
@@ -521,18 +545,19 @@ class RecordClient:
         """A deposit: TD0.2 (the record must be open), then ITI-41 with the document as an MTOM part."""
         assertion = self._assertion(row)
         if self.patterns.access_check_before_deposit:
-            allowed = self._xds_td02(row, assertion)
-            if allowed is None:
+            access = self._xds_td02(row, assertion)
+            if access is None:
                 return self._here.worst[0]
+            if not access[0]:  # a closed record takes no deposit (a blocked professional may still deposit)
+                return Outcome.OK
         master_id = self.master_id(row)
         data = self.documents.content(master_id, row["size_bytes"])
         request, cpu = self._built(lambda: xds.provide_and_register(
             assertion, ins=row["patient_ins"], rpps=row["actor_id"], finess=row.get("facility_id"), master_id=master_id,
-            data=data, type_code=row["type_code"], when=dt.datetime.now(dt.timezone.utc)))
+            data=data, type_code=row["type_code"], when=self.clock(row)))
 
         def read(answer: xds.Answer) -> None:
-            if answer.status != xds.SUCCESS:
-                raise WrongAnswer("ITI-41", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+            _succeeded(answer, "ITI-41")
         reply = self._soap(request, "ITI-41", row, read, cpu)
         if reply.outcome:
             sha256 = hashlib.sha256(data).hexdigest()
@@ -545,6 +570,14 @@ class RecordClient:
 _MAX_QUERY_VALUES = 100  # values the service takes in one stored query
 
 
+def _succeeded(answer: xds.Answer, name: str) -> None:
+    """Raise :class:`Refused` unless the answer's status is Success: a Failure (or a PartialSuccess) with its
+    RegistryErrorList is the service refusing, in XDS.b's terms, what an HTTP 4xx says in FHIR's."""
+    if answer.status != xds.SUCCESS:
+        codes = answer.error_codes()
+        raise Refused(f"{name} refused: {codes[0] if codes else answer.status.rpartition(':')[2] or 'no status'}")
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), max(size, 1))]
 
@@ -552,8 +585,7 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def _entries_of(answer: xds.Answer, ins: str, expected: frozenset[str], name: str) -> set[str]:
     """The uniqueIds of the DocumentEntries a query returned; WrongAnswer when one is another patient's, or when
     a document this run deposited for the patient (``expected``, masterIdentifiers) is missing."""
-    if answer.status != xds.SUCCESS:
-        raise WrongAnswer(name, "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    _succeeded(answer, name)
     found = set()
     for entry_uuid, unique, patient in answer.entries():
         if patient != xds.cx(ins):
@@ -567,8 +599,7 @@ def _entries_of(answer: xds.Answer, ins: str, expected: frozenset[str], name: st
 
 
 def _submission_sets_of(answer: xds.Answer, ins: str) -> list[str]:
-    if answer.status != xds.SUCCESS:
-        raise WrongAnswer("ITI-18 FindSubmissionSets", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    _succeeded(answer, "ITI-18 FindSubmissionSets")
     sets = []
     for entry_uuid, patient in answer.submission_sets():
         if patient != xds.cx(ins):
@@ -579,11 +610,11 @@ def _submission_sets_of(answer: xds.Answer, ins: str) -> list[str]:
 
 
 def _members_of(answer: xds.Answer, sets: set[str]) -> list[str]:
-    if answer.status != xds.SUCCESS:
-        raise WrongAnswer("ITI-18 GetAssociations", "not Success", f"{answer.status}: {answer.error_codes()[:3]}")
+    _succeeded(answer, "ITI-18 GetAssociations")
     members = []
-    for source, target in answer.associations():
-        if source not in sets:
+    for source, target in answer.associations():  # ITI-18: the associations whose source or target was asked
+        if source not in sets and target not in sets:
             raise WrongAnswer("ITI-18 GetAssociations", "an association of an object not asked for", source)
-        members.append(target)
+        if source in sets:
+            members.append(target)
     return members

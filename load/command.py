@@ -12,7 +12,7 @@ import click
 
 from load import locust_report
 from load.interactions import PROTOCOLS
-from load.schedule import describe
+from load.schedule import describe, planned_rows
 from load.seed import seed as seed_corpus
 
 
@@ -106,8 +106,9 @@ def load(result_dir: Path, target: str, speedup: float, processes: int, key: Pat
     facts = describe(result_dir)
     out = out or result_dir / f"load-{speedup:g}x"
     out.mkdir(parents=True, exist_ok=True)
-    click.echo(f"replaying {facts.rows:,} requests ({facts.window_s / 60:.0f} min of scenario) at {speedup:g}x "
-               f"into {target}", err=True)
+    rows = planned_rows(result_dir, facts.window_s, None, protocol)
+    click.echo(f"replaying {rows:,} interactions ({facts.window_s / 60:.0f} min of scenario; professionals over "
+               f"{'FHIR' if protocol == 'fhir' else 'XDS.b'}) at {speedup:g}x into {target}", err=True)
     extra = ("--replay-seconds", str(duration), "--drain-seconds", str(drain_seconds),
              "--connections", str(connections), "--replay-concurrency", str(concurrency))
     proc = subprocess.run(locust_command(result_dir, target, out, speedup=speedup, key=key, processes=processes,

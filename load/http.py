@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from gevent.lock import BoundedSemaphore
 from geventhttpclient import HTTPClient
 
-from load.checks import Outcome, WrongAnswer
+from load.checks import Outcome, Refused, WrongAnswer
 
 _LOGGED_WRONG_ANSWERS = 5   # per process: the first wrong answers are logged with their details
 
@@ -63,8 +63,9 @@ class RecordHttp:
              call: str | None = None, cpu_s: float = 0.0) -> Reply:
         """Send one request and report it to Locust. A status outside ``ok`` or a connection error is
         ``FAILED`` (status 0 for the latter); otherwise ``check(body)``, when given, runs on the answer:
-        if it raises :class:`WrongAnswer` the request is ``WRONG`` (reported to Locust as a failure with
-        that exception), else ``OK`` with what the check returned.
+        if it raises :class:`Refused` the request is ``FAILED`` (a refusal in the protocol's terms); if it raises
+        :class:`WrongAnswer`, or anything else (an answer it cannot read), the request is ``WRONG`` (reported to
+        Locust as a failure with that exception); else ``OK`` with what the check returned.
 
         ``call``: the call type's name for the calls' book (default ``name``); ``cpu_s``: the driver's CPU
         seconds spent building the request, added to its check's."""
@@ -83,7 +84,13 @@ class RecordHttp:
         checking = time.process_time()  # a check never yields: its CPU is this request's
         try:
             checked = check(content) if check is not None else None
-        except WrongAnswer as wrong:
+        except Refused as refused:
+            self._fire(method, name, started, len(content), refused, call or name,
+                       cpu_s + time.process_time() - checking)
+            return Reply(Outcome.FAILED, status, content)
+        except Exception as error:  # noqa: BLE001 - an answer the check cannot read is a wrong one, never a crash
+            wrong = error if isinstance(error, WrongAnswer) else WrongAnswer(
+                name, "an answer the driver cannot read", f"{type(error).__name__}: {error}")
             self._fire(method, name, started, len(content), wrong, call or name,
                        cpu_s + time.process_time() - checking)
             self._note(wrong, method, path)

@@ -88,6 +88,21 @@ class CallPatterns:
         return now - dt.timedelta(days=365.25 * self.find_documents_years)
 
 
+SCENARIO_ZONE = dt.timezone(dt.timedelta(hours=1))  # the scenario's clock is France's (winter time), as seeding dates it
+
+
+def scenario_clock(metadata: dict[str, str]):
+    """``row -> datetime``: the scenario instant a row stands for (the window's start + its offset, which counts the
+    loops of the window), so that query bounds and deposit dates agree with the seeded corpus's dates whatever day
+    the replay runs. Without a window start in the metadata (an older schedule), the wall clock."""
+    start = metadata.get("window_start")
+    if not start:
+        return lambda row: dt.datetime.now(dt.timezone.utc)
+    opened = dt.datetime.fromisoformat(start)
+    opened = opened.replace(tzinfo=SCENARIO_ZONE) if opened.tzinfo is None else opened
+    return lambda row: opened + dt.timedelta(seconds=float(row.get("offset_s") or 0.0))
+
+
 def _uniform(row: dict, salt: str) -> float:
     key = f"{salt}|{row.get('actor_id')}|{row.get('patient_ins')}|{row.get('offset_s')}".encode()
     return zlib.crc32(key) / 2**32

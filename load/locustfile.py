@@ -34,7 +34,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from load.client import AckLog, Assertions, Locations, RecordClient, Tokens
 from load.http import RecordHttp
-from load.interactions import PROTOCOLS, CallPatterns, route
+from load.interactions import PROTOCOLS, CallPatterns, route, scenario_clock
 from load.replay import OpenLoopReplay
 from load.requests import DocumentBytes
 from load.schedule import Shard, describe, read_rows, replay_rows
@@ -334,7 +334,8 @@ class ScheduleReplayer(User):
             locations = Locations.load(paths["locations"] or folder / "locations.parquet")
             acks = AckLog(paths["acks"] or None)
             tokens = Tokens(paths["key"])
-            assertions = Assertions(paths["key"], signed=stats.signatures, ahead=folder / "vihf.parquet")
+            assertions = Assertions(paths["key"], signed=stats.signatures, ahead=folder / "vihf.parquet",
+                                    create=not isinstance(self.environment.runner, WorkerRunner))
             facts = run.schedule_facts(str(schedule))
             _sign_ahead(tokens, assertions, protocol, read_rows(schedule, shard, protocol=protocol),
                         until=start_at - 0.2)
@@ -342,7 +343,7 @@ class ScheduleReplayer(User):
                               connections=options.connections, calls=stats.calls)
             client = RecordClient(http, tokens, locations, acks, DocumentBytes(), self.environment.events.request,
                                   run_tag=run_tag, protocol=protocol, patterns=CallPatterns.from_metadata(facts.metadata),
-                                  assertions=assertions, stats=stats)
+                                  assertions=assertions, stats=stats, clock=scenario_clock(facts.metadata))
             rows = replay_rows(schedule, shard, facts.window_s, limit_s, protocol=protocol)
             replay = OpenLoopReplay(rows, client.send, stats,
                                     start_at=start_at, speedup=speedup, concurrency=options.replay_concurrency,

@@ -132,7 +132,8 @@ class LatencyBook:
 def _latency_figures(times: LatenessHistogram, count: int, failed: int, max_ms: float, cpu_s: float) -> dict:
     return {"count": count, "failures": failed, "p50_ms": round(min(times.percentile(50), max_ms), 1),
             "p99_ms": round(min(times.percentile(99), max_ms), 1), "max_ms": round(max_ms, 1),
-            "driver_cpu_us": round(cpu_s * 1e6 / count, 1) if count else None}
+            # None when nothing was measured (an interaction: its calls carry the driver's CPU)
+            "driver_cpu_us": round(cpu_s * 1e6 / count, 1) if count and cpu_s else None}
 
 
 class ReplayStats:

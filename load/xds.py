@@ -183,7 +183,8 @@ def provide_and_register(assertion: bytes, *, ins: str, rpps: str, finess: str |
     package = _sub(objects, "rim", "RegistryPackage", id="SubmissionSet01")
     _slot(package, "submissionTime", moment)
     _classification(package, SS_CONTENT_TYPE, "SubmissionSet01", type_code, type_system, type_code)
-    _external(package, SS_UNIQUE_ID, "SubmissionSet01", f"{unique_id(master_id)}.1", "XDSSubmissionSet.uniqueId")
+    # its own OID (a UUID under 2.25, ITU-T X.667): never another object's uniqueId, whatever the documents'
+    _external(package, SS_UNIQUE_ID, "SubmissionSet01", f"2.25.{uuid.uuid4().int}", "XDSSubmissionSet.uniqueId")
     _external(package, SS_SOURCE_ID, "SubmissionSet01", SOURCE_ID, "XDSSubmissionSet.sourceId")
     _external(package, SS_PATIENT_ID, "SubmissionSet01", cx(ins), "XDSSubmissionSet.patientId")
     _sub(objects, "rim", "Classification", id=f"urn:uuid:{uuid.uuid4()}", classifiedObject="SubmissionSet01",
@@ -324,8 +325,15 @@ class Answer:
             if include is not None:
                 found[unique] = self.parts.get(include.get("href", "").removeprefix("cid:"), b"")
             else:
-                found[unique] = base64.b64decode("".join((document.text or "").split()))
+                try:
+                    found[unique] = base64.b64decode("".join((document.text or "").split()), validate=True)
+                except ValueError:  # binascii.Error is one
+                    raise BadAnswer(f"document {unique[:60]} is not valid base64") from None
         return found
+
+    def patient_id(self) -> str:
+        """A TD0.2 answer's PatientId."""
+        return (self.body.findtext(q("segur", "PatientId")) or "").strip()
 
     def td02(self) -> tuple[str, str]:
         """A TD0.2 answer: (DmpStatus, Autorisation)."""

@@ -25,6 +25,12 @@ def _log(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _compared(protocol: str) -> str | None:
+    """The protocol searched beside ``protocol``: the same traffic with the professionals on the other interface
+    (none for xds, which replays the professionals alone: no FHIR counterpart replays the same rows)."""
+    return {"dmp": "fhir", "fhir": "dmp"}.get(protocol)
+
+
 @click.command(name="plan")
 @click.argument("scenario", type=click.Path(exists=True, path_type=Path))
 @click.option("--target", metavar="URL", help="A record service already running (default: start one here).")
@@ -65,8 +71,8 @@ def _log(line: str) -> None:
               help="The professionals' interface the verdict is about: dmp (IHE XDS.b with signed VIHF, patients over "
                    "FHIR: the platform's mix), xds (the XDS.b traffic alone), fhir (ANS PDSm4DMP).")
 @click.option("--compare/--no-compare", default=True, show_default=True,
-              help="Also search the capacity with the professionals on the other interface (fhir for dmp and xds, dmp "
-                   "for fhir), on the same service, side by side in plan.json and the report.")
+              help="Also search the capacity with the professionals on the other interface (fhir for dmp, dmp for "
+                   "fhir; none for xds), on the same service, side by side in plan.json and the report.")
 def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
                  max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
                  workers: int, key: Path | None, scale: float | None, headroom: float, assume: str,
@@ -121,7 +127,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
                           outage_hours=outage_hours, replay_recovery=replay_recovery,
                           disk_budget=room.disk, protocol=protocol,
-                          compare=("fhir" if protocol != "fhir" else "dmp") if compare else None)
+                          compare=_compared(protocol) if compare else None)
         if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
             shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)

@@ -137,8 +137,10 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
                 f"({service_cores if service_cores is not None else 'unknown'} cores), the load driver "
                 f"({step.driver_cpu_cores:.2f}) and other programs ({step.other_cpu_cores:.2f}) share its {CORES} "
                 f"cores; with the driver on another machine the service would go further. ({evidence})"}
-    writes = step.by_operation.get("deposit", {})
-    reads = [op for name, op in step.by_operation.items() if name in ("search", "retrieve", "history")]
+    # the calls by kind, whatever the protocol named them (FHIR's operations, XDS.b's transactions)
+    writes = max((op for name, op in step.by_operation.items() if name in _WRITES),
+                 key=lambda op: op.get("p99_ms", 0), default={})
+    reads = [op for name, op in step.by_operation.items() if name in _READS or name.startswith("ITI-18")]
     read_p99 = max((op["p99_ms"] for op in reads), default=0.0)
     if writes and writes.get("p99_ms", 0) > 2 * max(read_p99, 1):
         what = ("SQLite's single writer and fsync" if service.kind == "sqlite"
@@ -148,6 +150,10 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
                 f"{writes['p99_ms']:.0f} ms against reads {read_p99:.0f} ms, CPU not saturated). ({evidence})"}
     return {"kind": "service-latency", "words": f"the service's latency grows past the SLO without one resource "
             f"saturated: look at its event loop, connection handling and database locks. ({evidence})"}
+
+
+_WRITES = ("deposit", "ITI-41")
+_READS = ("search", "retrieve", "history", "ITI-43", "td02", "TD0.2")
 
 
 def _wrong_answers(step: Step) -> dict:

@@ -170,13 +170,18 @@ def _protocols(plan: dict) -> str:
     def headroom(p: dict) -> str:
         return " / ".join(f"{p['national_headroom'].get(level, 0):.3g}×" for level in ("low", "central", "high"))
     rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td colspan=3>not searched: {html.escape(p['skipped'])}</td></tr>"
+        if "skipped" in p else
         f"<tr><td>{html.escape(name)}</td><td>{p['max_sustainable_speedup']:,.0f}×</td><td>{headroom(p)}</td>"
         f"<td>{'holds' if p['holds'] else 'does not hold'}</td></tr>" for name, p in protocols.items())
     parts = [f"<h2>Professionals on XDS.b and on FHIR, side by side</h2><p>The same service, corpus and window; "
              "only the professionals' interface differs (dmp: IHE XDS.b with signed VIHF, patients over FHIR; fhir: "
-             "ANS PDSm4DMP).</p><table><tr><th>protocol</th><th>max speed-up</th><th>national headroom (low / "
+             "ANS PDSm4DMP). The second protocol listed was searched after the first, on the database the first "
+             "grew.</p><table><tr><th>protocol</th><th>max speed-up</th><th>national headroom (low / "
              f"central / high)</th><th>verdict</th></tr>{rows}</table>"]
     for name, p in protocols.items():
+        if "skipped" in p:
+            continue
         at = p.get("measured_at_speedup")
         parts.append(f"<h3>{html.escape(name)}: per interaction (at {at:g}×)</h3>" if at else
                      f"<h3>{html.escape(name)}: per interaction</h3>")

@@ -206,7 +206,10 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
     return Step(
         speedup=speedup, offered_rps=report["planned"] / wall_s, achieved_rps=report["succeeded"] / span,
         p50_ms=_number(total.get("50%")), p99_ms=_number(total.get("99%")),
-        error_rate=failures / requests if requests else 0.0, lateness_p99_ms=report["lateness_p99_ms"],
+        # the calls' error rate, or the interactions' when higher (one that fails at its first call skips the rest)
+        error_rate=max(failures / requests if requests else 0.0,
+                       (report.get("failed", 0) + report.get("unanswered", 0)) / max(report.get("sent", 0), 1)),
+        lateness_p99_ms=report["lateness_p99_ms"],
         requests=requests, failures=failures, planned=report["planned"], sent=report["sent"], unanswered=unanswered,
         wall_s=wall_s, wrong_answers=report.get("wrong_answers", 0),
         wrong_answers_by_operation=report.get("wrong_answers_by_operation", {}),

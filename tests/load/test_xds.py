@@ -176,3 +176,99 @@ def test_vihf_signed_ahead_are_loaded_and_only_by_the_structure_that_signed_them
     again = []
     vihf_ahead.sign_schedule(tmp_path, key, log=again.append, progress=False)
     assert "signed 0 VIHF" in again[0] and "(2 kept)" in again[0]
+
+
+class _Event:
+    def __init__(self):
+        self.fired = []
+
+    def fire(self, **kwargs):
+        self.fired.append(kwargs)
+
+
+@pytest.fixture()
+def answering():
+    """A 127.0.0.1 server answering every POST with 200 and the body put in ``answering.body``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        body = b""
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/soap+xml")
+            self.send_header("Content-Length", str(len(Handler.body)))
+            self.end_headers()
+            self.wfile.write(Handler.body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Handler.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield Handler
+    server.shutdown()
+    server.server_close()
+
+
+_FAILURE = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><rs:RegistryResponse '
+            b'xmlns:rs="urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0" status="urn:oasis:names:tc:ebxml-regrep:'
+            b'ResponseStatusType:Failure"><rs:RegistryErrorList><rs:RegistryError errorCode="XDSRegistryError" '
+            b'codeContext="no"/></rs:RegistryErrorList></rs:RegistryResponse></s:Body></s:Envelope>')
+
+
+def test_a_refusal_in_xds_terms_is_a_failure_and_an_unreadable_answer_a_wrong_one(answering, key, tmp_path):
+    """A RegistryResponse Failure is the service refusing (a failure, as a FHIR 4xx), not a wrong answer; an
+    answer the check cannot read (here: invalid base64 in an ITI-43) is a wrong answer, never a crash."""
+    from load.checks import Outcome
+    from load.client import AckLog, Locations, RecordClient, Tokens
+    from load.http import RecordHttp
+    from load.requests import DocumentBytes
+    from load.stats import ReplayStats
+
+    event, stats = _Event(), ReplayStats()
+    http = RecordHttp(answering.url, event, connections=2, calls=stats.calls)
+    locations = Locations()
+    locations.add("urn:oid:1.2.3", "", "")
+    client = RecordClient(http, Tokens(key), locations, AckLog(None), DocumentBytes(block_bytes=1 << 16), event,
+                          protocol="dmp", assertions=Assertions(key), stats=stats)
+    row = {"document_id": "urn:oid:1.2.3", "patient_ins": INS, "type_code": "11502-2", "actor_kind": "professional",
+           "actor_id": RPPS, "sector": "hospital", "facility_id": "010000008", "size_bytes": 1000, "offset_s": 1.0,
+           "operation": "retrieve"}
+    answering.body = _FAILURE
+    assert client.send(row) is Outcome.FAILED
+    assert str(event.fired[0]["exception"]) == "ITI-43 refused: XDSRegistryError"
+    answering.body = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
+                      b'<xdsb:RetrieveDocumentSetResponse xmlns:xdsb="urn:ihe:iti:xds-b:2007" '
+                      b'xmlns:rs="urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"><rs:RegistryResponse status="urn:oasis:'
+                      b'names:tc:ebxml-regrep:ResponseStatusType:Success"/><xdsb:DocumentResponse><xdsb:DocumentUniqueId>'
+                      b'1.2.3</xdsb:DocumentUniqueId><xdsb:Document>%%%not base64</xdsb:Document></xdsb:DocumentResponse>'
+                      b'</xdsb:RetrieveDocumentSetResponse></s:Body></s:Envelope>')
+    assert client.send(row) is Outcome.WRONG
+    assert stats.calls.failed["ITI-43"] == 2 and stats.interactions.count
+    http.close()
+
+
+def test_the_scenario_clock_dates_queries_and_deposits_in_the_scenario():
+    clock = interactions.scenario_clock({"window_start": "2026-12-07T16:30:00"})
+    assert clock({"offset_s": 90.0}) == dt.datetime(2026, 12, 7, 16, 31, 30, tzinfo=interactions.SCENARIO_ZONE)
+    wall = interactions.scenario_clock({})({"offset_s": 5.0})   # an older schedule: the wall clock
+    assert abs((wall - dt.datetime.now(dt.timezone.utc)).total_seconds()) < 5
+
+
+def test_the_submission_set_never_reuses_a_documents_unique_id(assertion):
+    """Looped deposits name documents P.0, P.0.1…: the submission set has its own OID, never '<document>.1'."""
+    ids = set()
+    for master in ("urn:oid:1.2.250.9.0", "urn:oid:1.2.250.9.0.1"):
+        request = xds.provide_and_register(assertion, ins=INS, rpps=RPPS, finess=None, master_id=master, data=b"x",
+                                           type_code="11502-2", when=dt.datetime.now(dt.timezone.utc))
+        envelope, _ = _envelope(request)
+        found = {e.get("identificationScheme"): e.get("value") for e in envelope.iter(xds.q("rim", "ExternalIdentifier"))}
+        assert found[xds.SS_UNIQUE_ID].startswith("2.25.")
+        ids |= {found[xds.SS_UNIQUE_ID], found[xds.DE_UNIQUE_ID]}
+    assert len(ids) == 4

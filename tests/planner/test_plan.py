@@ -134,3 +134,14 @@ def test_the_plan_is_priced_per_interaction_with_both_interfaces_side_by_side(pl
     assert (out / "compare-fhir" / "steps").is_dir()
     html = (out / "report.html").read_text()
     assert "side by side" in html and "consultation (xds)" in html and "deposit (fhir)" in html
+
+
+def test_a_side_by_side_search_skipped_for_disk_is_said_not_crashed():
+    from planner.command import _compared
+    from planner.report import _protocols
+    table = _protocols({"protocols": {
+        "dmp": {"max_sustainable_speedup": 10.0, "national_headroom": {"low": 1, "central": 2, "high": 3},
+                "holds": True, "measured_at_speedup": 10.0, "interactions": {}, "calls": {}},
+        "fhir": {"skipped": "its steps may deposit 9 GB and 1 GB of the disk budget is left"}}})
+    assert "not searched: its steps may deposit 9 GB" in table and "10×" in table
+    assert _compared("dmp") == "fhir" and _compared("fhir") == "dmp" and _compared("xds") is None
