@@ -62,6 +62,44 @@ not the service's capacity (finds 13.7 k/s at 32, 16.6 k/s at 64, 16.2 k/s at 12
 rate is the same at 32, 64 and 128 within the machine's noise.
 
     uv run python bench/service.py [--seconds 4] [--connections 64] [--workers 2] [--client wrk|python]
+
+``--corpus-gb N`` measures, instead of the phases above, the service against a record of N GB on disk (issue 15),
+hot and cold, on each back end in turn (``--backends``), in one bounded run (about 3 minutes for 2 GB):
+- the corpus: N GB on disk as the service stores it, files and registry (the files 95 % of it), documents of
+  100–120 KB (each unique) over patients of about ten each, written through the
+  service's own storage layout (BlobStore.put: content-addressed, fsynced, renamed into place, in 16 threads)
+  and registered as the raw-storage phase writes rows (the deposit's INSERT, its submission set and search
+  values, batched transactions); PostgreSQL is then vacuumed, analysed and checkpointed. The same files serve
+  both back ends (moved by a rename into the second one's data directory, never written twice); each gets
+  its own registry of them. Before the phases, 20 retrieves are checked to answer the corpus's exact bytes
+  and 5 patients' finds their documents;
+- hot: every file read once (a mincore sample of 500 files checks they are resident; if the corpus does not
+  fit in the page cache the run says so), then finds (ITI-67, by patient), retrieves (ITI-68, the whole
+  corpus in a random order: uniform, each file once) and deposits (ITI-65, 100 KB);
+- cold: every corpus file evicted before each cold phase (sync, then posix_fadvise DONTNEED on each file,
+  twice), and a mincore sample of 500 files checks that none has a page left (``cold_residency*``). First
+  the disk's own ceiling (``raw_disk``): the evicted files read whole at random, each once, by a plain pool
+  of as many threads as the bench has connections; then cold retrieves, cold finds, finds alone and finds
+  beside cold retrieves (both at once: finds over --connections/8 connections, retrieves over
+  --connections), and deposits with the corpus present. A cold phase must not read a file twice (the second
+  read would be hot): it lasts --seconds, or fewer whole seconds when retrieves at the faster of the raw
+  and the hot retrieve rates would read 80 % of the corpus sooner; ``cold_retrieves_read_a_file_twice``
+  says whether it happened anyway. Finds beside hot retrieves are measured too: on 2 cores, part of the
+  finds' p99 beside retrieves is CPU shared, not files read on the event loop;
+- the disk is shared: the run never means to hold more than N GB + 10 % on it (the corpus, its database,
+  the deposits: each deposit phase is as long as the room left allows, 5 % of the corpus at most, and its
+  files are removed after it; PostgreSQL's WAL is kept to 32–128 MB and checkpointed before a deposit phase;
+  the empty cluster initdb makes is not counted: ``disk_bytes_before``; ``disk_budget_kept`` says whether
+  the peak stayed within), and the whole working directory is removed at the end, on failure too.
+Only the corpus files are evicted: the database and the file system's metadata (inodes, directories) stay
+cached, as they would not in a cold national store; and on a VM the "disk" may be a host's cache.
+The last line is one JSON object: at the top level (the least favourable back end)
+``cold_retrieves_vs_raw_disk`` (cold retrieves/s over raw cold reads/s) and ``finds_p99_beside_cold_vs_alone``;
+per back end those two, ``hot_retrieves_vs_raw_disk`` (the most the service's CPU allows here), hot and cold
+rates, p50, p99 and CPU µs per call of finds, retrieves and deposits, ``cold_vs_hot``, the raw disk's files/s
+and MB/s, the finds alone / beside figures, the residency samples, the corpus's write and registration rates.
+
+    uv run python bench/service.py --corpus-gb 2 [--seconds 4] [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -124,9 +162,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, body
 
 
-async def _drive(port: int, requests: list[bytes], connections: int, seconds: float, unique, check=None) -> dict:
+async def _drive(port: int, requests: list[bytes], connections: int, seconds: float, unique, check=None,
+                 limit: int | None = None) -> dict:
     """``check(index, status, body)``, when given, decides which answers count (``index``: the request's
-    position in ``requests``, or the counter ``unique`` made it from); else every 2xx counts."""
+    position in ``requests``, or the counter ``unique`` made it from); else every 2xx counts. ``limit``: with
+    ``unique``, at most that many requests (the phase ends sooner when they are all answered)."""
     deadline = time.perf_counter() + seconds
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -141,6 +181,8 @@ async def _drive(port: int, requests: list[bytes], connections: int, seconds: fl
         while time.perf_counter() < deadline:
             if unique:
                 index = next(counter)
+                if limit is not None and index >= limit:
+                    break
                 request = unique(requests, index)
             else:
                 index = i % len(requests)
@@ -176,21 +218,22 @@ async def _drive(port: int, requests: list[bytes], connections: int, seconds: fl
     return result
 
 
-def _client_process(port, requests, connections, seconds, unique, check, out) -> None:
+def _client_process(port, requests, connections, seconds, unique, check, out, limit=None) -> None:
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    out.put(asyncio.run(_drive(port, requests, connections, seconds, unique, check)))
+    out.put(asyncio.run(_drive(port, requests, connections, seconds, unique, check, limit)))
 
 
-def drive(port: int, requests: list[bytes], connections: int, seconds: float, unique=None, check=None) -> dict:
+def drive(port: int, requests: list[bytes], connections: int, seconds: float, unique=None, check=None,
+          limit: int | None = None) -> dict:
     """Run the load from a separate process (so the bench's own bookkeeping does not slow it)."""
     context = multiprocessing.get_context("fork")
     out = context.Queue()
     process = context.Process(target=_client_process,
-                              args=(port, requests, connections, seconds, unique, check, out))
+                              args=(port, requests, connections, seconds, unique, check, out, limit))
     process.start()
     result = out.get(timeout=seconds + 120)
     process.join(30)
@@ -720,7 +763,7 @@ def measure_bare(work: Path, load: Load, workers: int) -> dict:
 class Postgres:
     """A throw-away cluster (run as the 'postgres' account when the bench runs as root)."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, extra_options: str = ""):
         missing = [t for t in ("initdb", "pg_ctl", "postgres") if shutil.which(t) is None]
         if missing:
             raise SystemExit(f"PostgreSQL binaries missing from PATH: {', '.join(missing)}")
@@ -734,7 +777,7 @@ class Postgres:
         subprocess.run([*self.prefix, "initdb", "-D", str(self.dir / "data"), "-U", "segur", "-A", "trust",
                         "--no-instructions"], check=True, capture_output=True)
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c shared_buffers=512MB"
-                   " -c max_connections=200 -c fsync=on -c synchronous_commit=on")
+                   " -c max_connections=200 -c fsync=on -c synchronous_commit=on " + extra_options)
         subprocess.run([*self.prefix, "pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o",
                         options, "-w", "start"], check=True, capture_output=True)
 
@@ -945,6 +988,594 @@ def xds_vs_fhir(figures: dict) -> dict:
     return pairs
 
 
+# --- a corpus on disk: N GB of documents, measured hot and cold against the disk's own ceiling ------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_LIBC = None
+_CORPUS_TYPES = ("11502-2", "34133-9", "18842-5", "57833-6", "11488-4")  # lab report, summary, discharge, ...
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long)
+        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+        _LIBC = libc
+    return _LIBC
+
+
+def resident_pages(path: str) -> tuple[int, int]:
+    """(pages in the page cache, pages) of a file, by mincore(2) on a read-only mapping (which reads nothing)."""
+    import ctypes
+    import mmap
+
+    libc = _libc()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if not size:
+            return 0, 0
+        pages = (size + _PAGE - 1) // _PAGE
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if address is None or address == ctypes.c_void_p(-1).value:
+            raise OSError(ctypes.get_errno(), f"mmap {path}")
+        try:
+            vector = (ctypes.c_ubyte * pages)()
+            if libc.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), f"mincore {path}")
+            return sum(v & 1 for v in vector), pages
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+def _disk_bytes(root: Path) -> int:
+    """Bytes allocated on disk under ``root`` (what the run occupies on the shared disk)."""
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+class Corpus:
+    """N GB of documents of 100–120 KB, each unique, over patients of about ten documents each, written through
+    the service's own storage layout (BlobStore: content-addressed, fsynced, renamed into place) and registered
+    the way the raw-storage phase writes rows (the deposit's INSERT, its submission set and search values, in
+    batched transactions). The same files serve both back ends: each gets its own registry of them."""
+
+    def __init__(self, gigabytes: float, author: str, seed: int = 7):
+        rng = random.Random(seed)
+        budget = int(gigabytes * 1e9)
+        self.sizes: list[int] = []
+        total = 0
+        while True:
+            size = rng.randint(100_000, 120_000)
+            if total + size > budget:
+                break
+            self.sizes.append(size)
+            total += size
+        self.bytes = total
+        n = len(self.sizes)
+        self.ids = [f"{rng.getrandbits(128):032x}" for _ in range(n)]
+        self.patients = [make_ins(rng) for _ in range(max(1, n // 10))]
+        self.owner = [rng.randrange(len(self.patients)) for _ in range(n)]
+        first, last = dt.datetime(2021, 1, 1).timestamp(), dt.datetime(2026, 1, 1).timestamp()
+        self.dates_us = [int(rng.uniform(first, last) * 1e6) for _ in range(n)]
+        self.types = [rng.choice(_CORPUS_TYPES) for _ in range(n)]
+        self.author = author
+        self.run = f"{rng.getrandbits(32):08x}"
+        self._shared = os.urandom(120_000)
+        self.shas: list[str] = [""] * n
+        self.sha1s: list[str] = [""] * n
+        self.blobs: BlobStore | None = None
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def data(self, i: int) -> bytes:
+        return i.to_bytes(12, "big") + self._shared[:self.sizes[i] - 12]
+
+    def path(self, i: int) -> str:
+        return str(self.blobs.path(self.shas[i]))
+
+    def write(self, blobs: BlobStore, threads: int = 16) -> dict:
+        """Every file, through BlobStore.put (fsynced, renamed into place, directory fsynced), in parallel."""
+        self.blobs = blobs
+
+        def one(i: int) -> None:
+            data = self.data(i)
+            self.shas[i] = hashlib.sha256(data).hexdigest()
+            self.sha1s[i] = base64.b64encode(hashlib.sha1(data).digest()).decode()
+            blobs.put(data, self.shas[i])
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            for done, _ in enumerate(pool.map(one, range(len(self))), 1):
+                if done % 5000 == 0:
+                    rate = done / (time.perf_counter() - started)
+                    print(f"  corpus: {done}/{len(self)} files, {rate:.0f}/s, ETA {(len(self) - done) / rate:.0f} s",
+                          flush=True)
+        elapsed = time.perf_counter() - started
+        return {"files": len(self), "bytes": self.bytes, "seconds": round(elapsed, 1),
+                "files_per_s": round(len(self) / elapsed, 1), "mb_per_s": round(self.bytes / elapsed / 1e6, 1)}
+
+    def register(self, db_url: str, batch: int = 500) -> dict:
+        """The documents' rows in the back end's database (its schema made by ``prepare`` beforehand)."""
+        from record_service.bundles import NewDocument, stored_resource
+        from record_service.registry import _INSERT, _authors_column
+        from record_service.search_index import index_search_values
+
+        if db_url.startswith("sqlite"):
+            from record_service.sqlite_store import _SqliteWriteTransaction
+            tx = _SqliteWriteTransaction(db_url.removeprefix("sqlite:///"))
+        else:
+            from record_service.postgres_store import _PostgresWriteTransaction
+            tx = _PostgresWriteTransaction(db_url)
+        started = time.perf_counter()
+        try:
+            for start in range(0, len(self), batch):
+                tx.begin()
+                rows, resources = [], []
+                for i in range(start, min(start + batch, len(self))):
+                    ins = self.patients[self.owner[i]]
+                    when = dt.datetime.fromtimestamp(self.dates_us[i] / 1e6, dt.timezone.utc).isoformat()
+                    resource = {
+                        "resourceType": "DocumentReference", "status": "current",
+                        "masterIdentifier": {"system": "urn:ietf:rfc:3986",
+                                             "value": f"urn:uuid:corpus-{self.run}-{i}"},
+                        "type": {"coding": [{"system": "http://loinc.org", "code": self.types[i]}]},
+                        "subject": {"identifier": {"system": INS_NIR_SYSTEM, "value": ins}}, "date": when,
+                        "context": {"period": {"start": when}},
+                        "author": [{"identifier": {"system": RPPS_SYSTEM, "value": "8" + self.author}}],
+                        "content": [{"attachment": {"contentType": "application/pdf", "url": "urn:uuid:bin",
+                                                    "size": self.sizes[i], "hash": self.sha1s[i]}}]}
+                    doc = NewDocument(id=self.ids[i], master_id=f"urn:uuid:corpus-{self.run}-{i}",
+                                      type_code=self.types[i], date_us=self.dates_us[i], authors=(self.author,),
+                                      content_type="application/pdf", data=b"", sha256=self.shas[i], masked=False,
+                                      replaces=None, resource=resource, entry_index=1)
+                    stored = json.loads(stored_resource(doc, self.dates_us[i]))
+                    stored["content"][0]["attachment"]["size"] = self.sizes[i]
+                    rows.append((doc.id, doc.master_id, ins, doc.type_code, doc.date_us, _authors_column(doc.authors),
+                                 self.author, None, None, doc.content_type, self.sizes[i], self.shas[i], 0,
+                                 doc.date_us, json.dumps(stored, separators=(",", ":")).encode(), doc.id, doc.id))
+                    resources.append(resource)
+                tx.executemany(_INSERT, rows)
+                tx.executemany("INSERT INTO submission_sets (id, unique_id, patient_ins, submission_us, created_us)"
+                               " VALUES (?, ?, ?, ?, ?)", [(row[0], f"2.25.{int(row[0], 16)}", row[2], row[4], row[4])
+                                                           for row in rows])
+                for row, resource in zip(rows, resources):
+                    index_search_values(tx, row[0], resource, None)
+                tx.commit()
+        finally:
+            tx.close()
+        elapsed = time.perf_counter() - started
+        return {"rows": len(self), "seconds": round(elapsed, 1), "rows_per_s": round(len(self) / elapsed, 1)}
+
+    def read_all(self, threads: int = 16) -> None:
+        """Read every file once (into the page cache)."""
+        def one(i: int) -> None:
+            fd = os.open(self.path(i), os.O_RDONLY)
+            try:
+                while os.read(fd, 1 << 20):
+                    pass
+            finally:
+                os.close(fd)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(len(self))))
+
+    def evict(self) -> float:
+        """Every corpus file out of the page cache: written back first (sync), then POSIX_FADV_DONTNEED; and a
+        half-second pause, as ``settle`` makes before a phase."""
+        started = time.perf_counter()
+        os.sync()
+        for _ in range(2):  # twice: a page still in a CPU's LRU batch is not dropped by the first call
+            for i in range(len(self)):
+                fd = os.open(self.path(i), os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+        elapsed = time.perf_counter() - started
+        time.sleep(0.5)
+        return elapsed
+
+    def residency(self, sample: int = 500, seed: int = 0) -> dict:
+        """Of a random sample of corpus files: how many have no page in the page cache, how many all of them,
+        and the fraction of their pages resident (mincore)."""
+        rng = random.Random(seed)
+        chosen = rng.sample(range(len(self)), min(sample, len(self)))
+        empty = full = resident = pages = 0
+        for i in chosen:
+            r, p = resident_pages(self.path(i))
+            empty += r == 0
+            full += r == p
+            resident += r
+            pages += p
+        return {"files": len(chosen), "with_no_page_resident": empty, "fully_resident": full,
+                "resident_pages_fraction": round(resident / pages, 4) if pages else None}
+
+
+def raw_cold_reads(corpus: Corpus, threads: int, seconds: float) -> dict:
+    """The disk's own ceiling: the corpus files (evicted) read whole at random by a plain pool of ``threads``
+    threads (open, read, close: what a retrieve does to the file), each file at most once, for ``seconds``."""
+    order = list(range(len(corpus)))
+    random.Random(11).shuffle(order)
+    position = iter(order)
+    deadline = time.perf_counter() + seconds
+    counts = [0, 0]  # files, bytes
+    latencies: list[float] = []
+
+    def worker() -> None:
+        files = size = 0
+        mine: list[float] = []
+        while time.perf_counter() < deadline:
+            i = next(position, None)  # one shared iterator: each file once (next() is atomic under the GIL)
+            if i is None:
+                break
+            began = time.perf_counter()
+            fd = os.open(corpus.path(i), os.O_RDONLY)
+            try:
+                data = os.read(fd, corpus.sizes[i] + 1)
+            finally:
+                os.close(fd)
+            mine.append(time.perf_counter() - began)
+            files += 1
+            size += len(data)
+        counts[0] += files
+        counts[1] += size
+        latencies.extend(mine)
+
+    started = time.perf_counter()
+    pool = [__import__("threading").Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else 0.0
+
+    return {"files_per_s": round(counts[0] / elapsed, 1), "mb_per_s": round(counts[1] / elapsed / 1e6, 1),
+            "files": counts[0], "threads": threads, "seconds": round(elapsed, 2), "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99), "exhausted": counts[0] >= len(corpus)}
+
+
+def _ok(run: dict) -> int:
+    return sum(n for status, n in run["statuses"].items()
+               if status == "2xx/3xx" or (isinstance(status, int) and 200 <= status < 300))
+
+
+def bench_corpus_backend(name: str, db_url: str | None, work: Path, load: Load, workers: int, corpus: Corpus,
+                         blobs_from: Path | None, budget: int, find_connections: int) -> dict:
+    """One back end against the corpus: register it, then hot and cold finds, retrieves, deposits, the raw
+    cold-read ceiling and finds beside cold retrieves, each phase as long as --seconds (a cold one shorter,
+    so that no file is read twice: see ``cold_seconds``)."""
+    global _TEMPLATE
+    from record_service.storage import prepare
+
+    data_dir = work / "data"
+    settings = Settings(db_url=db_url or f"sqlite:///{data_dir / 'records.sqlite3'}", data_dir=str(data_dir),
+                        key_file=str(work / "key"))
+    figures: dict = {"ram_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}
+    work.mkdir(parents=True, exist_ok=True)
+    # what was on disk before this back end's corpus (PostgreSQL: the empty cluster initdb made, which every
+    # run of the bench makes): the budget counts what the corpus run adds to it
+    before = _disk_bytes(work.parent) - (_disk_bytes(blobs_from) if blobs_from is not None else 0)
+    figures["disk_bytes_before"] = before
+    prepare(settings)  # the schema and the store identity, with no file yet (a start removes unnamed files)
+    if blobs_from is None:
+        print(f"{name:10s} writing the corpus: {len(corpus)} documents, {corpus.bytes / 1e9:.2f} GB", flush=True)
+        figures["corpus_write"] = corpus.write(BlobStore(settings.blob_dir))
+    else:  # the files another back end registered: moved (a rename, no byte written), page cache and all
+        shutil.rmtree(settings.blob_dir)
+        os.rename(blobs_from, settings.blob_dir)
+        corpus.blobs = BlobStore(settings.blob_dir)
+    figures["corpus_register"] = corpus.register(settings.db_url)
+    if db_url:  # a loaded database in its steady state: vacuumed and analysed, its WAL checkpointed
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as connection:
+            connection.execute("VACUUM (ANALYZE)")
+            connection.execute("CHECKPOINT")
+    figures["database_bytes"] = (_disk_bytes(_POSTGRES.dir) - before if db_url else
+                                 _disk_bytes(data_dir) - _disk_bytes(settings.blob_dir))
+    figures["corpus"] = {"documents": len(corpus), "bytes": corpus.bytes, "patients": len(corpus.patients),
+                         "document_bytes": [min(corpus.sizes), max(corpus.sizes)]}
+    used = _disk_bytes(work.parent) - before
+    print(f"{name:10s} corpus registered: {figures['corpus_register']['rows_per_s']:.0f} rows/s; run on disk "
+          f"{used / 1e9:.2f} GB, the database {figures['database_bytes'] / 1e6:.0f} MB of it (budget "
+          f"{budget / 1e9:.2f} GB)", flush=True)
+    peak = used
+
+    def deposit_limit() -> int:
+        """Deposits write 100 KB each: as many as the disk budget leaves now (PostgreSQL checkpointed first,
+        so that its WAL is recycled; 40 MB kept for the database's growth), at most 5 % of the corpus a phase,
+        at least 16; their files are removed after each phase."""
+        if db_url:
+            import psycopg
+
+            with psycopg.connect(db_url, autocommit=True) as connection:
+                connection.execute("CHECKPOINT")
+        room = budget - (_disk_bytes(work.parent) - before) - 40_000_000
+        return max(16, min(int(0.05 * corpus.bytes), room) // DOCUMENT_BYTES)
+
+    service = start_service(work, db_url, workers)
+    key = load_or_create_key(work / "key")
+    reader = luhn_complete("1" + "".join(str(random.Random(5).randint(0, 9)) for _ in range(9)))
+    professional = issue_token(key, Actor(rpps=reader, sector="town_doctor"), 3600)
+    depositor = issue_token(key, Actor(rpps=corpus.author, sector="lab"), 3600)
+    corpus_files = set(corpus.shas)
+
+    def remove_deposited() -> int:
+        """The deposits' files (not the corpus's): the disk is shared. Their rows stay (no one reads them)."""
+        removed = 0
+        for names in corpus.blobs.batches(1000):
+            for file in names:
+                if not file.startswith(".") and file not in corpus_files:
+                    corpus.blobs.remove(file)
+                    removed += 1
+        return removed
+
+    def deposits(limit: int, timed: bool = True) -> dict:
+        """``limit`` new deposits (a template of its own each phase: new masterIdentifiers, new bytes; a repeat
+        would be an idempotent no-op), at most --seconds; their files removed after."""
+        global _TEMPLATE
+        nonlocal peak
+        _TEMPLATE = DepositTemplate(depositor, corpus.patients, corpus.author, uuid.uuid4().hex[:8])
+        settle()
+        run = load.measure(service, lambda: drive(service.port, [], load.connections, load.seconds,
+                                                  unique=_unique_deposit, limit=limit), "ITI-65" if timed else None,
+                           client="python")
+        run.pop("passed_ids", None)
+        run["limit"] = limit
+        peak = max(peak, _disk_bytes(work.parent) - before)
+        run["files_removed_after"] = remove_deposited()
+        return run
+
+    def get_direct(paths: list[str], connections: int, seconds: float) -> dict:
+        if load.client == "wrk":
+            return drive_wrk(service.port, paths, professional, connections, seconds, load.work)
+        return drive(service.port, [http_request("GET", p, professional) for p in paths], connections, seconds)
+
+    rng = random.Random(3)
+    finds = [f"/DocumentReference?patient.identifier={INS_NIR_SYSTEM}|{ins}&status=current&_count=20"
+             for ins in corpus.patients]
+    rng.shuffle(finds)
+
+    def retrieves() -> list[str]:  # the corpus in a new random order each time: uniform, each file once
+        paths = [f"/Binary/{doc_id}" for doc_id in corpus.ids]
+        rng.shuffle(paths)
+        return paths
+
+    try:
+        # the service serves the corpus: its bytes, and finds of its patients
+        for i in random.Random(9).sample(range(len(corpus)), 20):
+            request = urllib.request.Request(f"http://127.0.0.1:{service.port}/Binary/{corpus.ids[i]}",
+                                             headers={"Authorization": f"Bearer {professional}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                if hashlib.sha256(response.read()).hexdigest() != corpus.shas[i]:
+                    raise SystemExit(f"{name}: /Binary/{corpus.ids[i]} did not answer the corpus document's bytes")
+        found = _document_ids(service.port, professional, corpus.patients[:5])
+        expected = {ins: sorted(corpus.ids[i] for i in range(len(corpus)) if corpus.patients[corpus.owner[i]] == ins)
+                    for ins in corpus.patients[:5]}
+        if {ins: sorted(ids) for ins, ids in found.items()} != expected:
+            raise SystemExit(f"{name}: finds of the corpus's patients did not answer their documents")
+
+        # hot: every file read once, then the phases
+        began = time.perf_counter()
+        corpus.read_all()
+        figures["hot_residency"] = corpus.residency()
+        print(f"{name:10s} hot: corpus read in {time.perf_counter() - began:.1f} s; sample resident "
+              f"{figures['hot_residency']}", flush=True)
+        if figures["hot_residency"]["resident_pages_fraction"] < 0.99:
+            figures["hot_note"] = "the corpus does not fit in the page cache: the hot phases are partly cold"
+        settle()
+        figures["hot_finds"] = load.get(service, finds, professional, "ITI-67")
+        figures["hot_retrieves"] = load.get(service, retrieves(), professional, "ITI-68")
+        deposits(load.connections, timed=False)  # untimed: each worker's first deposits (pools, connections)
+        figures["hot_deposits"] = deposits(deposit_limit())
+        settle()
+        figures["hot_finds_alone"] = get_direct(finds, find_connections, load.seconds)
+        with ThreadPoolExecutor(2) as pool:
+            beside = pool.submit(get_direct, finds, find_connections, load.seconds)
+            hot_load = pool.submit(get_direct, retrieves(), load.connections, load.seconds)
+            figures["hot_finds_beside_hot_retrieves"] = beside.result()
+            figures["hot_retrieves_beside"] = hot_load.result()
+
+        # cold: the disk's ceiling first (it sizes the cold phases), each cold phase after a new eviction
+        figures["evict_s"] = round(corpus.evict(), 2)
+        figures["cold_residency_before_raw"] = corpus.residency(seed=1)
+        figures["raw_disk"] = raw_cold_reads(corpus, load.connections, load.seconds)
+        raw = figures["raw_disk"]
+        # a cold phase must not read a file twice (the second read would be hot): as long as --seconds, or
+        # shorter when retrieves at the faster of the disk's rate and the hot retrieves' would read 80 % of
+        # the corpus sooner (wrk counts whole seconds); checked after the phase (read_a_file_twice)
+        bound = max(1.0, min(raw["files_per_s"], figures["hot_retrieves"]["per_s"]))
+        cold_seconds = max(1, min(round(load.seconds), int(0.8 * len(corpus) / bound)))
+        figures["cold_seconds"] = cold_seconds
+        print(f"{name:10s} raw cold reads ({raw['threads']} threads): {raw['files_per_s']:.0f} files/s, "
+              f"{raw['mb_per_s']:.0f} MB/s, p99 {raw['p99_ms']} ms; evicted sample "
+              f"{figures['cold_residency_before_raw']}; cold phases {cold_seconds} s", flush=True)
+        cold_load = Load(load.client, load.connections, cold_seconds, load.work)
+        cold_load.database = load.database
+
+        corpus.evict()
+        figures["cold_residency"] = corpus.residency(seed=2)
+        figures["cold_retrieves"] = cold_load.get(service, retrieves(), professional, "ITI-68")
+        figures["cold_retrieves"]["read_twice"] = figures["cold_retrieves"]["requests"] > len(corpus)
+        figures["cold_residency_after_retrieves"] = corpus.residency(seed=3)
+
+        corpus.evict()
+        figures["cold_finds"] = load.get(service, finds, professional, "ITI-67")
+        figures["finds_alone"] = get_direct(finds, find_connections, cold_seconds)
+        corpus.evict()
+        figures["cold_residency_before_beside"] = corpus.residency(seed=4)
+        with ThreadPoolExecutor(2) as pool:
+            beside = pool.submit(get_direct, finds, find_connections, cold_seconds)
+            cold = pool.submit(get_direct, retrieves(), load.connections, cold_seconds)
+            figures["finds_beside_cold_retrieves"] = beside.result()
+            figures["cold_retrieves_beside_finds"] = cold.result()
+        corpus.evict()
+        figures["cold_deposits"] = deposits(deposit_limit())
+    except Exception:
+        print((work / "serve.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        service.stop()
+    figures["disk_bytes_peak"] = max(peak, _disk_bytes(work.parent) - before)
+    figures["disk_budget_bytes"] = budget
+
+    def ratio(a, b):
+        return round(a / b, 3) if a is not None and b else None
+
+    figures["cold_retrieves_vs_raw_disk"] = ratio(figures["cold_retrieves"]["per_s"], raw["files_per_s"])
+    # what the service's CPU allows at best on this machine: hot retrieves over the same raw cold-read rate
+    figures["hot_retrieves_vs_raw_disk"] = ratio(figures["hot_retrieves"]["per_s"], raw["files_per_s"])
+    figures["finds_p99_beside_cold_vs_alone"] = ratio(figures["finds_beside_cold_retrieves"]["p99_ms"],
+                                                      figures["finds_alone"]["p99_ms"])
+    figures["finds_p99_beside_hot_vs_alone"] = ratio(figures["hot_finds_beside_hot_retrieves"]["p99_ms"],
+                                                     figures["hot_finds_alone"]["p99_ms"])
+    figures["cold_vs_hot"] = {kind: {"per_s": ratio(figures[f"cold_{kind}"]["per_s"], figures[f"hot_{kind}"]["per_s"]),
+                                     "p99": ratio(figures[f"cold_{kind}"]["p99_ms"], figures[f"hot_{kind}"]["p99_ms"])}
+                              for kind in ("finds", "retrieves", "deposits")}
+    return figures
+
+
+CORPUS_PHASES = ("finds", "retrieves", "deposits")
+
+
+def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
+    """The figures of one back end as the JSON line gives them (and prints them)."""
+    s = {"finds_connections": find_connections, "cold_retrieves_vs_raw_disk": f["cold_retrieves_vs_raw_disk"],
+         "hot_retrieves_vs_raw_disk": f["hot_retrieves_vs_raw_disk"],
+         "finds_p99_beside_cold_vs_alone": f["finds_p99_beside_cold_vs_alone"],
+         "finds_p99_beside_hot_vs_alone": f["finds_p99_beside_hot_vs_alone"],
+         "raw_disk_files_per_s": f["raw_disk"]["files_per_s"], "raw_disk_mb_per_s": f["raw_disk"]["mb_per_s"],
+         "raw_disk_p99_ms": f["raw_disk"]["p99_ms"], "raw_disk_threads": f["raw_disk"]["threads"],
+         "cold_seconds": f["cold_seconds"], "cold_vs_hot": f["cold_vs_hot"]}
+    for regime in ("hot", "cold"):
+        for kind in CORPUS_PHASES:
+            run = f[f"{regime}_{kind}"]
+            s[f"{regime}_{kind}_per_s"] = run["per_s"]
+            s[f"{regime}_{kind}_p50_ms"] = run["p50_ms"]
+            s[f"{regime}_{kind}_p99_ms"] = run["p99_ms"]
+            s[f"{regime}_{kind}_cpu_us"] = _cpu_per_request(run)
+    s["cold_retrieves_mb_per_s"] = round(f["cold_retrieves"]["per_s"] * f["corpus"]["bytes"] / f["corpus"]["documents"]
+                                         / 1e6, 1)
+    s["cold_retrieves_read_a_file_twice"] = f["cold_retrieves"]["read_twice"]
+    s["cold_retrieves_non_2xx"] = f["cold_retrieves"]["requests"] - _ok(f["cold_retrieves"])
+    for key in ("finds_alone", "finds_beside_cold_retrieves", "cold_retrieves_beside_finds", "hot_finds_alone",
+                "hot_finds_beside_hot_retrieves", "hot_retrieves_beside"):
+        s[key] = {k: f[key][k] for k in ("per_s", "p50_ms", "p99_ms", "requests")}
+    for key in ("hot_residency", "cold_residency_before_raw", "cold_residency", "cold_residency_after_retrieves",
+                "cold_residency_before_beside"):
+        s[key] = f[key]
+    for key in ("corpus", "corpus_register", "database_bytes", "evict_s", "ram_bytes", "disk_bytes_peak",
+                "disk_budget_bytes", "disk_bytes_before"):
+        s[key] = f[key]
+    s["disk_budget_kept"] = f["disk_bytes_peak"] <= f["disk_budget_bytes"]
+    if "corpus_write" in f:
+        s["corpus_write"] = f["corpus_write"]
+    s["deposit_limits"] = [f["hot_deposits"]["limit"], f["cold_deposits"]["limit"]]
+    if "hot_note" in f:
+        s["hot_note"] = f["hot_note"]
+    for kind in CORPUS_PHASES:
+        print(f"{name:10s} {kind:9s} hot {s[f'hot_{kind}_per_s']:8.0f}/s p99 {s[f'hot_{kind}_p99_ms']:7.2f} ms | "
+              f"cold {s[f'cold_{kind}_per_s']:8.0f}/s p99 {s[f'cold_{kind}_p99_ms']:7.2f} ms | cold/hot rate "
+              f"{f['cold_vs_hot'][kind]['per_s']} p99 {f['cold_vs_hot'][kind]['p99']}", flush=True)
+    print(f"{name:10s} cold retrieves {s['cold_retrieves_per_s']:.0f}/s ({s['cold_retrieves_mb_per_s']} MB/s) against "
+          f"raw cold reads {s['raw_disk_files_per_s']:.0f} files/s ({s['raw_disk_mb_per_s']} MB/s, "
+          f"{s['raw_disk_threads']} threads): cold_retrieves_vs_raw_disk {s['cold_retrieves_vs_raw_disk']} (hot "
+          f"retrieves over the same: {s['hot_retrieves_vs_raw_disk']})", flush=True)
+    print(f"{name:10s} finds ({s['finds_connections']} connections) alone {s['finds_alone']['per_s']:.0f}/s p99 "
+          f"{s['finds_alone']['p99_ms']} ms; beside cold retrieves ({s['cold_retrieves_beside_finds']['per_s']:.0f}/s) "
+          f"{s['finds_beside_cold_retrieves']['per_s']:.0f}/s p99 {s['finds_beside_cold_retrieves']['p99_ms']} ms: "
+          f"finds_p99_beside_cold_vs_alone {s['finds_p99_beside_cold_vs_alone']} (hot: beside hot retrieves "
+          f"{s['hot_finds_beside_hot_retrieves']['p99_ms']} ms against {s['hot_finds_alone']['p99_ms']} ms alone, "
+          f"{s['finds_p99_beside_hot_vs_alone']})", flush=True)
+    print(f"{name:10s} evicted samples (of {s['cold_residency']['files']} files, none of whose pages should be "
+          f"resident): before raw reads {s['cold_residency_before_raw']['with_no_page_resident']}, before cold "
+          f"retrieves {s['cold_residency']['with_no_page_resident']}, before finds beside "
+          f"{s['cold_residency_before_beside']['with_no_page_resident']}", flush=True)
+    return s
+
+
+def run_corpus(args, load: Load, work: Path) -> None:
+    """``--corpus-gb N``: the corpus phases on each back end, and the JSON line of their figures."""
+    global _POSTGRES
+    budget = int(args.corpus_gb * 1e9 * 1.10)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    rng = random.Random(42)
+    author = luhn_complete("1" + "".join(str(rng.randint(0, 9)) for _ in range(9)))
+    # N GB on disk for the corpus as the service stores it: its files and its registry (rows, indexes, WAL),
+    # so the files take 95 % of it; the rest of the budget (N GB + 10 %) is the deposits' and the reads' room
+    corpus = Corpus(args.corpus_gb * 0.95, author)
+    with open("/proc/meminfo") as f:
+        available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    fits = corpus.bytes < 0.8 * available
+    print(f"corpus of {args.corpus_gb:g} GB: {len(corpus)} documents of 100-120 KB ({corpus.bytes / 1e9:.2f} GB of "
+          f"files, the rest for their registry) over {len(corpus.patients)} patients; RAM {ram / 1e9:.1f} GB, available {available / 1e9:.1f} GB: "
+          + ("the corpus fits in the page cache (hot = all cached)" if fits else
+             "the corpus does NOT fit in the page cache: the hot phases are partly cold"), flush=True)
+    find_connections = max(1, args.connections // 8)
+    results: dict[str, dict] = {}
+    blobs_from: Path | None = None
+    started = time.perf_counter()
+    for backend in args.backends.split(","):
+        db_url = None
+        if backend == "postgresql":
+            # WAL kept small (it counts against the disk budget): a checkpoint after the bulk registration
+            # leaves min_wal_size of it
+            _POSTGRES = _POSTGRES or Postgres(work, "-c min_wal_size=32MB -c max_wal_size=128MB")
+            db_url = _POSTGRES.database("corpus")
+        load.database = _POSTGRES if db_url else None
+        figures = bench_corpus_backend(backend, db_url, work / backend, load, args.workers, corpus, blobs_from,
+                                       budget, find_connections)
+        load.database = None
+        results[backend] = corpus_summary(backend, figures, find_connections)
+        # the next back end takes the same files (moved, not copied); this one's database and rest go
+        blobs_from = work / f"corpus-blobs-{backend}"
+        os.rename(work / backend / "data" / "blobs", blobs_from)
+        shutil.rmtree(work / backend, ignore_errors=True)
+        if db_url:
+            _POSTGRES.stop()
+            shutil.rmtree(_POSTGRES.dir, ignore_errors=True)
+            _POSTGRES = None
+    summary: dict = {}
+    cold = [(f["cold_retrieves_vs_raw_disk"], b) for b, f in results.items()
+            if f["cold_retrieves_vs_raw_disk"] is not None]
+    beside = [(f["finds_p99_beside_cold_vs_alone"], b) for b, f in results.items()
+              if f["finds_p99_beside_cold_vs_alone"] is not None]
+    summary["cold_retrieves_vs_raw_disk"] = min(cold)[0] if cold else None
+    summary["cold_retrieves_vs_raw_disk_backend"] = min(cold)[1] if cold else None
+    summary["finds_p99_beside_cold_vs_alone"] = max(beside)[0] if beside else None
+    summary["finds_p99_beside_cold_vs_alone_backend"] = max(beside)[1] if beside else None
+    summary.update(results)
+    summary.update({"corpus_gb": args.corpus_gb, "corpus_documents": len(corpus), "corpus_bytes": corpus.bytes,
+                    "ram_bytes": ram, "corpus_fits_in_page_cache": fits, "client": args.client,
+                    "connections": args.connections, "finds_connections": find_connections, "workers": args.workers,
+                    "seconds": args.seconds, "elapsed_s": round(time.perf_counter() - started, 1)})
+    print(f"least favourable: cold_retrieves_vs_raw_disk {summary['cold_retrieves_vs_raw_disk']} "
+          f"({summary['cold_retrieves_vs_raw_disk_backend']}), finds_p99_beside_cold_vs_alone "
+          f"{summary['finds_p99_beside_cold_vs_alone']} ({summary['finds_p99_beside_cold_vs_alone_backend']})",
+          flush=True)
+    print(json.dumps(summary))
+
+
 _POSTGRES: Postgres | None = None
 
 
@@ -958,12 +1589,23 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
                         help="load client of the GET phases (bare, finds, retrieves); default wrk when installed")
+    parser.add_argument("--corpus-gb", type=float, default=None,
+                        help="measure against a corpus of this many GB on disk, hot and cold (instead of the phases "
+                             "above)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="segur-bench-"))
     load = Load(args.client, args.connections, args.seconds, work)
     print(f"client {args.client}, {args.connections} connections, {args.seconds:g} s a phase; {args.workers} server "
           f"workers; {os.cpu_count()} cores", flush=True)
+    if args.corpus_gb is not None:
+        try:
+            run_corpus(args, load, work)
+        finally:  # the corpus goes, whatever happened (the disk is shared)
+            if _POSTGRES is not None:
+                _POSTGRES.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        return
     results: dict[str, dict] = {}
     bare_runs: list[dict] = []
     try:
