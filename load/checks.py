@@ -173,15 +173,15 @@ def check_search(body: bytes, patient_ins: str, expected: frozenset[str] = froze
 AUTHORISATION_EXTENSION = "dmp-authorisation"   # the end of the TD0.2 answer's authorisation extension URL
 
 
-def check_patient(body: bytes, patient_ins: str) -> bool:
-    """TD0.2 in FHIR: True when the answer lists the patient with an open record the caller may read, False when it
-    lists none (no open record) or says the caller is not authorised (``INTERDIT``: the patient blocked them).
-    Raises :class:`WrongAnswer` for another patient, or for what is not a searchset of Patients."""
+def check_patient(body: bytes, patient_ins: str) -> tuple[bool, bool]:
+    """TD0.2 in FHIR: (the patient has an open record, the caller may read it). No Patient listed means no open
+    record (PDSm4DMP), as does ``active: false``; the authorisation extension ``INTERDIT`` means the patient
+    blocked the caller. Raises :class:`WrongAnswer` for another patient, or for what is not a searchset of Patients."""
     bundle = _bundle(body, "TD0.2", "searchset")
     patients = [entry.get("resource") for entry in bundle.get("entry", [])
                 if isinstance(entry.get("resource"), dict) and entry["resource"].get("resourceType") == "Patient"]
     if not patients:
-        return False
+        return False, False
     if len(patients) > 1:
         raise WrongAnswer("TD0.2", "more than one Patient for one INS")
     patient = patients[0]
@@ -190,7 +190,8 @@ def check_patient(body: bytes, patient_ins: str) -> bool:
         raise WrongAnswer("TD0.2", "a Patient of another INS", f"{sorted(v for v in values if v)[:2]}, asked {patient_ins}")
     refused = any(isinstance(ext, dict) and str(ext.get("url", "")).endswith(AUTHORISATION_EXTENSION)
                   and ext.get("valueCode") not in (None, "VALIDE") for ext in patient.get("extension") or [])
-    return patient.get("active", True) is not False and not refused
+    open_record = patient.get("active", True) is not False
+    return open_record, open_record and not refused
 
 
 def check_history(body: bytes, patient_ins: str) -> None:
@@ -269,11 +270,16 @@ class CreatedDocuments:
     def __init__(self) -> None:
         self._patient_of: dict[str, str] = {}
         self._by_patient: dict[str, dict[str, bool]] = {}   # patient -> {document id: masked}
+        self._created_at: dict[str, float] = {}              # document -> when (seconds since the epoch, scenario time)
         self._blocking: set[tuple[str, str]] = set()  # (patient, the professional they blocked)
 
-    def created(self, patient_ins: str, document: str) -> None:
+    def created(self, patient_ins: str, document: str, at: float | None = None) -> None:
+        """``document`` (its masterIdentifier) was created for ``patient_ins``, ``at`` (scenario seconds since the
+        epoch; None: unknown, then every search expects it)."""
         self._patient_of[document] = patient_ins
         self._by_patient.setdefault(patient_ins, {})[document] = False
+        if at is not None:
+            self._created_at[document] = at
 
     def masking(self, document: str) -> None:
         patient = self._patient_of.get(document)
@@ -288,12 +294,16 @@ class CreatedDocuments:
     def blocking(self, patient_ins: str, rpps: str) -> None:
         self._blocking.add((patient_ins, rpps))
 
-    def expected(self, patient_ins: str, by_patient: bool, rpps: str | None = None) -> frozenset[str]:
-        """The masterIdentifiers a complete search of ``patient_ins``'s record must list, by the patient or a professional
-        (``rpps``: which one; None for any professional, then none the patient blocked)."""
+    def expected(self, patient_ins: str, by_patient: bool, rpps: str | None = None,
+                 since: float | None = None) -> frozenset[str]:
+        """The masterIdentifiers a complete search of ``patient_ins``'s record must list, by the patient or a
+        professional (``rpps``: which one; None for any professional, then none the patient blocked); ``since``
+        (seconds since the epoch): only those created then or later (a later visit asks what came since)."""
         documents = self._by_patient.get(patient_ins)
         if not documents:
             return frozenset()
+        if since is not None:
+            documents = {d: masked for d, masked in documents.items() if self._created_at.get(d, since) >= since}
         if by_patient:
             return frozenset(documents)
         if (patient_ins, rpps) in self._blocking or (rpps is None and any(p == patient_ins for p, _ in self._blocking)):

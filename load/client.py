@@ -329,17 +329,17 @@ class RecordClient:
             self.locations.add(row["document_id"], answer.document, answer.binary,
                                Deposited(bundle.size, bundle.sha256, master_id))
             if answer.created:
-                self.created.created(row["patient_ins"], master_id)
+                self.created.created(row["patient_ins"], master_id, self.clock(row).timestamp())
             self.acks.append(master_id, bundle.sha256, bundle.size, answer.binary)
         return reply.outcome
 
-    def _search(self, row: dict, extra: str = "", complete: bool = True) -> Outcome:
-        """ITI-67 of the row's patient (``extra``: more parameters); ``complete``: the answer must list the documents
-        this run deposited for them (not for a later visit's, which asks only what came since the last visit)."""
+    def _search(self, row: dict, extra: str = "", since: dt.datetime | None = None) -> Outcome:
+        """ITI-67 of the row's patient (``extra``: more parameters); the answer must list the documents this run
+        deposited for them (``since``: those created since then, what a later visit asks for)."""
         ins = row["patient_ins"]
         by_patient = row["actor_kind"] == "patient"
-        expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"]) if complete \
-            else frozenset()
+        expected = self.created.expected(ins, by_patient, None if by_patient else row["actor_id"],
+                                         None if since is None else since.timestamp())
         return self._call("GET", requests.search_path(ins) + extra, row, name="search",
                           check=partial(check_search, patient_ins=ins, expected=expected)).outcome
 
@@ -432,8 +432,8 @@ class RecordClient:
         now = self.clock(row)
         if self.patterns.first_visit(row):
             return self._search(row, f"&period=ge{self.patterns.find_from(now).strftime('%Y-%m-%d')}")
-        since = self.patterns.last_visit(row, now).astimezone(dt.timezone.utc)
-        return self._search(row, f"&date=ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}".replace(":", "%3A"), complete=False)
+        since = self.patterns.last_visit(row, now).astimezone(dt.timezone.utc).replace(microsecond=0)
+        return self._search(row, f"&date=ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}".replace(":", "%3A"), since=since)
 
     def _pdsm_deposit(self, row: dict) -> Outcome:
         if self.patterns.access_check_before_deposit:
@@ -503,24 +503,35 @@ class RecordClient:
             reply = self._soap(request, "ITI-18 FindDocuments", row,
                                partial(_entries_of, ins=ins, expected=expected, name="ITI-18 FindDocuments"), cpu)
             return reply.outcome
-        request, cpu = self._built(lambda: xds.find_submission_sets(assertion, ins, self.patterns.last_visit(row, now)))
-        reply = self._soap(request, "ITI-18 FindSubmissionSets", row, partial(_submission_sets_of, ins=ins), cpu)
+        since = self.patterns.last_visit(row, now).replace(microsecond=0)
+        # what this run deposited for the patient since the last visit: the later visit's calls must bring it back
+        must = self.created.expected(ins, False, row["actor_id"], since.timestamp())
+        request, cpu = self._built(lambda: xds.find_submission_sets(assertion, ins, since))
+        reply = self._soap(request, "ITI-18 FindSubmissionSets", row,
+                           partial(_submission_sets_of, ins=ins, must=must), cpu)
         if not reply.outcome or not reply.checked:
             return reply.outcome
         members: list[str] = []
-        for chunk in _chunks(reply.checked, _MAX_QUERY_VALUES):
+        chunks = _chunks(reply.checked, _MAX_QUERY_VALUES)
+        for number, chunk in enumerate(chunks, 1):
             request, cpu = self._built(lambda: xds.get_associations(assertion, chunk))
-            reply = self._soap(request, "ITI-18 GetAssociations", row, partial(_members_of, sets=set(chunk)), cpu)
+            reply = self._soap(request, "ITI-18 GetAssociations", row,
+                               partial(_members_of, sets=set(chunk), must=must if number == len(chunks) else None,
+                                       before=len(members)), cpu)
             if not reply.outcome:
                 return reply.outcome
             members += reply.checked
-        for batch in _chunks(list(dict.fromkeys(members)), self.patterns.batch_size):
+        found: set[str] = set()
+        batches = _chunks(list(dict.fromkeys(members)), self.patterns.batch_size)
+        for number, batch in enumerate(batches, 1):
             request, cpu = self._built(lambda: xds.get_documents_and_associations(assertion, batch))
+            last = number == len(batches)
             reply = self._soap(request, "ITI-18 GetDocumentsAndAssociations", row,
-                               partial(_entries_of, ins=ins, expected=frozenset(), name="ITI-18 GetDocumentsAndAssociations"),
-                               cpu)
+                               partial(_entries_of, ins=ins, expected=must if last else frozenset(),
+                                       name="ITI-18 GetDocumentsAndAssociations", already=found), cpu)
             if not reply.outcome:
                 return reply.outcome
+            found |= reply.checked
         return Outcome.OK
 
     def _xds_retrieve(self, row: dict) -> Outcome:
@@ -562,7 +573,7 @@ class RecordClient:
         if reply.outcome:
             sha256 = hashlib.sha256(data).hexdigest()
             self.locations.add(row["document_id"], "", "", Deposited(len(data), sha256, master_id))
-            self.created.created(row["patient_ins"], master_id)
+            self.created.created(row["patient_ins"], master_id, self.clock(row).timestamp())
             self.acks.append(master_id, sha256, len(data), "xds:" + xds.unique_id(master_id))
         return reply.outcome
 
@@ -582,23 +593,27 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), max(size, 1))]
 
 
-def _entries_of(answer: xds.Answer, ins: str, expected: frozenset[str], name: str) -> set[str]:
-    """The uniqueIds of the DocumentEntries a query returned; WrongAnswer when one is another patient's, or when
-    a document this run deposited for the patient (``expected``, masterIdentifiers) is missing."""
+def _entries_of(answer: xds.Answer, ins: str, expected: frozenset[str], name: str,
+                already: set[str] = frozenset()) -> set[str]:
+    """The documents (``urn:oid:`` + uniqueId) of the DocumentEntries a query returned; WrongAnswer when one is
+    another patient's, or when a document this run deposited for the patient (``expected``, masterIdentifiers) is
+    neither in it nor ``already`` found by the interaction's earlier calls."""
     _succeeded(answer, name)
     found = set()
     for entry_uuid, unique, patient in answer.entries():
         if patient != xds.cx(ins):
             raise WrongAnswer(name, "a DocumentEntry of another patient", f"{entry_uuid} has {patient!r}, asked {ins}")
         found.add("urn:oid:" + unique)
-    missing = expected - found
+    missing = expected - found - already
     if missing:
         raise WrongAnswer(name, "a document the service acknowledged is missing",
                           f"patient {ins}: {len(missing)} missing, e.g. {sorted(missing)[0]}")
     return found
 
 
-def _submission_sets_of(answer: xds.Answer, ins: str) -> list[str]:
+def _submission_sets_of(answer: xds.Answer, ins: str, must: frozenset[str] = frozenset()) -> list[str]:
+    """The entryUUIDs of the patient's submission sets returned; WrongAnswer when one is another patient's, or when
+    none came back though this run deposited documents for them since (``must``)."""
     _succeeded(answer, "ITI-18 FindSubmissionSets")
     sets = []
     for entry_uuid, patient in answer.submission_sets():
@@ -606,10 +621,15 @@ def _submission_sets_of(answer: xds.Answer, ins: str) -> list[str]:
             raise WrongAnswer("ITI-18 FindSubmissionSets", "a submission set of another patient",
                               f"{entry_uuid} has {patient!r}, asked {ins}")
         sets.append(entry_uuid)
+    if must and not sets:
+        raise WrongAnswer("ITI-18 FindSubmissionSets", "a document the service acknowledged is missing",
+                          f"patient {ins}: no submission set, {len(must)} deposited since, e.g. {sorted(must)[0]}")
     return sets
 
 
-def _members_of(answer: xds.Answer, sets: set[str]) -> list[str]:
+def _members_of(answer: xds.Answer, sets: set[str], must: frozenset[str] | None = None, before: int = 0) -> list[str]:
+    """The DocumentEntries the submission sets asked hold (their HasMember targets); WrongAnswer for an association
+    of another object, or when (``must``: the last call) the sets hold no document though this run deposited some."""
     _succeeded(answer, "ITI-18 GetAssociations")
     members = []
     for source, target in answer.associations():  # ITI-18: the associations whose source or target was asked
@@ -617,4 +637,7 @@ def _members_of(answer: xds.Answer, sets: set[str]) -> list[str]:
             raise WrongAnswer("ITI-18 GetAssociations", "an association of an object not asked for", source)
         if source in sets:
             members.append(target)
+    if must and not members and not before:
+        raise WrongAnswer("ITI-18 GetAssociations", "a document the service acknowledged is missing",
+                          f"no HasMember, {len(must)} deposited since, e.g. {sorted(must)[0]}")
     return members

@@ -161,3 +161,32 @@ def test_an_access_history_must_be_about_the_patient_only():
         check_history(_searchset(_document("a", _by_identifier(ME))), ME)
     with pytest.raises(WrongAnswer):
         check_history(b"[]", ME)
+
+
+def test_td02_in_fhir_says_whether_the_record_is_open_and_the_caller_authorised():
+    from load.checks import check_patient
+
+    def answer(*patients):
+        return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(patients),
+                             "entry": [{"resource": p} for p in patients]})
+
+    def patient(ins, **more):
+        return {"resourceType": "Patient", "identifier": [{"system": INS_NIR_SYSTEM, "value": ins}], **more}
+    extension = "https://segur-loadsim.example/fhir/StructureDefinition/dmp-authorisation"
+    assert check_patient(answer(patient(ME, active=True)), ME) == (True, True)
+    assert check_patient(answer(), ME) == (False, False)                       # no open record (PDSm4DMP)
+    assert check_patient(answer(patient(ME, active=False)), ME) == (False, False)
+    assert check_patient(answer(patient(ME, extension=[{"url": extension, "valueCode": "INTERDIT"}])), ME) == (True, False)
+    with pytest.raises(WrongAnswer, match="another INS"):
+        check_patient(answer(patient(OTHER)), ME)
+    with pytest.raises(WrongAnswer):
+        check_patient(orjson.dumps({"resourceType": "Bundle", "type": "transaction-response"}), ME)
+
+
+def test_a_later_visit_expects_only_what_was_created_since():
+    created = CreatedDocuments()
+    created.created(ME, "old", at=100.0)
+    created.created(ME, "new", at=200.0)
+    created.created(ME, "unknown")
+    assert created.expected(ME, False, since=150.0) == {"new", "unknown"}
+    assert created.expected(ME, False) == {"old", "new", "unknown"}
