@@ -39,7 +39,10 @@ def create_app(settings: Settings):
     metrics = Metrics()
     store = open_store(settings, on_commit=metrics.observe_commit)
     blob_threads = ThreadPoolExecutor(settings.blob_threads, thread_name_prefix="blob-writer")
-    endpoints = Endpoints(settings, store, TokenVerifier(load_or_create_key(settings.key_file)), metrics, blob_threads)
+    # reads of documents not in the page cache: a pool of their own, so they never queue behind fsyncs
+    blob_reads = ThreadPoolExecutor(settings.blob_read_threads, thread_name_prefix="blob-reader")
+    endpoints = Endpoints(settings, store, TokenVerifier(load_or_create_key(settings.key_file)), metrics, blob_threads,
+                          blob_reads)
     # the XDS front's VIHF checks: assertions signed by the structure beside the key file (`segur vihf --key`)
     vihf_verifier = VihfVerifier(trusted_certificates(settings.key_file))
     xds = XdsEndpoints(endpoints, vihf_verifier)
@@ -59,6 +62,7 @@ def create_app(settings: Settings):
             metrics.close()
             await store.close()
             blob_threads.shutdown(wait=True)
+            blob_reads.shutdown(wait=True)
 
     async def metadata(request: Request) -> Response:
         return fhir(capability)

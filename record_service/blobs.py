@@ -1,8 +1,13 @@
 """Document bytes, stored once per content in files named by their SHA-256, and who holds them.
 
-A file is written under a temporary name, fsynced, renamed into place and its directory fsynced,
-so a file under its final name is always complete: a crash leaves at most an orphan temporary file,
-never a truncated document. Identical documents share one file (deduplication for free).
+A file is written under a temporary name in one directory (``<blobs>/.tmp``), fsynced, renamed into place
+and its directory fsynced, so a file under its final name is always complete: a crash leaves at most a
+temporary file in ``.tmp`` (removed whole at the next start), never a truncated document. Identical
+documents share one file (deduplication for free).
+
+Reads do not block the event loop on a disk: :meth:`BlobStore.get_cached` answers a document only when its
+bytes are all in the page cache (``preadv(..., RWF_NOWAIT)``), and the caller reads the others on a thread
+(:meth:`BlobStore.get`).
 
 Sharing files makes removing one a race: a deposit of the same bytes, in this worker process or another,
 may be about to commit a document that names it. :class:`ContentHolds` settles it: a deposit *holds*
@@ -28,6 +33,9 @@ from pathlib import Path
 from segur.files import fsync_directory
 
 _HOLDS_FILE = ".holds"
+TEMPORARY_DIR = ".tmp"  # every file being written, under ".<sha256>.<random>.tmp"
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux >= 4.14, Python >= 3.7
+_REUSED_BUFFER = 1 << 20
 _RETRY_DEADLOCK_S = 0.005
 
 
@@ -151,7 +159,13 @@ class BlobStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._root = str(self.root)
+        self.temporary = self.root / TEMPORARY_DIR
+        self.temporary.mkdir(exist_ok=True)
         self.holds = ContentHolds(self.root / _HOLDS_FILE)
+        # whether a read may ask for page-cached bytes only; turned off for good by a file system that
+        # refuses the flag (EOPNOTSUPP): every read then goes to a thread
+        self.nowait = _NOWAIT is not None
+        self._buffers = threading.local()  # get_cached's read buffer, per thread (the event loop's, in the service)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -168,7 +182,7 @@ class BlobStore:
             return sha256
         directory = final.parent
         directory.mkdir(exist_ok=True)
-        temporary = directory / f".{sha256}.{secrets.token_hex(4)}.tmp"
+        temporary = self.temporary / f".{sha256}.{secrets.token_hex(4)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:
@@ -179,7 +193,7 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temporary, final)
+            os.replace(temporary, final)  # same file system: an atomic rename across directories
         except BaseException:  # a full disk, an I/O error: no half-written file stays
             temporary.unlink(missing_ok=True)
             raise
@@ -218,6 +232,42 @@ class BlobStore:
             os.close(fd)
         return b"".join(chunks)
 
+    def get_cached(self, sha256: str, size: int) -> bytes | None:
+        """The bytes of a stored document if they are all in the page cache, else None (then read them with
+        :meth:`get`, on a thread): never waits for the disk, so it may run on the event loop.
+
+        ``preadv(..., RWF_NOWAIT)`` copies what the page cache holds and answers EAGAIN rather than wait for
+        a disk read (it may start the read-ahead, which the thread's read then finds under way); a partly
+        cached file (a short read) is None too. The open itself may look up a directory
+        entry and an inode that are not cached (a few metadata blocks): the price of a page-cache hit
+        without a thread hop. Errors: ``FileNotFoundError`` (no file), ``OSError``.
+        """
+        if not self.nowait:
+            return None
+        # one byte more than the database says: a longer file is not "all"; a buffer of up to 1 MiB is reused
+        # (a fresh one costs its zeroing and page faults), a larger one is not kept
+        buffer = getattr(self._buffers, "buffer", None)
+        if size + 1 > _REUSED_BUFFER:
+            buffer = bytearray(size + 1)
+        elif buffer is None:
+            buffer = self._buffers.buffer = bytearray(_REUSED_BUFFER)
+        fd = os.open(f"{self._root}/{sha256[:2]}/{sha256}", os.O_RDONLY)
+        try:
+            try:
+                read = os.preadv(fd, [memoryview(buffer)[:size + 1]], 0, _NOWAIT)
+            except BlockingIOError:
+                return None
+            except OSError as error:
+                if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                self.nowait = False  # this file system cannot tell: every read goes to a thread
+                return None
+        finally:
+            os.close(fd)
+        if read != size:  # partly cached, or not the size the database says: the thread's read decides
+            return None
+        return bytes(memoryview(buffer)[:read])
+
     def size(self, sha256: str) -> int | None:
         """The size of a stored document's file, or None when there is none."""
         try:
@@ -229,7 +279,7 @@ class BlobStore:
         """Every file name in the store (temporary ones included), ``size`` at a time."""
         batch: list[str] = []
         for directory in sorted(self.root.iterdir()):
-            if not directory.is_dir():
+            if not directory.is_dir() or directory.name.startswith("."):
                 continue
             for entry in os.scandir(directory):
                 batch.append(entry.name)
@@ -239,8 +289,46 @@ class BlobStore:
         if batch:
             yield batch
 
+    def sample(self, budget: int, per_directory: int, rng) -> list[str]:
+        """File names (temporary ones included) from the content directories, bounded whatever the store holds.
+
+        Visits the ``<2 hex>`` directories in a random order and reads at most ``per_directory`` entries of
+        each (``os.scandir`` stops there: one or two ``getdents`` calls, whatever the directory's size), until
+        ``budget`` names are read. Costs at most 256 directory opens and ``budget`` entries; a store with
+        fewer files than that (every directory under ``per_directory``) is listed whole. The entries read of
+        one directory are the first in the file system's order (on ext4, by hash of the name), so a large
+        store is sampled by directory at random, and within a directory by position.
+        """
+        directories = [d for d in os.listdir(self._root) if len(d) == 2 and not d.startswith(".")]
+        rng.shuffle(directories)
+        names: list[str] = []
+        for directory in directories:
+            if len(names) >= budget:
+                break
+            try:
+                with os.scandir(f"{self._root}/{directory}") as entries:
+                    for count, entry in enumerate(entries, 1):
+                        names.append(entry.name)
+                        if count >= per_directory or len(names) >= budget:
+                            break
+            except NotADirectoryError:
+                continue
+        return names
+
+    def remove_all_temporary(self) -> int:
+        """Remove every file in the temporary directory (writes that never completed); how many. Only while
+        nothing is written (at start, before the workers): it holds only files being written, so it costs
+        at most the writes that were in flight when the service last stopped."""
+        removed = 0
+        with os.scandir(self.temporary) as entries:
+            for entry in entries:
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
     def remove_temporary(self, names: list[str]) -> int:
-        """Remove the temporary files among ``names`` (left by writes that never completed); how many."""
+        """Remove the temporary files among ``names`` found in the content directories (left there by
+        versions that wrote them beside their final name); how many."""
         removed = 0
         for name in names:
             if name.startswith(".") and name.endswith(".tmp"):  # ".<sha256>.<random>.tmp"

@@ -89,7 +89,8 @@ def serve(db_url: str | None, data_dir: str, host: str, port: int, workers: int,
                    "(replacement chains, search values, submission sets)")
     if check.temporary_files_removed or check.orphan_files_removed:
         click.echo(f"removed {check.temporary_files_removed} unfinished and {check.orphan_files_removed} unreferenced "
-                   "document files (writes of deposits that were never acknowledged)")
+                   f"document files (writes of deposits that were never acknowledged; unreferenced ones among "
+                   f"{check.files_swept} files drawn at random)")
     run(settings, host, port, workers, announce=lambda line: click.echo(line, nl=True))
 
 

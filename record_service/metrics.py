@@ -45,6 +45,12 @@ class Metrics:
                                multiprocess_mode="livesum")
         self.documents = Counter("segur_documents_stored", "Documents newly stored", registry=r)
         self.document_bytes = Counter("segur_document_bytes_stored", "Bytes of newly stored documents", registry=r)
+        # where a retrieve's bytes came from: the page cache, read on the event loop, or a thread (a miss)
+        self.document_reads = Counter("segur_document_reads", "Document files read, by source: 'cache' (page-cached,"
+                                      " on the event loop) or 'thread' (not all cached: read on a thread)",
+                                      ["source"], registry=r)
+        self.reads_cached = self.document_reads.labels("cache")
+        self.reads_on_thread = self.document_reads.labels("thread")
         self.rejections = Counter("segur_rejections", "Requests refused, by reason", ["reason"], registry=r)
         self.commit_batch = Histogram("segur_commit_batch_writes", "Writes per group-commit transaction",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r)

@@ -38,6 +38,7 @@ class Settings:
     min_body_rate: int = DEFAULT_MIN_BODY_RATE
     max_batch: int = 256  # operations committed together by the group committer
     blob_threads: int = 16  # parallel file writes + fsyncs
+    blob_read_threads: int = 16  # parallel reads of documents not in the page cache (the disk's queue, per worker)
 
     @property
     def blob_dir(self) -> Path:

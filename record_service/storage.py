@@ -28,6 +28,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -248,11 +249,14 @@ class DataDirectoryCheck:
     temporary_files_removed: int
     orphan_files_removed: int
     documents_migrated: int = 0  # written by an older version, given their chains and search values at this start
+    files_swept: int = 0  # file names drawn for the orphan sweep (bounded: see check_data_directory)
 
 
 _SAMPLE = 50  # documents whose files are looked for at start
 _LIVE = "status <> 'deleted'"  # a deleted document's file is removed (see Store.discard): it names none
 _BATCH = 500  # files asked about per query when sweeping
+_SWEEP_FILES = 4096  # file names drawn at start for the orphan sweep (see check_data_directory)
+_SWEEP_PER_DIRECTORY = 256  # at most this many of one content directory: 16 directories or more per start
 
 
 def lock_data_directory(data_dir: str | Path) -> int:
@@ -313,19 +317,31 @@ def _tie_to_database(store: Store, connection: WriteTransaction) -> None:
         fsync_directory(marker.parent)
 
 
-def check_data_directory(store: Store) -> DataDirectoryCheck:
+def check_data_directory(store: Store, rng: random.Random | None = None) -> DataDirectoryCheck:
     """Before any worker runs (so nothing is being deposited): make sure the database and the data directory
-    belong together, then remove what failed deposits left behind.
+    belong together, then remove what failed deposits left behind. Bounded whatever the store holds (a
+    billion files cost what a thousand do): a bounded number of queries, files and directories, never a walk.
 
-    - Both carry the same identity (see :func:`_tie_to_database`), and a sample of stored documents, from a
-      random point of the id index, has its files: a database pointed at another service's data directory
-      is refused at start rather than answering 500 per read, or losing files to the sweep below.
-    - Temporary files are writes that never completed; files no document names are bytes written for a
-      deposit whose metadata never committed (refused by a concurrent conflict, a storage error, a crash)
-      or the bytes of deleted documents whose removal was cut short (a deleted document names no file).
-      No request is in flight to claim them, so both are removed.
+    - Both carry the same identity (see :func:`_tie_to_database`, which reads at most the first entry of each
+      content directory), and a sample of ``_SAMPLE`` stored documents, from a random point of the id index,
+      has its files: a database pointed at another service's data directory is refused at start rather than
+      answering 500 per read, or losing files to the sweep below. (Sampled, as it always was.)
+    - Temporary files are writes that never completed. Every write's temporary file lives in one directory
+      (``blobs/.tmp``), which is emptied whole: this guarantee stays total, and costs the writes that were in
+      flight when the service stopped (at most workers x blob threads), not the store's size.
+    - Files no document names are bytes written for a deposit whose metadata never committed (refused and
+      cut short by a crash, or kept because the database could not answer its clean-up) or the bytes of
+      deleted documents whose removal was cut short. These are now removed from a random sample of at most
+      ``_SWEEP_FILES`` names (``_SWEEP_PER_DIRECTORY`` per content directory, directories in a random order;
+      see ``BlobStore.sample``), the whole store when it holds fewer. Sampled, not total, and safe: such a
+      file is a complete file that no live document names, so it only wastes its bytes (a read goes through
+      the database; a later deposit of the same bytes reuses it, complete by construction); they arise only
+      from work cut short (one per deposit or delete in flight at a crash), and each start removes those it
+      draws. Temporary files in a content directory (written there by earlier versions) met in the sample
+      are removed too.
     """
     blobs = store.blobs
+    rng = rng or random.SystemRandom()
     connection = store.connect()
     try:
         _tie_to_database(store, connection)
@@ -341,8 +357,11 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
                 f"{len(missing)} of {len(sample)} documents checked have no file (or a file of another size) under "
                 f"{blobs.root}, e.g. DocumentReference/{missing[0][0]} ({missing[0][1]}): this data directory does "
                 "not belong to this database")
-        temporary = orphans = 0
-        for names in blobs.batches(_BATCH):
+        temporary = blobs.remove_all_temporary()
+        orphans = 0
+        drawn = blobs.sample(_SWEEP_FILES, _SWEEP_PER_DIRECTORY, rng)
+        for at in range(0, len(drawn), _BATCH):
+            names = drawn[at:at + _BATCH]
             temporary += blobs.remove_temporary(names)
             stored = [name for name in names if not name.startswith(".")]
             if not stored:
@@ -354,6 +373,6 @@ def check_data_directory(store: Store) -> DataDirectoryCheck:
                 if name not in named:
                     blobs.remove(name)
                     orphans += 1
-        return DataDirectoryCheck(len(sample), len(missing), temporary, orphans)
+        return DataDirectoryCheck(len(sample), len(missing), temporary, orphans, files_swept=len(drawn))
     finally:
         connection.close()

@@ -323,7 +323,7 @@ class XdsEndpoints:
                                          location=unique_id))
                 continue
             content_type, sha256, size = row[7], row[8], row[9]
-            data = self.fhir.stored_bytes(document_id, sha256, size)
+            data = await self.fhir.stored_bytes(document_id, sha256, size)
             answer = etree.SubElement(response, q("xdsb", "DocumentResponse"))
             etree.SubElement(answer, q("xdsb", "RepositoryUniqueId")).text = terms.REPOSITORY_UNIQUE_ID
             etree.SubElement(answer, q("xdsb", "DocumentUniqueId")).text = unique_id
