@@ -6,6 +6,15 @@ every document file from the page cache (fsync, then ``posix_fadvise(DONTNEED)``
 in a loop during it, so nearly every retrieve misses the cache. Prints one JSON object.
 
     uv run python tools/cold_reads.py [--documents 3000] [--workers 2] [--seconds 8] [--db postgresql://…]
+
+Measured 2026-11-30, 20:01-20:07 UTC (SQLite, 2 workers, 6 s a phase, load average ~6 on 8 CPUs from other
+work), HEAD before the cold-read change ("inline": every read on the event loop) against it, alternated:
+  inline:  retrieves hot 2151 / 5231 /s; cold 2007 / 1781 /s (p99 82 / 66 ms); finds beside cold retrieves
+           205 / 324 /s, p99 55 / 48 ms (alone p99 9 / 9 ms)
+  pooled:  retrieves hot 3426 / 4657 /s; cold 1882 / 2467 /s (p99 74 / 53 ms); finds beside cold retrieves
+           400 / 526 /s, p99 46 / 43 ms (alone p99 19 / 8 ms); 97 % of cold reads on a thread
+  raw cold reads of the same files, 32 threads: 12 000-17 000 /s (the service's CPU, not this disk, is
+  the limit of cold retrieves here: 0.11-0.16 of it)
 """
 
 from __future__ import annotations
