@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import zlib
 from dataclasses import dataclass, fields
 
@@ -79,8 +80,6 @@ class CallPatterns:
     def last_visit(self, row: dict, now: dt.datetime) -> dt.datetime:
         """When the professional last saw the patient (a later visit): exponential, mean ``days_since_last_visit``,
         at least an hour before ``now``."""
-        import math
-
         days = -math.log(max(1.0 - _uniform(row, "since"), 1e-12)) * self.days_since_last_visit
         return now - dt.timedelta(days=max(days, 1 / 24))
 

@@ -246,7 +246,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         _replay_surge(result["outage_drain"], simulated, service, out, slo, limits, headroom_required,
                       summary["scale"], f"{tag}r", log, left, protocol)
     result["model_check"] = _model_check(result, first_broken)
-    result["protocols"] = {protocol: _protocol_summary(result, steps, summary)}
+    result["protocols"] = {protocol: _protocol_summary(result)}
     skip = _compare_skipped(compare, protocol, service, disk_budget, search_bytes)
     if skip:
         result["protocols"][compare] = {"skipped": skip}
@@ -343,7 +343,7 @@ def _compare_skipped(compare: str | None, protocol: str, service: Service, disk_
             "budget is left (raise --max-disk-gb, or plan it alone with --protocol)")
 
 
-def _protocol_summary(result: dict, steps: list[Step], summary: dict) -> dict:
+def _protocol_summary(result: dict) -> dict:
     return {"max_sustainable_speedup": result["max_sustainable_speedup"], "national_headroom": result["national_headroom"],
             "holds": result["holds"], "measured_at_speedup": result["measured_at_speedup"],
             "interactions": result["interactions"], "calls": result["calls"]}
