@@ -137,6 +137,7 @@ from record_service.auth import Actor, issue_token, load_or_create_key  # noqa: 
 from record_service.blobs import BlobStore  # noqa: E402
 from record_service.ceiling import DOCUMENT_BYTES  # noqa: E402
 from record_service.settings import Settings  # noqa: E402
+from segur import page_cache  # noqa: E402
 from segur.identifiers import INS_NIR_SYSTEM, RPPS_SYSTEM, ins_key, luhn_complete  # noqa: E402
 
 SEGUR = str(Path(sys.executable).parent / "segur")
@@ -990,51 +991,7 @@ def xds_vs_fhir(figures: dict) -> dict:
 
 # --- a corpus on disk: N GB of documents, measured hot and cold against the disk's own ceiling ------------
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_LIBC = None
 _CORPUS_TYPES = ("11502-2", "34133-9", "18842-5", "57833-6", "11488-4")  # lab report, summary, discharge, ...
-
-
-def _libc():
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_long)
-        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
-        _LIBC = libc
-    return _LIBC
-
-
-def resident_pages(path: str) -> tuple[int, int]:
-    """(pages in the page cache, pages) of a file, by mincore(2) on a read-only mapping (which reads nothing)."""
-    import ctypes
-    import mmap
-
-    libc = _libc()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if not size:
-            return 0, 0
-        pages = (size + _PAGE - 1) // _PAGE
-        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if address is None or address == ctypes.c_void_p(-1).value:
-            raise OSError(ctypes.get_errno(), f"mmap {path}")
-        try:
-            vector = (ctypes.c_ubyte * pages)()
-            if libc.mincore(address, size, vector) != 0:
-                raise OSError(ctypes.get_errno(), f"mincore {path}")
-            return sum(v & 1 for v in vector), pages
-        finally:
-            libc.munmap(address, size)
-    finally:
-        os.close(fd)
 
 
 def _disk_bytes(root: Path) -> int:
@@ -1176,35 +1133,16 @@ class Corpus:
             list(pool.map(one, range(len(self))))
 
     def evict(self) -> float:
-        """Every corpus file out of the page cache: written back first (sync), then POSIX_FADV_DONTNEED; and a
-        half-second pause, as ``settle`` makes before a phase."""
-        started = time.perf_counter()
-        os.sync()
-        for _ in range(2):  # twice: a page still in a CPU's LRU batch is not dropped by the first call
-            for i in range(len(self)):
-                fd = os.open(self.path(i), os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
-        elapsed = time.perf_counter() - started
+        """Every corpus file out of the page cache (segur.page_cache.evict: sync, then POSIX_FADV_DONTNEED,
+        twice); and a half-second pause, as ``settle`` makes before a phase."""
+        _, _, elapsed = page_cache.evict([self.path(i) for i in range(len(self))])
         time.sleep(0.5)
         return elapsed
 
     def residency(self, sample: int = 500, seed: int = 0) -> dict:
         """Of a random sample of corpus files: how many have no page in the page cache, how many all of them,
-        and the fraction of their pages resident (mincore)."""
-        rng = random.Random(seed)
-        chosen = rng.sample(range(len(self)), min(sample, len(self)))
-        empty = full = resident = pages = 0
-        for i in chosen:
-            r, p = resident_pages(self.path(i))
-            empty += r == 0
-            full += r == p
-            resident += r
-            pages += p
-        return {"files": len(chosen), "with_no_page_resident": empty, "fully_resident": full,
-                "resident_pages_fraction": round(resident / pages, 4) if pages else None}
+        and the fraction of their pages resident (segur.page_cache.residency_sample: mincore)."""
+        return page_cache.residency_sample([self.path(i) for i in range(len(self))], sample, seed)
 
 
 def raw_cold_reads(corpus: Corpus, threads: int, seconds: float) -> dict:

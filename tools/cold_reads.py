@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from record_service.auth import Actor, issue_token, load_or_create_key
+from segur import page_cache
 from segur.identifiers import INS_NIR_SYSTEM, RPPS_SYSTEM, ins_key, luhn_complete
 
 SEGUR = str(Path(sys.executable).parent / "segur")
@@ -100,22 +101,9 @@ def _post(url: str, token: str, body: bytes) -> str:
 
 
 def evict(root: Path, sync: bool = True) -> int:
-    """Drop every file under ``root`` from the page cache (after an fsync, unless ``sync`` is False); how many."""
-    count = 0
-    for directory, _, files in os.walk(root):
-        for name in files:
-            try:
-                fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                if sync:
-                    os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                count += 1
-            finally:
-                os.close(fd)
-    return count
+    """Drop every file under ``root`` from the page cache (segur.page_cache.evict; after a sync unless ``sync`` is
+    False, one pass); how many."""
+    return page_cache.evict(root, passes=1, sync=sync)[0]
 
 
 def wrk(port: int, paths: list[str], token: str, connections: int, seconds: int, work: Path) -> dict:
