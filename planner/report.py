@@ -122,12 +122,44 @@ def latency_by_operation(plan: dict, path: Path) -> None:
     _save(figure, path)
 
 
+def capacity_by_corpus(plan: dict, path: Path) -> None:
+    """The capacity found against each corpus searched, by the corpus's size (log GB), this machine's RAM marked:
+    hot and cold share a size and differ by where the documents are read from."""
+    entries = plan.get("capacity_by_corpus") or []
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    markers = {"hot": ("o", "tab:red"), "cold": ("s", "tab:blue")}
+    for entry in entries:
+        marker, colour = markers.get(entry["regime"], ("D", "tab:green"))
+        gb = max(entry["bytes"], 1) / 1e9
+        axis.plot([gb], [entry["max_sustainable_speedup"]], marker, color=colour, ms=9)
+        p99 = entry.get("retrieve_p99_ms")
+        mb = entry.get("disk_read_mb_per_s")
+        axis.annotate(f"{entry['regime']}" + (f"\nretrieve p99 {p99:g} ms" if p99 is not None else "")
+                      + (f"\ndisk {mb:g} MB/s" if mb is not None else ""),
+                      (gb, entry["max_sustainable_speedup"]), textcoords="offset points", xytext=(8, -4), fontsize=7)
+    ram = (plan.get("corpus") or {}).get("ram_bytes")
+    if ram:
+        axis.axvline(ram / 1e9, color="grey", ls="--", lw=1, label=f"this machine's RAM ({ram / 2**30:,.0f} GiB)")
+        axis.legend(fontsize=8)
+    axis.set_xscale("log")
+    axis.set_ylim(bottom=0)
+    axis.set_xlabel("corpus in the service, GB (log)")
+    axis.set_ylabel("max sustainable speed-up")
+    axis.set_title("capacity against the corpus (hot: page cache; cold: read from the disk)")
+    _save(figure, path)
+
+
 PLOTS = {"latency_knee.png": latency_knee, "latency_by_operation.png": latency_by_operation,
          "throughput.png": throughput, "errors_lateness.png": errors_and_lateness}
 
 
+def _plots(plan: dict) -> dict:
+    """The plots this plan has: the fixed ones, and capacity by corpus when it searched a corpus."""
+    return {**PLOTS, **({"capacity_by_corpus.png": capacity_by_corpus} if plan.get("capacity_by_corpus") else {})}
+
+
 def write(plan: dict, out: Path) -> None:
-    for name, draw in PLOTS.items():
+    for name, draw in _plots(plan).items():
         draw(plan, out / name)
     (out / "plan.json").write_text(json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
     (out / "report.html").write_text(_html(plan, out), encoding="utf-8")
@@ -193,6 +225,53 @@ def _protocols(plan: dict) -> str:
     return "".join(parts)
 
 
+def _disk_cell(step: dict) -> str:
+    if step.get("disk_read_iops") is None:
+        return ""
+    return f"{step['disk_read_iops']:,.0f}, {step['disk_read_mb_per_s']:,.1f}, {step['disk_busy_share']:.0%}"
+
+
+def _corpus(plan: dict) -> str:
+    """The corpus measured against, the capacity in each regime searched, and storage for planners."""
+    corpus, entries, storage = plan.get("corpus"), plan.get("capacity_by_corpus") or [], plan.get("storage") or {}
+    if not corpus:
+        return ""
+    def number(value, form: str = "{:,.1f}") -> str:
+        return "" if value is None else form.format(value)
+    parts = [f"<h2>The corpus</h2><p>The verdict is measured against a <b>{html.escape(corpus['regime'])}</b> corpus "
+             f"of {corpus['documents']:,} documents ({corpus['bytes'] / 1e9:,.2f} GB; this machine has "
+             f"{corpus['ram_bytes'] / 2**30:,.0f} GiB of RAM). Cold: every document older than the window is evicted "
+             "from the page cache before each pass over the window, so its reads go to the disk, as in the national "
+             "record (over a billion documents, far larger than any RAM); hot: all of them cached.</p>"]
+    rows = "".join(
+        f"<tr><td>{html.escape(e['regime'])}</td><td>{e['documents']:,}</td><td>{e['bytes'] / 1e9:,.2f}</td>"
+        f"<td>{e['max_sustainable_speedup']:,.0f}×</td><td>{number(e.get('national_headroom'), '{:.3g}×')}</td>"
+        f"<td>{number(e.get('retrieve_p99_ms'), '{:g}')}</td><td>{number(e.get('disk_read_iops'), '{:,.0f}')}</td>"
+        f"<td>{number(e.get('disk_read_mb_per_s'))}</td><td>{number(e.get('disk_busy_share'), '{:.0%}')}</td>"
+        f"<td>{html.escape(str(e.get('bottleneck') or ''))}</td></tr>" for e in entries)
+    parts.append("<table><tr><th>corpus</th><th>documents</th><th>GB</th><th>max speed-up</th><th>national headroom"
+                 "</th><th>retrieve p99 ms</th><th>disk reads/s</th><th>disk MB/s</th><th>disk busy</th>"
+                 f"<th>first limit</th></tr>{rows}</table><p>Figures at the highest step that held.</p>")
+    need = storage.get("window_disk_reads") or {}
+    if need.get("national_disk_read_iops") is not None:
+        parts.append(f"<p>The national window needs, in the {html.escape(need['regime'])} regime, "
+                     f"{need['national_retrieves_per_second']:,.0f} retrieves/s, read from the disk as "
+                     f"{need['national_disk_read_iops']:,} reads/s and {need['national_disk_read_mb_per_s']:,.0f} MB/s "
+                     f"({need['disk_reads_per_retrieve']:g} disk reads and {need['disk_mb_per_retrieve']:g} MB per "
+                     "retrieve, measured at the step that held most).</p>")
+    years = storage.get("by_year") or []
+    if years:
+        sectors = sorted({name for year in years for name in year.get("by_sector", {})})
+        head = "".join(f"<th>{html.escape(name)} TB</th>" for name in sectors)
+        body = "".join(
+            f"<tr><td>{y['year']}</td><td>{y['documents']:,}</td><td>{y['bytes'] / 1e12:,.1f}</td>"
+            + "".join(f"<td>{y.get('by_sector', {}).get(name, {}).get('bytes', 0) / 1e12:,.1f}</td>" for name in sectors)
+            + "</tr>" for y in years)
+        parts.append("<h3>Storage for planners: the national record at the end of each year (cumulative)</h3>"
+                     f"<table><tr><th>year</th><th>documents</th><th>TB</th>{head}</tr>{body}</table>")
+    return "".join(parts)
+
+
 def _banner(plan: dict) -> str:
     if "national_headroom" not in plan:  # a plan.json written before the national verdict
         return "HOLDS" if plan.get("holds_scenario") else "DOES NOT HOLD"
@@ -231,6 +310,7 @@ def _html(plan: dict, out: Path) -> str:
         f"<td>{s['requests']:,}</td><td>{s['failures']:,}</td><td>{s['unanswered']:,}</td><td>{s['wrong_answers']:,}</td>"
         f"<td>{s['error_rate']:.2%} ({s['rejections']} × 503)</td><td>{s['lateness_p99_ms']:.3g}</td>"
         f"<td>{'' if s['service_cpu_cores'] is None else s['service_cpu_cores']}</td><td>{s['driver_cpu_cores']}</td>"
+        f"<td>{_disk_cell(s)}</td>"
         f"<td>{'holds' if s['holds'] else html.escape('; '.join(s['broken']))}</td></tr>"
         for s in sorted(plan["steps"], key=lambda s: s["speedup"]))
     headroom = plan.get("national_headroom") or {}
@@ -257,7 +337,7 @@ def _html(plan: dict, out: Path) -> str:
             f"predicted {check['predicted']:,.0f}×, measured {check['measured']:,.0f}× ({check['error']:+.0%})"
             + (f": {check['note']}" if check.get("note") else ""))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in figures.items())
-    images = "".join(_image(out / name) for name in PLOTS)
+    images = "".join(_image(out / name) for name in _plots(plan))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Capacity plan: {html.escape(plan['scenario'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} th{{background:#f4f4f4;text-align:left}}
@@ -268,9 +348,10 @@ tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef8ee}} img{{max-width:10
 <p class="banner {'holds' if plan.get('holds') else 'fails'}">{html.escape(_banner(plan))}</p>
 <p class="verdict">{html.escape(plan['verdict'].removeprefix(_banner(plan) + '.').strip())}</p><table>{table}</table>
 {_protocols(plan)}
+{_corpus(plan)}
 <h2>Latency by call</h2>{_operations_table(plan)}
 <h2>Steps</h2><p>Failed counts every request not answered right: unanswered (no answer before the step's
 drain time) and wrong answers (an accepted status, wrong content) are part of it.</p>
 <table><tr><th>speed-up</th><th>offered/s</th><th>achieved/s</th><th>p50 ms</th><th>p99 ms</th>
-<th>requests</th><th>failed</th><th>of them unanswered</th><th>of them wrong answers</th><th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>verdict</th></tr>{rows}</table>
+<th>requests</th><th>failed</th><th>of them unanswered</th><th>of them wrong answers</th><th>errors</th><th>lateness p99 ms</th><th>service cores</th><th>driver cores</th><th>disk reads/s, MB/s, busy</th><th>verdict</th></tr>{rows}</table>
 {images}<p>Locust's own CSV and HTML reports of every step are in <code>steps/</code> beside this file.</p></body></html>"""
