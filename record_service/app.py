@@ -21,6 +21,7 @@ from identity.structure import trusted_certificates
 from identity.vihf import VihfVerifier
 from record_service.admission import AdmissionMiddleware, BodyLimits
 from record_service.auth import TokenVerifier, load_or_create_key
+from record_service.bulk_load import BulkLoad
 from record_service.capability import capability_statement
 from record_service.endpoints import Endpoints, fhir
 from record_service.xds.endpoints import XdsEndpoints
@@ -46,6 +47,7 @@ def create_app(settings: Settings):
     # the XDS front's VIHF checks: assertions signed by the structure beside the key file (`segur vihf --key`)
     vihf_verifier = VihfVerifier(trusted_certificates(settings.key_file))
     xds = XdsEndpoints(endpoints, vihf_verifier)
+    bulk = BulkLoad(endpoints)  # the operator's pre-load (segur seed), see record_service.bulk_load
     capability = capability_statement()
 
     @contextlib.asynccontextmanager
@@ -113,6 +115,7 @@ def create_app(settings: Settings):
         Route("/xds/iti18", xds.iti18, methods=["POST"]),
         Route("/xds/iti43", xds.iti43, methods=["POST"]),
         Route("/xds/td02", xds.td02, methods=["POST"]),
+        Route("/$bulk-load", bulk.load, methods=["POST"]),
         Route("/metadata", metadata, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
