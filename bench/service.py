@@ -241,6 +241,98 @@ def drive(port: int, requests: list[bytes], connections: int, seconds: float, un
     return result
 
 
+# --- the open-model client: requests at a fixed rate, whatever the answers' latency -----------------
+
+async def _drive_open(port: int, requests: list[bytes], rate: float, seconds: float, max_connections: int) -> dict:
+    """Request k sent at start + k / rate (evenly spaced, not in a closed loop: a slow answer does not slow the
+    next request), each on an idle keep-alive connection (a new one opened when none is idle, up to
+    ``max_connections``, then it waits for one). The latency is counted from the request's scheduled time, so
+    a wait for a connection or for this client's loop is in it (no coordinated omission); ``send_late_p99_ms``
+    says how late the client itself was in sending."""
+    loop = asyncio.get_running_loop()
+    count = max(1, int(rate * seconds))
+    idle: list = []
+    opened = 0
+    free = asyncio.Condition()
+    latencies: list[float] = []
+    late: list[float] = []
+    statuses: dict[int, int] = {}
+    for _ in range(min(16, max_connections)):  # a few ready before the clock starts
+        idle.append(await asyncio.open_connection("127.0.0.1", port, limit=1 << 22))
+        opened += 1
+
+    async def one(scheduled: float, request: bytes) -> None:
+        nonlocal opened
+        late.append(loop.time() - scheduled)
+        async with free:
+            while not idle and opened >= max_connections:
+                await free.wait()
+            connection = idle.pop() if idle else None
+            if connection is None:
+                opened += 1
+        if connection is None:
+            connection = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        reader, writer = connection
+        writer.write(request)
+        status, _ = await _read_response(reader)
+        latencies.append(loop.time() - scheduled)
+        statuses[status] = statuses.get(status, 0) + 1
+        async with free:
+            idle.append(connection)
+            free.notify()
+
+    start = loop.time() + 0.05
+    tasks = []
+    for k in range(count):
+        scheduled = start + k / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(scheduled, requests[k % len(requests)])))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    for _, writer in idle:
+        writer.close()
+    latencies.sort()
+    late.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 2) if values else 0.0
+
+    ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
+    return {"offered_per_s": round(rate, 1), "per_s": round(ok / elapsed, 1), "requests": len(latencies),
+            "statuses": statuses, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
+            "max_ms": pct(latencies, 1.0), "send_late_p99_ms": pct(late, 0.99), "connections_opened": opened}
+
+
+def _open_client_process(port, requests, rate, seconds, max_connections, out) -> None:
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    out.put(asyncio.run(_drive_open(port, requests, rate, seconds, max_connections)))
+
+
+def drive_open(port: int, loads: list[tuple[list[bytes], float]], seconds: float, max_connections: int = 256
+               ) -> list[dict]:
+    """Several open-model loads at once (``(requests, rate)`` each), each from a process of its own started
+    together (so one's answers never delay the other's sending), for ``seconds``."""
+    context = multiprocessing.get_context("fork")
+    runs = []
+    for requests, rate in loads:
+        out = context.Queue()
+        process = context.Process(target=_open_client_process,
+                                  args=(port, requests, rate, seconds, max_connections, out))
+        runs.append((process, out))
+    for process, _ in runs:
+        process.start()
+    results = [out.get(timeout=seconds + 120) for _, out in runs]
+    for process, _ in runs:
+        process.join(30)
+    return results
+
+
 # --- the native client: wrk, when installed ------------------------------------------------------
 
 _WRK_SCRIPT = """
@@ -1120,8 +1212,8 @@ class Corpus:
         elapsed = time.perf_counter() - started
         return {"rows": len(self), "seconds": round(elapsed, 1), "rows_per_s": round(len(self) / elapsed, 1)}
 
-    def read_all(self, threads: int = 16) -> None:
-        """Read every file once (into the page cache)."""
+    def read_all(self, threads: int = 16, indexes: list[int] | None = None) -> None:
+        """Read every file once, or those of ``indexes`` (into the page cache)."""
         def one(i: int) -> None:
             fd = os.open(self.path(i), os.O_RDONLY)
             try:
@@ -1130,7 +1222,7 @@ class Corpus:
             finally:
                 os.close(fd)
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(len(self))))
+            list(pool.map(one, range(len(self)) if indexes is None else indexes))
 
     def evict(self) -> float:
         """Every corpus file out of the page cache (segur.page_cache.evict: sync, then POSIX_FADV_DONTNEED,
@@ -1367,6 +1459,53 @@ def bench_corpus_backend(name: str, db_url: str | None, work: Path, load: Load, 
             cold = pool.submit(get_direct, retrieves(), load.connections, cold_seconds)
             figures["finds_beside_cold_retrieves"] = beside.result()
             figures["cold_retrieves_beside_finds"] = cold.result()
+
+        # finds beside retrieves at fixed rates (open model, well under the capacities just measured): whether
+        # a retrieve that waits for the disk stalls the other requests of its worker, not how two saturating
+        # loads share 2 cores. The rule: finds at OPEN_FIND_SHARE of the closed-loop cold finds rate, retrieves
+        # at OPEN_RETRIEVE_SHARE of the closed-loop cold retrieves rate; finds alone, beside cold retrieves
+        # (freshly evicted files, each once), beside hot retrieves at the same rate (the control: files read
+        # just before), and alone again (the noise of "alone")
+        find_rate = round(OPEN_FIND_SHARE * figures["cold_finds"]["per_s"], 1)
+        retrieve_rate = round(OPEN_RETRIEVE_SHARE * figures["cold_retrieves"]["per_s"], 1)
+        open_seconds = max(1, min(2 * round(load.seconds), int(0.8 * len(corpus) / max(1.0, retrieve_rate))))
+        find_requests = [http_request("GET", p, professional) for p in finds]
+        figures["open_rates"] = {"finds_per_s": find_rate, "retrieves_per_s": retrieve_rate, "seconds": open_seconds,
+                                 "rule": f"finds at {OPEN_FIND_SHARE} of the cold finds' closed-loop rate, retrieves "
+                                         f"at {OPEN_RETRIEVE_SHARE} of the cold retrieves' closed-loop rate"}
+
+        def open_phase(indexes: list[int] | None) -> tuple[dict, dict | None]:
+            loads = [(find_requests, find_rate)]
+            if indexes is not None:
+                loads.append(([http_request("GET", f"/Binary/{corpus.ids[i]}", professional) for i in indexes],
+                              retrieve_rate))
+            settle(0.5)
+            run = load.measure(service, lambda: {"runs": drive_open(service.port, loads, open_seconds)},
+                               client="python")
+            runs = run.pop("runs")
+            runs[0].update(run)
+            runs[0]["machine_busy"] = round(run["machine_cpu_s"] / ((os.cpu_count() or 1) * open_seconds), 3)
+            return runs[0], (runs[1] if len(runs) > 1 else None)
+
+        order = list(range(len(corpus)))
+        rng.shuffle(order)
+        wanted = int(retrieve_rate * open_seconds) + 1
+        figures["open_finds_alone"], _ = open_phase(None)
+        corpus.evict()
+        figures["cold_residency_before_open"] = corpus.residency(seed=5)
+        figures["open_finds_beside_cold"], figures["open_cold_retrieves"] = open_phase(order[:wanted])
+        hot_files = order[wanted:2 * wanted]
+        corpus.read_all(indexes=hot_files)
+        figures["open_finds_beside_hot"], figures["open_hot_retrieves"] = open_phase(hot_files)
+        figures["open_finds_alone_again"], _ = open_phase(None)
+        print(f"{name:10s} open model ({open_seconds} s): finds at {find_rate}/s alone p99 "
+              f"{figures['open_finds_alone']['p99_ms']} / {figures['open_finds_alone_again']['p99_ms']} ms; beside "
+              f"cold retrieves at {retrieve_rate}/s p99 {figures['open_finds_beside_cold']['p99_ms']} ms (retrieves "
+              f"p99 {figures['open_cold_retrieves']['p99_ms']} ms); beside hot retrieves p99 "
+              f"{figures['open_finds_beside_hot']['p99_ms']} ms; machine busy "
+              f"{figures['open_finds_beside_cold']['machine_busy']} / {figures['open_finds_beside_hot']['machine_busy']}",
+              flush=True)
+
         corpus.evict()
         figures["cold_deposits"] = deposits(deposit_limit())
     except Exception:
@@ -1383,10 +1522,16 @@ def bench_corpus_backend(name: str, db_url: str | None, work: Path, load: Load, 
     figures["cold_retrieves_vs_raw_disk"] = ratio(figures["cold_retrieves"]["per_s"], raw["files_per_s"])
     # what the service's CPU allows at best on this machine: hot retrieves over the same raw cold-read rate
     figures["hot_retrieves_vs_raw_disk"] = ratio(figures["hot_retrieves"]["per_s"], raw["files_per_s"])
-    figures["finds_p99_beside_cold_vs_alone"] = ratio(figures["finds_beside_cold_retrieves"]["p99_ms"],
-                                                      figures["finds_alone"]["p99_ms"])
-    figures["finds_p99_beside_hot_vs_alone"] = ratio(figures["hot_finds_beside_hot_retrieves"]["p99_ms"],
-                                                     figures["hot_finds_alone"]["p99_ms"])
+    # the open model's: finds at a fixed rate beside retrieves at a fixed rate, over finds alone (the mean of
+    # the two runs alone, one before and one after)
+    alone = (figures["open_finds_alone"]["p99_ms"] + figures["open_finds_alone_again"]["p99_ms"]) / 2
+    figures["finds_p99_beside_cold_vs_alone"] = ratio(figures["open_finds_beside_cold"]["p99_ms"], alone)
+    figures["finds_p99_beside_hot_vs_alone"] = ratio(figures["open_finds_beside_hot"]["p99_ms"], alone)
+    # the earlier figure: two closed loops at once, both saturating the machine (CPU shared, mostly)
+    figures["finds_p99_beside_cold_vs_alone_saturating"] = ratio(figures["finds_beside_cold_retrieves"]["p99_ms"],
+                                                                 figures["finds_alone"]["p99_ms"])
+    figures["finds_p99_beside_hot_vs_alone_saturating"] = ratio(figures["hot_finds_beside_hot_retrieves"]["p99_ms"],
+                                                                figures["hot_finds_alone"]["p99_ms"])
     figures["cold_vs_hot"] = {kind: {"per_s": ratio(figures[f"cold_{kind}"]["per_s"], figures[f"hot_{kind}"]["per_s"]),
                                      "p99": ratio(figures[f"cold_{kind}"]["p99_ms"], figures[f"hot_{kind}"]["p99_ms"])}
                               for kind in ("finds", "retrieves", "deposits")}
@@ -1394,6 +1539,8 @@ def bench_corpus_backend(name: str, db_url: str | None, work: Path, load: Load, 
 
 
 CORPUS_PHASES = ("finds", "retrieves", "deposits")
+OPEN_FIND_SHARE = 0.05  # finds beside retrieves, open model: this share of the cold finds' closed-loop rate
+OPEN_RETRIEVE_SHARE = 0.25  # and retrieves at this share of the cold retrieves' closed-loop rate
 
 
 def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
@@ -1402,6 +1549,9 @@ def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
          "hot_retrieves_vs_raw_disk": f["hot_retrieves_vs_raw_disk"],
          "finds_p99_beside_cold_vs_alone": f["finds_p99_beside_cold_vs_alone"],
          "finds_p99_beside_hot_vs_alone": f["finds_p99_beside_hot_vs_alone"],
+         "finds_p99_beside_cold_vs_alone_saturating": f["finds_p99_beside_cold_vs_alone_saturating"],
+         "finds_p99_beside_hot_vs_alone_saturating": f["finds_p99_beside_hot_vs_alone_saturating"],
+         "open_rates": f["open_rates"],
          "raw_disk_files_per_s": f["raw_disk"]["files_per_s"], "raw_disk_mb_per_s": f["raw_disk"]["mb_per_s"],
          "raw_disk_p99_ms": f["raw_disk"]["p99_ms"], "raw_disk_threads": f["raw_disk"]["threads"],
          "cold_seconds": f["cold_seconds"], "cold_vs_hot": f["cold_vs_hot"]}
@@ -1419,8 +1569,14 @@ def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
     for key in ("finds_alone", "finds_beside_cold_retrieves", "cold_retrieves_beside_finds", "hot_finds_alone",
                 "hot_finds_beside_hot_retrieves", "hot_retrieves_beside"):
         s[key] = {k: f[key][k] for k in ("per_s", "p50_ms", "p99_ms", "requests")}
+    for key in ("open_finds_alone", "open_finds_beside_cold", "open_cold_retrieves", "open_finds_beside_hot",
+                "open_hot_retrieves", "open_finds_alone_again"):
+        s[key] = {k: f[key][k] for k in ("offered_per_s", "per_s", "p50_ms", "p99_ms", "max_ms", "requests",
+                                         "send_late_p99_ms") if k in f[key]}
+        if "machine_busy" in f[key]:
+            s[key]["machine_busy"] = f[key]["machine_busy"]
     for key in ("hot_residency", "cold_residency_before_raw", "cold_residency", "cold_residency_after_retrieves",
-                "cold_residency_before_beside"):
+                "cold_residency_before_beside", "cold_residency_before_open"):
         s[key] = f[key]
     for key in ("corpus", "corpus_register", "database_bytes", "evict_s", "ram_bytes", "disk_bytes_peak",
                 "disk_budget_bytes", "disk_bytes_before"):
@@ -1439,12 +1595,16 @@ def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
           f"raw cold reads {s['raw_disk_files_per_s']:.0f} files/s ({s['raw_disk_mb_per_s']} MB/s, "
           f"{s['raw_disk_threads']} threads): cold_retrieves_vs_raw_disk {s['cold_retrieves_vs_raw_disk']} (hot "
           f"retrieves over the same: {s['hot_retrieves_vs_raw_disk']})", flush=True)
-    print(f"{name:10s} finds ({s['finds_connections']} connections) alone {s['finds_alone']['per_s']:.0f}/s p99 "
-          f"{s['finds_alone']['p99_ms']} ms; beside cold retrieves ({s['cold_retrieves_beside_finds']['per_s']:.0f}/s) "
-          f"{s['finds_beside_cold_retrieves']['per_s']:.0f}/s p99 {s['finds_beside_cold_retrieves']['p99_ms']} ms: "
-          f"finds_p99_beside_cold_vs_alone {s['finds_p99_beside_cold_vs_alone']} (hot: beside hot retrieves "
-          f"{s['hot_finds_beside_hot_retrieves']['p99_ms']} ms against {s['hot_finds_alone']['p99_ms']} ms alone, "
-          f"{s['finds_p99_beside_hot_vs_alone']})", flush=True)
+    print(f"{name:10s} saturating (closed loops): finds ({s['finds_connections']} connections) alone "
+          f"{s['finds_alone']['per_s']:.0f}/s p99 {s['finds_alone']['p99_ms']} ms; beside cold retrieves "
+          f"({s['cold_retrieves_beside_finds']['per_s']:.0f}/s) {s['finds_beside_cold_retrieves']['per_s']:.0f}/s p99 "
+          f"{s['finds_beside_cold_retrieves']['p99_ms']} ms: {s['finds_p99_beside_cold_vs_alone_saturating']} (beside "
+          f"hot retrieves {s['finds_p99_beside_hot_vs_alone_saturating']})", flush=True)
+    print(f"{name:10s} open model ({s['open_rates']['rule']}: finds {s['open_rates']['finds_per_s']}/s, retrieves "
+          f"{s['open_rates']['retrieves_per_s']}/s): finds p99 alone {s['open_finds_alone']['p99_ms']} / "
+          f"{s['open_finds_alone_again']['p99_ms']} ms, beside cold retrieves {s['open_finds_beside_cold']['p99_ms']} "
+          f"ms, beside hot {s['open_finds_beside_hot']['p99_ms']} ms: finds_p99_beside_cold_vs_alone "
+          f"{s['finds_p99_beside_cold_vs_alone']} (hot control {s['finds_p99_beside_hot_vs_alone']})", flush=True)
     print(f"{name:10s} evicted samples (of {s['cold_residency']['files']} files, none of whose pages should be "
           f"resident): before raw reads {s['cold_residency_before_raw']['with_no_page_resident']}, before cold "
           f"retrieves {s['cold_residency']['with_no_page_resident']}, before finds beside "

@@ -6,8 +6,8 @@ temporary file in ``.tmp`` (removed whole at the next start), never a truncated 
 documents share one file (deduplication for free).
 
 Reads do not block the event loop on a disk: :meth:`BlobStore.get_cached` answers a document only when its
-bytes are all in the page cache (``preadv(..., RWF_NOWAIT)``), and the caller reads the others on a thread
-(:meth:`BlobStore.get`).
+bytes are all in the page cache (``cachestat(2)`` says so without reading, then ``preadv(..., RWF_NOWAIT)``),
+and the caller reads the others on a thread (:meth:`BlobStore.get`).
 
 Sharing files makes removing one a race: a deposit of the same bytes, in this worker process or another,
 may be about to commit a document that names it. :class:`ContentHolds` settles it: a deposit *holds*
@@ -35,6 +35,51 @@ from segur.files import fsync_directory
 _HOLDS_FILE = ".holds"
 TEMPORARY_DIR = ".tmp"  # every file being written, under ".<sha256>.<random>.tmp"
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux >= 4.14, Python >= 3.7
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_CACHESTAT = 451  # cachestat(2), Linux >= 6.5: the same number on every architecture (the unified table)
+
+
+def _cachestat():
+    """``cached_pages(fd) -> int | None``: how many of a file's pages are in the page cache, by cachestat(2)
+    (one system call that reads nothing and starts no read-ahead), or None where the kernel lacks it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
+
+    class _Range(ctypes.Structure):
+        _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+    class _Stat(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint64) for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted",
+                                                          "nr_recently_evicted")]
+
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+    whole = _Range(0, 0)  # len 0: to the end of the file
+    whole_ref = ctypes.byref(whole)
+    local = threading.local()
+
+    def cached_pages(fd: int) -> int | None:
+        stat = getattr(local, "stat", None)
+        if stat is None:
+            stat = local.stat = _Stat()
+        if syscall(_CACHESTAT, ctypes.c_int(fd), whole_ref, ctypes.byref(stat), ctypes.c_uint(0)) != 0:
+            return None
+        return stat.nr_cache
+
+    try:  # probe it once: ENOSYS (an older kernel), or blocked by a seccomp filter
+        fd = os.open("/", os.O_RDONLY)
+        try:
+            probe = cached_pages(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return cached_pages if probe is not None else None
 _REUSED_BUFFER = 1 << 20
 _RETRY_DEADLOCK_S = 0.005
 
@@ -152,6 +197,9 @@ class ContentHolds:
                 self._changed.notify_all()
 
 
+_CACHED_PAGES = _cachestat()
+
+
 class BlobStore:
     """Content-addressed files under ``root/<2 hex>/<sha256>``, and the holds on them (``holds``)."""
 
@@ -165,6 +213,9 @@ class BlobStore:
         # whether a read may ask for page-cached bytes only; turned off for good by a file system that
         # refuses the flag (EOPNOTSUPP): every read then goes to a thread
         self.nowait = _NOWAIT is not None
+        # cachestat first (a miss then costs no read-ahead started from the caller's thread, which a RWF_NOWAIT
+        # read does, and which can wait for a free slot in the disk's queue); None where the kernel lacks it
+        self.cached_pages = _CACHED_PAGES if self.nowait else None
         self._buffers = threading.local()  # get_cached's read buffer, per thread (the event loop's, in the service)
 
     def path(self, sha256: str) -> Path:
@@ -236,9 +287,11 @@ class BlobStore:
         """The bytes of a stored document if they are all in the page cache, else None (then read them with
         :meth:`get`, on a thread): never waits for the disk, so it may run on the event loop.
 
-        ``preadv(..., RWF_NOWAIT)`` copies what the page cache holds and answers EAGAIN rather than wait for
-        a disk read (it may start the read-ahead, which the thread's read then finds under way); a partly
-        cached file (a short read) is None too. The open itself may look up a directory
+        ``cachestat(2)`` first counts the file's cached pages (reading nothing): fewer than its size needs is
+        None at once. Then ``preadv(..., RWF_NOWAIT)`` copies what the page cache holds and answers EAGAIN
+        rather than wait for a disk read (a page evicted in between; without cachestat, on kernels before 6.5,
+        it is the only check, and a miss starts the read-ahead from the caller's thread, which may wait for a
+        slot in a busy disk's queue); a partly cached file (a short read) is None too. The open itself may look up a directory
         entry and an inode that are not cached (a few metadata blocks): the price of a page-cache hit
         without a thread hop. Errors: ``FileNotFoundError`` (no file), ``OSError``.
         """
@@ -253,6 +306,8 @@ class BlobStore:
             buffer = self._buffers.buffer = bytearray(_REUSED_BUFFER)
         fd = os.open(f"{self._root}/{sha256[:2]}/{sha256}", os.O_RDONLY)
         try:
+            if self.cached_pages is not None and self.cached_pages(fd) != (size + _PAGE - 1) // _PAGE:
+                return None  # not all cached (or not that size): read on a thread, no I/O started here
             try:
                 read = os.preadv(fd, [memoryview(buffer)[:size + 1]], 0, _NOWAIT)
             except BlockingIOError:

@@ -117,6 +117,29 @@ def test_a_partly_cached_file_is_left_to_the_thread(tmp_path):
     assert store.get_cached(sha, len(data)) is None
 
 
+def test_a_miss_starts_no_read_from_the_callers_thread(tmp_path):
+    """With cachestat(2) (Linux >= 6.5), a cold file is told without a RWF_NOWAIT read, which would start the
+    read-ahead on the event loop (and could wait there for a slot in a busy disk's queue): after the miss,
+    the file still has no page in the page cache."""
+    store = BlobStore(tmp_path / "blobs")
+    if store.cached_pages is None:
+        pytest.skip("no cachestat(2) on this kernel: a RWF_NOWAIT read tells a cold file, starting its read-ahead")
+    data = os.urandom(PAYLOAD)
+    sha = store.put(data)
+    store.get(sha, len(data))
+    fd = os.open(store.path(sha), os.O_RDONLY)
+    try:
+        assert store.cached_pages(fd) == (len(data) + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    finally:
+        os.close(fd)
+    evict(store.path(sha))
+    for _ in range(3):
+        assert store.get_cached(sha, len(data)) is None
+    assert resident_pages(store.path(sha)) == 0, "the miss started a read of the file"
+    assert store.get(sha, len(data)) == data
+    assert store.get_cached(sha, len(data)) == data
+
+
 def test_writes_go_through_the_temporary_directory(tmp_path):
     store = BlobStore(tmp_path / "blobs")
     seen: list[str] = []
