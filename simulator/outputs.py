@@ -2,6 +2,22 @@
 
 Parquet files are written in row groups so that a reader (the load driver) can stream them;
 the schedule is sorted by send time.
+
+corpus.parquet is the record at the replay window's start (:mod:`simulator.history`): every
+document deposited from ``corpus.history_start`` up to the window's start, at the scenario's
+scale, one row each. Columns: ``document_id`` (masterIdentifier), ``patient_ins``, ``type_code``,
+``size_bytes``, ``date`` (when it was deposited), ``author_kind`` (professional or patient),
+``author_id`` (RPPS, or the patient's INS for an upload), ``author_sector``, ``facility_id``
+(FINESS or null), and ``needed`` (bool): True for the documents the window's operations target
+(retrieves, masks, deletes, blocks' authors) and the searched patients' records, False for the
+rest of the history. **Order**: the needed rows come first (by date), then the others in a random
+order fixed by the scenario's seed: a loader seeds every needed row and, for a bigger corpus,
+the rows after them in file order up to its budget (any prefix is a uniform sample of the
+history). The file's metadata has ``needed_documents`` (how many rows lead), ``history_documents``
+(the whole history), ``rows`` (``all``; ``needed`` when only the needed rows are written:
+``corpus.rows: needed``; ``sample`` when the history is larger than ``corpus.max_rows``: the
+needed rows, then a uniform random sample of the others up to max_rows rows in all) and
+``history_start``.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ import pyarrow.parquet as pq
 
 from simulator.calendar import MINUTES_PER_DAY
 from simulator.engine import OPERATIONS, READS, Traffic
+from simulator.history import national_storage
 from simulator.published import FIGURES, model_value
 from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS
 from simulator.schedule import PATIENT, ReplayPlan
@@ -151,14 +168,15 @@ def schedule_table(plan: ReplayPlan) -> pa.Table:
     }, metadata=_window_metadata(plan))
 
 
-def corpus_table(plan: ReplayPlan) -> pa.Table:
-    corpus = plan.corpus
+def _corpus_table(plan: ReplayPlan, corpus: dict[str, np.ndarray], needed: bool, sort: bool,
+                  metadata: dict[str, str]) -> pa.Table:
     by_patient = corpus["sector"] == PATIENT
     opened = np.datetime64(plan.window.start, "ms")
     dates = opened - (corpus["age_s"] * 1000).astype("timedelta64[ms]")
-    order = np.argsort(dates, kind="stable")
-    corpus = {name: column[order] for name, column in corpus.items()}
-    by_patient, dates = by_patient[order], dates[order]
+    if sort:
+        order = np.argsort(dates, kind="stable")
+        corpus = {name: column[order] for name, column in corpus.items()}
+        by_patient, dates = by_patient[order], dates[order]
     return pa.table({
         "document_id": document_ids(plan, corpus["document"]),
         "patient_ins": _identifiers(plan, corpus["patient"], np.ones(by_patient.size, dtype=bool)),
@@ -169,7 +187,47 @@ def corpus_table(plan: ReplayPlan) -> pa.Table:
         "author_id": _identifiers(plan, np.where(by_patient, corpus["patient"], corpus["author"]), by_patient),
         "author_sector": _dictionary(corpus["sector"], SECTORS),
         "facility_id": _facilities(plan, corpus["sector"], corpus["producer"]),
-    }, metadata=_window_metadata(plan))
+        "needed": pa.array(np.full(by_patient.size, needed)),
+    }, metadata=metadata)
+
+
+def corpus_rows_mode(plan: ReplayPlan) -> str:
+    """``all`` when corpus.parquet holds the whole history, ``needed`` only the needed rows, ``sample`` the needed
+    ones and a uniform sample of the rest up to ``corpus.max_rows`` (see the module)."""
+    settings = plan.population.scenario.corpus
+    if plan.history is None or settings.rows == "needed":
+        return "needed"
+    return "sample" if plan.history.documents > settings.max_rows else "all"
+
+
+def _corpus_metadata(plan: ReplayPlan) -> dict[str, str]:
+    history = plan.history.documents if plan.history is not None else plan.corpus["document"].size
+    return {**_window_metadata(plan), "needed_documents": str(plan.corpus["document"].size),
+            "history_documents": str(history), "rows": corpus_rows_mode(plan),
+            "history_start": plan.population.scenario.corpus.history_start.isoformat()}
+
+
+def corpus_table(plan: ReplayPlan) -> pa.Table:
+    """The needed rows of corpus.parquet (every document the window's operations need), by date."""
+    return _corpus_table(plan, plan.corpus, True, True, _corpus_metadata(plan))
+
+
+def write_corpus(plan: ReplayPlan, path: Path) -> dict[str, int]:
+    """corpus.parquet: the needed rows, then (``rows: all``) the rest of the history in a random order, streamed
+    in row groups. Returns {rows, needed, bytes}."""
+    first = corpus_table(plan)
+    written = {"rows": first.num_rows, "needed": first.num_rows, "bytes": int(plan.corpus["size"].sum())}
+    with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
+        writer.write_table(first, row_group_size=ROW_GROUP)
+        mode = corpus_rows_mode(plan)
+        if mode != "needed":
+            limit = max(plan.population.scenario.corpus.max_rows - first.num_rows, 0) if mode == "sample" else None
+            for chunk in plan.rest(ROW_GROUP * 4, limit):
+                table = _corpus_table(plan, chunk, False, False, first.schema.metadata)
+                writer.write_table(table.cast(first.schema), row_group_size=ROW_GROUP)
+                written["rows"] += table.num_rows
+                written["bytes"] += int(chunk["size"].sum())
+    return written
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -261,7 +319,44 @@ def patient_usage(traffic: Traffic) -> dict:
     }
 
 
-def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) -> dict:
+def mean_document_bytes(plan: ReplayPlan) -> dict[str, float]:
+    """Modelled mean size of a document per sector (patients: their uploads), bytes."""
+    return {name: plan.types.mean_size(name) for name in SECTORS}
+
+
+def corpus_summary(plan: ReplayPlan, written: dict[str, int] | None) -> dict:
+    """The corpus at the scale: {documents, bytes, needed_documents, needed_bytes, rows, history_start, ...}.
+
+    ``documents`` is the history's count table (:class:`simulator.history.History`); ``bytes`` the
+    sizes written to corpus.parquet when every row is (``rows: all``), else the documents not
+    written times the modelled mean sizes (``bytes_estimated``: true).
+    """
+    history = plan.history
+    needed_bytes = int(plan.corpus["size"].sum())
+    result = {"history_start": plan.population.scenario.corpus.history_start.isoformat(),
+              "until": plan.window.start.isoformat(), "scale": plan.population.scenario.scale,
+              "documents": history.documents, "needed_documents": int(plan.corpus["document"].size),
+              "needed_bytes": needed_bytes, "rows": corpus_rows_mode(plan)}
+    if written is not None and result["rows"] == "all":
+        result["bytes"], result["bytes_estimated"] = written["bytes"], False
+    else:
+        means = mean_document_bytes(plan)
+        rest = history.remaining.sum(axis=0)
+        result["bytes"] = needed_bytes + round(sum(rest[i] * means[name] for i, name in enumerate(SECTORS)))
+        result["bytes_estimated"] = True
+    result["by_sector"] = {name: int(history.drawn[:, i].sum()) for i, name in enumerate(SECTORS)}
+    return result
+
+
+def storage_by_year(plan: ReplayPlan, end: dt.date) -> list[dict]:
+    """The NATIONAL record at the end of each year from corpus.history_start to ``end`` (the period's end):
+    cumulative documents and bytes, by sector, from the expected national volumes
+    (:func:`simulator.history.national_storage`) and the modelled mean sizes."""
+    return national_storage(plan.population.scenario, mean_document_bytes(plan), end)
+
+
+def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int],
+            corpus_written: dict[str, int] | None = None) -> dict:
     scenario, ledger = traffic.scenario, traffic.ledger
     totals = traffic.counts.sum(axis=2)
     professional_rows = [SECTORS.index(s) for s in PROFESSIONAL_SECTORS]
@@ -313,6 +408,10 @@ def summary(traffic: Traffic, plan: ReplayPlan | None, files: dict[str, int]) ->
             "corpus_bytes": int(plan.corpus["size"].sum()),
             "deposited_bytes": int(plan.rows["size"][ops == OPERATIONS.index("deposit")].sum()),
         }
+        if plan.history is not None:
+            # corpus: the record at the window's start, at the scale; storage_by_year: the nation's, by year end
+            result["corpus"] = corpus_summary(plan, corpus_written)
+            result["storage_by_year"] = storage_by_year(plan, traffic.calendar.end)
     return result
 
 

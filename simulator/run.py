@@ -71,7 +71,7 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
         with ThreadPoolExecutor(max_workers=1) as background:
             counts_written = background.submit(_timed, outputs.write_counts_parquet, traffic,
                                                staging / "counts.parquet", _bucket(bucket, traffic.calendar.days))
-            plan = None
+            plan, corpus_written = None, None
             if schedule:
                 progress("replay schedule")
                 step = time.perf_counter()
@@ -86,13 +86,16 @@ def run(scenario: Scenario, directory: Path, *, bucket: str = "auto", schedule: 
             outputs.write_monthly_csv(traffic, staging / "monthly.csv")
             if plan is not None:
                 step = time.perf_counter()
-                for name, table in (("schedule.parquet", outputs.schedule_table(plan)),
-                                    ("corpus.parquet", outputs.corpus_table(plan))):
-                    outputs.write_parquet(table, staging / name)
-                    files[name] = table.num_rows
+                table = outputs.schedule_table(plan)
+                outputs.write_parquet(table, staging / "schedule.parquet")
+                files["schedule.parquet"] = table.num_rows
                 timings["schedule_write_s"] = time.perf_counter() - step
+                step = time.perf_counter()
+                corpus_written = outputs.write_corpus(plan, staging / "corpus.parquet")
+                files["corpus.parquet"] = corpus_written["rows"]
+                timings["corpus_write_s"] = time.perf_counter() - step
             files["counts.parquet"], timings["counts_write_s"] = counts_written.result()
-        summary = outputs.summary(traffic, plan, files)
+        summary = outputs.summary(traffic, plan, files, corpus_written)
         summary["peak_hour_range"] = found["peak_hour_range"] if found else {
             level: sensitivity.peak_hour(traffic) for level in ("low", "central", "high")}
         if found:

@@ -520,6 +520,51 @@ class Replay(_Strict):
                          "mean per search")
 
 
+class ReadAge(_Strict):
+    """How old the documents are that a professional fetches at a visit, or a patient opens while browsing.
+
+    The age at the moment of the read is lognormal around ``median_days`` with spread ``sigma``,
+    cut at ``max_days`` (a professional's software searches at most two years back: PDSm4DMP,
+    "période maximale de 2 ans") and at the history's start. A patient who opens the document
+    they were just notified of follows the consultation delay instead
+    (``patients.consultation_delay_*``). The median is an assumption (nothing is published on
+    which documents are read); see ``assumptions.read_age`` in the shipped scenarios.
+    """
+
+    median_days: Positive = Field(
+        60.0, description="median age of a document read at a visit or while browsing, days (lognormal)")
+    sigma: Annotated[float, Field(gt=0.0, le=4.0)] = Field(
+        1.5, description="lognormal spread of that age (standard deviation of its natural log)")
+    max_days: Annotated[float, Field(gt=0.0, le=3650.0)] = Field(
+        730.0, description="oldest document read, days (the draw is cut there; 730: the two years a search looks back)")
+
+
+class CorpusHistory(_Strict):
+    """The record at the window's start (corpus.parquet): every document deposited since ``history_start``.
+
+    The counts are the model's: the drawn deposits (professional and patient uploads) of the
+    simulated period before the window, and Poisson draws of the expected deposits before the
+    period, at the scenario's scale. Documents deleted since are not taken out (patients delete
+    few: ``patients.deletes_per_active_user_per_year``); documents of the DMP's years before
+    ``history_start`` are not in it.
+    """
+
+    history_start: dt.date = Field(
+        dt.date(2021, 1, 1),
+        description="first day of the record's history (YYYY-MM-DD): documents deposited from then up to the window "
+                    "start are the corpus (2021: the Ségur programme's launch, the first published deposit figures)")
+    rows: Literal["all", "needed"] = Field(
+        "all", description="all: corpus.parquet has a row for every document of the history (up to max_rows); "
+                           "needed: only the documents the window's operations need (the history is still counted "
+                           "in summary.json)")
+    max_rows: Annotated[int, Field(gt=0)] = Field(
+        5_000_000, description="most rows written to corpus.parquet: a larger history (a national run) is written as "
+                               "its needed rows, then a uniform random sample of the others up to this many rows "
+                               "(summary.json corpus.rows says sample)")
+    read_age: ReadAge = Field(
+        ReadAge(), description="how old the documents read at visits and while browsing are (lognormal, days)")
+
+
 class CallPatterns(_Strict):
     """How a professional's software calls the DMP for one consultation or deposit: the calls the load driver
     makes of each interaction (load.interactions; sources in docs/xds-sources.md §3).
@@ -572,6 +617,9 @@ class Scenario(_Strict):
         {}, description="name → event, told apart by kind; a child scenario changes one key of an inherited event or "
                         "switches it off (enabled: false)")
     replay: Replay = Field(Replay(), description="the window replayed against the record service")
+    corpus: CorpusHistory = Field(
+        CorpusHistory(), description="the record's history at the window's start (corpus.parquet) and the age of "
+                                     "the documents the window reads")
     call_patterns: CallPatterns = Field(
         CallPatterns(), description="the calls a professional's software makes per consultation and deposit (the "
                                     "load driver's interactions)")

@@ -3,8 +3,17 @@
 The counts say *how many* operations happen in each minute; this module says *which*: who
 deposits what for whom, which document a patient opens after a notification, what a doctor
 fetches after searching a patient's record. Every read targets a document that exists when
-the read is sent: one deposited earlier in the window, or one in the corpus (documents that
-existed before the window opens and are loaded into the service before the replay).
+the read is sent: one deposited earlier in the window, or one of the record's history before the
+window opens (:mod:`simulator.history`: the corpus, loaded into the service before the replay).
+
+Reads aim by age: a patient opens the document they were just notified of (the consultation
+delay: in the window, or a recent one of the history); a professional at a visit, or a patient
+browsing, fetches documents aged by ``corpus.read_age`` (lognormal, its median an assumption
+with a range); masks and blocks aim the same way, deletes at the patient's own uploads. The
+searched patients' records (``replay.history_documents_per_patient``) are drawn from the last
+``call_patterns.find_documents_years`` of the history as it was deposited. Every one of these
+documents is *taken* from the history (counted in it): ``ReplayPlan.corpus`` holds them (the
+"needed" rows of corpus.parquet), ``ReplayPlan.history`` what is left of the history.
 
 Rows are built as numpy columns (numbers: person numbers, document serials, code indexes) and
 turned into identifiers and strings only once, at the end.
@@ -19,12 +28,12 @@ import numpy as np
 
 from segur.errors import InputError
 from simulator.engine import OPERATIONS, Traffic
+from simulator.history import PATIENT_POOL, PROFESSIONAL_POOL, History
 from simulator.patients import consultation_delay
 from simulator.population import Population
 from simulator.scenario import PROFESSIONAL_SECTORS, SECTORS, DocumentType
 
 PATIENT = SECTORS.index("patient")
-_HISTORY_DAYS = 730  # real clients search at most two years back
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,17 @@ class _TypeTable:
         sizes = self._median[types] * np.exp(self._sigma[types] * rng.standard_normal(n))
         return types.astype(np.int16), np.clip(sizes, self._low[types], self._high[types]).astype(np.int64)
 
+    def mean_size(self, sector: str) -> float:
+        """Mean size in bytes of a sector's documents as :meth:`draw` makes them (clipped lognormal, by quadrature)."""
+        indexes, cdf = self._sectors[sector]
+        shares = np.diff(np.concatenate([[0.0], cdf]))
+        z = np.linspace(-8.0, 8.0, 4001)
+        weight = np.exp(-z * z / 2)
+        weight /= weight.sum()
+        sizes = np.clip(self._median[indexes, None] * np.exp(self._sigma[indexes, None] * z[None, :]),
+                        self._low[indexes, None], self._high[indexes, None])
+        return float((shares * (sizes * weight[None, :]).sum(axis=1)).sum())
+
 
 class _Columns:
     """Columns accumulated chunk by chunk, concatenated once."""
@@ -109,13 +129,56 @@ class _Columns:
 
 @dataclass
 class ReplayPlan:
-    """The schedule and the corpus as numpy columns (see :mod:`simulator.outputs` for the files)."""
+    """The schedule and the corpus as numpy columns (see :mod:`simulator.outputs` for the files).
+
+    ``corpus`` holds the documents the window's operations need (taken from ``history``);
+    ``history`` what is left of the record's history, turned into rows by :meth:`rest`.
+    """
 
     window: Window
     rows: dict[str, np.ndarray]
     corpus: dict[str, np.ndarray]
     type_codes: list[str]
     population: Population
+    history: History | None = None
+    types: "_TypeTable | None" = None
+    first_rest_serial: int = 0
+
+    @property
+    def rest_documents(self) -> int:
+        return int(self.history.remaining.sum()) if self.history is not None else 0
+
+    def rest(self, chunk_rows: int = 262_144, limit: int | None = None):
+        """The history's documents no operation needs, in a random (seeded) order, as corpus columns by chunks
+        (``limit``: a uniform sample of at most that many).
+
+        Patients, types, sizes, producers and authors are drawn here, as for the needed ones; the
+        moments, at each day's hours (:meth:`History.moments`).
+        """
+        history, population, types = self.history, self.population, self.types
+        rng = np.random.default_rng([population.scenario.seed, 2])
+        history.rng = rng
+        cells = history.rest_cells(limit)
+        serial = self.first_rest_serial
+        for first in range(0, cells.size, chunk_rows):
+            chunk = cells[first:first + chunk_rows].astype(np.int64)
+            n = chunk.size
+            days, sectors = chunk // len(SECTORS), (chunk % len(SECTORS)).astype(np.int8)
+            moments = history.moments(days, sectors)
+            kinds, sizes = np.zeros(n, np.int16), np.zeros(n, np.int64)
+            authors, producers = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+            for index, name in enumerate(SECTORS):
+                mine = np.flatnonzero(sectors == index)
+                if mine.size == 0:
+                    continue
+                kinds[mine], sizes[mine] = types.draw(rng, name, mine.size)
+                if index != PATIENT:
+                    producers[mine] = population.draw_producers(rng, name, mine.size)
+                    authors[mine] = population.draw_authors(rng, name, producers[mine])
+            yield {"document": np.arange(serial, serial + n, dtype=np.int64),
+                   "patient": population.draw_patients(rng, n), "type": kinds, "size": sizes, "age_s": -moments,
+                   "author": authors, "sector": sectors, "producer": producers}
+            serial += n
 
 
 class _Builder:
@@ -131,9 +194,8 @@ class _Builder:
                              type=np.int16(-1), size=np.int64(0), target_professional=np.int64(-1))
         self.corpus = _Columns(document=np.int64(0), patient=np.int64(0), type=np.int16(0), size=np.int64(0),
                                age_s=0.0, author=np.int64(-1), sector=np.int8(0), producer=np.int64(-1))
-        window_counts = traffic.counts[:, :, window.start_minute:window.end_minute]
-        deposits = window_counts[OPERATIONS.index("deposit"), :len(PROFESSIONAL_SECTORS)].sum(axis=1).astype(np.float64)
-        self.sector_cdf = np.cumsum(deposits + 1e-9) / (deposits + 1e-9).sum()
+        self.history = History(traffic, window.start_minute, window.start,
+                               np.random.default_rng([scenario.seed, 3]))
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -162,30 +224,33 @@ class _Builder:
         first, self.next_serial = self.next_serial, self.next_serial + n
         return np.arange(first, self.next_serial, dtype=np.int64)
 
-    def past_documents(self, patients: np.ndarray, age_s: np.ndarray, sectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Create corpus documents for these patients, written ``age_s`` before the window opens.
+    def past_documents(self, patients: np.ndarray, created_s: np.ndarray, pool: np.ndarray = PROFESSIONAL_POOL,
+                       days: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Take documents of these patients out of the history, deposited at ``created_s`` (seconds from the
+        window's start, negative; NaN: any moment of ``days``), from a sector of ``pool``.
 
-        Returns serials, types, sizes and authors.
+        Returns serials, types, sizes and authors (-1 for a patient's upload).
         """
         n = patients.size
-        if sectors is None:
-            sectors = np.minimum(np.searchsorted(self.sector_cdf, self.rng.random(n)), len(PROFESSIONAL_SECTORS) - 1)
+        sectors, created = self.history.take(np.asarray(created_s, dtype=np.float64), pool, days)
         serial = self.serials(n)
         types, sizes = np.zeros(n, np.int16), np.zeros(n, np.int64)
-        authors, producers = np.zeros(n, np.int64), np.full(n, -1, np.int64)
-        for index, name in enumerate(PROFESSIONAL_SECTORS):
+        authors, producers = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        for index, name in enumerate(SECTORS):
             mine = np.flatnonzero(sectors == index)
             if mine.size == 0:
                 continue
             types[mine], sizes[mine] = self.types.draw(self.rng, name, mine.size)
-            producers[mine] = self.population.draw_producers(self.rng, name, mine.size)
-            authors[mine] = self.population.draw_authors(self.rng, name, producers[mine])
-        self.corpus.add(n, document=serial, patient=patients, type=types, size=sizes, age_s=age_s,
+            if index != PATIENT:
+                producers[mine] = self.population.draw_producers(self.rng, name, mine.size)
+                authors[mine] = self.population.draw_authors(self.rng, name, producers[mine])
+        self.corpus.add(n, document=serial, patient=patients, type=types, size=sizes, age_s=-created,
                         author=authors, sector=sectors.astype(np.int8), producer=producers)
         return serial, types, sizes, authors
 
-    def history_ages(self, n: int) -> np.ndarray:
-        return self.rng.uniform(86_400.0, _HISTORY_DAYS * 86_400.0, n)
+    def aimed(self, read_offsets_s: np.ndarray) -> np.ndarray:
+        """Creation moments of the documents read at these offsets, by ``corpus.read_age``."""
+        return self.history.read_targets(np.asarray(read_offsets_s, dtype=np.float64))
 
     # --- the operations ---------------------------------------------------------------------
 
@@ -246,8 +311,7 @@ class _Builder:
         # otherwise a document written before the window opened
         older = ~in_window
         patients[older] = self.population.draw_patients(self.rng, int(older.sum()))
-        documents[older], types[older], sizes[older], _ = self.past_documents(
-            patients[older], np.maximum(-target_time[older], 1.0))
+        documents[older], types[older], sizes[older], _ = self.past_documents(patients[older], target_time[older])
         search, retrieve = np.int8(OPERATIONS.index("search")), np.int8(OPERATIONS.index("retrieve"))
         self.rows.add(n, offset_s=times, operation=search, sector=np.int8(PATIENT), actor=patients, patient=patients)
         # the document is opened a few seconds later: in the next window for the last searches
@@ -281,7 +345,7 @@ class _Builder:
             orphans = self.population.draw_professionals(self.rng, PROFESSIONAL_SECTORS[sector], count)
             who = np.where(followed, actors[parent] if actors.size else -1, orphans)
         producer = np.int64(-1) if producers is None or producers.size == 0 else np.where(followed, producers[parent], -1)
-        documents, types, sizes, _ = self.past_documents(patients, self.history_ages(count))
+        documents, types, sizes, _ = self.past_documents(patients, self.aimed(times))
         self.rows.add(count, offset_s=times, operation=np.int8(OPERATIONS.index("retrieve")), sector=np.int8(sector),
                       actor=who, producer=producer, patient=patients, document=documents, type=types, size=sizes)
 
@@ -298,7 +362,9 @@ class _Builder:
             # the rest of each searched patient's record: found by the search, gives the index its depth
             depth = self.rng.poisson(self.traffic.scenario.replay.history_documents_per_patient, times.size)
             owners = np.repeat(patients, depth)
-            self.past_documents(owners, self.history_ages(owners.size))
+            years = self.traffic.scenario.call_patterns.find_documents_years
+            self.past_documents(owners, np.full(owners.size, np.nan), PROFESSIONAL_POOL,
+                                self.history.record_days(owners.size, years))
 
     def patient_history(self) -> None:
         """Patients reading their record's access history (who read what, when)."""
@@ -315,14 +381,11 @@ class _Builder:
             patients = self.population.draw_patients(self.rng, n)
             code = np.int8(OPERATIONS.index(operation))
             if operation == "delete":  # only the author may delete: patients delete their own uploads
-                serial = self.serials(n)
-                types, sizes = self.types.draw(self.rng, "patient", n)
-                self.corpus.add(n, document=serial, patient=patients, type=types, size=sizes, age_s=self.history_ages(n),
-                                author=np.int64(-1), sector=np.int8(PATIENT), producer=np.int64(-1))
+                serial, types, sizes, _ = self.past_documents(patients, self.aimed(times), PATIENT_POOL)
                 self.rows.add(n, offset_s=times, operation=code, sector=np.int8(PATIENT), actor=patients,
                               patient=patients, document=serial, type=types, size=sizes)
                 continue
-            serial, types, sizes, authors = self.past_documents(patients, self.history_ages(n))
+            serial, types, sizes, authors = self.past_documents(patients, self.aimed(times))
             if operation == "mask":
                 self.rows.add(n, offset_s=times, operation=code, sector=np.int8(PATIENT), actor=patients,
                               patient=patients, document=serial, type=types, size=sizes)
@@ -343,4 +406,5 @@ def build_replay(traffic: Traffic, window: Window) -> ReplayPlan:
     rows = builder.rows.arrays()
     order = np.argsort(rows["offset_s"], kind="stable")
     rows = {name: column[order] for name, column in rows.items()}
-    return ReplayPlan(window, rows, builder.corpus.arrays(), builder.types.codes, builder.population)
+    return ReplayPlan(window, rows, builder.corpus.arrays(), builder.types.codes, builder.population,
+                      builder.history, builder.types, builder.next_serial)
