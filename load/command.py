@@ -21,21 +21,35 @@ from load.seed import seed as seed_corpus
 @click.option("--target", required=True, help="The record service's base URL, e.g. http://127.0.0.1:8080.")
 @click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=Path(".segur/signing.key"),
               show_default=True, help="Token signing key shared with the service.")
-@click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True, help="Concurrent deposits.")
-def seed(result_dir: Path, target: str, key: Path, threads: int) -> None:
+@click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Concurrent deposits (--no-bulk); with --bulk, at most 4 requests at once.")
+@click.option("--corpus-gb", type=click.FloatRange(min=0), default=None,
+              help="Seed, beyond the documents the window needs, the corpus's other documents (by its seed_order "
+                   "column, else in file order) until this many GB are seeded in all. Default: the needed ones only.")
+@click.option("--bulk/--no-bulk", default=True, show_default=True,
+              help="Through the service's operator bulk load (many documents a request, idempotent: run it again "
+                   "to complete a seed cut short), or one ITI-65 deposit per document by its author.")
+def seed(result_dir: Path, target: str, key: Path, threads: int, corpus_gb: float | None, bulk: bool) -> None:
     """Load a simulation's corpus.parquet into a record service, before a replay.
 
-    Every document is deposited by its author, concurrently, with a progress bar; the
-    service's ids go to RESULT_DIR/locations.parquet, which `segur load` reads. The VIHF
-    assertions of the window's professional interactions (one per professional and patient)
-    are then signed ahead into RESULT_DIR/vihf.parquet, so that signing never paces a replay.
-    Exit code 1 when some documents were refused.
+    By default through the service's bulk load (POST /$bulk-load, with an operator token
+    signed by --key): many documents a request, each stored as a deposit stores it, one
+    transaction a request; a document already there is answered, never stored twice, so
+    a seed cut short is completed by running it again. With --no-bulk, every document is
+    deposited by its author (ITI-65), concurrently. A progress bar with ETA either way;
+    the service's ids of the documents the window needs go to RESULT_DIR/locations.parquet,
+    which `segur load` reads. The VIHF assertions of the window's professional interactions
+    (one per professional and patient) are then signed ahead into RESULT_DIR/vihf.parquet,
+    so that signing never paces a replay. Exit code 1 when some documents were refused.
 
     \b
-    Example:
+    Examples:
       segur seed results/smoke-20251014 --target http://127.0.0.1:8080
+      segur seed results/smoke-20251014 --target http://127.0.0.1:8080 --corpus-gb 40
+      segur seed results/smoke-20251014 --target http://127.0.0.1:8080 --no-bulk --threads 32
     """
-    outcome, _ = seed_corpus(result_dir, target, key, threads=threads)
+    corpus_bytes = None if corpus_gb is None else int(corpus_gb * 1e9)
+    outcome, _ = seed_corpus(result_dir, target, key, threads=threads, corpus_bytes=corpus_bytes, bulk=bulk)
     if outcome.failures:
         sys.exit(1)
 

@@ -55,9 +55,14 @@ fault, before anything is written; never a 500, never half a request.
 from __future__ import annotations
 
 import asyncio
+import base64
+import ctypes
 import hashlib
+import os
+import secrets
 import struct
 import time
+from pathlib import Path
 
 import jwt
 import orjson
@@ -65,13 +70,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from identity.actors import Actor, check_actor
-from record_service import registry
+from record_service import registry, rules
 from record_service.auth import load_or_create_key
-from record_service.bundles import Deposit, _check_size_and_hash, parse_deposit
+from record_service.bundles import Deposit, _check_size_and_hash, parse_deposit, stored_resource
 from record_service.codes import SUBMISSION_SET_SYSTEM
+from record_service.blobs import BlobStore, fsync_directory
 from record_service.endpoints import Endpoints, read_body
-from record_service.outcomes import ServiceError, conflict, forbidden, invalid, unauthenticated
-from segur.identifiers import INS_NIR_SYSTEM
+from record_service.outcomes import ServiceError, as_storage_fault, conflict, forbidden, invalid, unauthenticated
+from record_service.search_index import dates_of, tokens_of
 
 MEDIA_TYPE = "application/x-segur-bulk"
 MAGIC = b"SEGURBULK1\n"
@@ -176,6 +182,10 @@ def _check_document(position: int, header: dict, data: bytes, max_document_bytes
         if header.get("sha256") != sha256:
             raise ServiceError(422, "invalid", f"{where}.sha256 does not match the document's bytes (damaged frame?)",
                                f"{where}.sha256", reason="hash-mismatch")
+        if attachment.get("hash") is None:  # the SHA-1 a stored DocumentReference carries, made here once (on a
+            # worker's thread) rather than in the transaction (stored_resource would, on the committer's thread)
+            attachment = dict(attachment, hash=base64.b64encode(hashlib.sha1(data).digest()).decode())
+            resource = dict(resource, content=[dict(contents[0], attachment=attachment), *contents[1:]])
         document.data, document.sha256, document.resource = data, sha256, resource
         return _Document(position, document.master_id, actor, deposit)
     except ServiceError as error:
@@ -230,19 +240,101 @@ def parse_frame(body: bytes, max_document_bytes: int, max_documents: int) -> lis
 
 
 def _write_all(documents: list[_Document]):
-    """One write (one transaction, all or nothing) storing every new document through a deposit's own write."""
-    writes = [(document, registry.deposit(document.deposit, document.actor)) for document in documents]
+    """One write (one transaction, all or nothing) storing every new document as :func:`registry.deposit` does:
+    the same checks inside the transaction (the patient's opt-out, the masterIdentifier taken meanwhile), the same
+    row (``registry._INSERT``, :func:`~record_service.bundles.stored_resource`), search values
+    (:func:`~record_service.search_index.tokens_of`, ``dates_of``) and submission set, but a statement for many
+    documents rather than five or six each (measured on SQLite: 260 µs of CPU a document one deposit's write at a
+    time). A document that replaces another (relatesTo) goes through :func:`registry.deposit` itself."""
 
     def write(tx) -> list[tuple[str, bool]]:
-        outcomes: list[tuple[str, bool]] = []
-        for document, one in writes:
+        patients = sorted({d.deposit.patient_ins for d in documents})
+        closed = {row[0] for row in tx.execute(
+            f"SELECT patient_ins FROM opt_outs WHERE patient_ins IN ({','.join('?' * len(patients))})", patients)}
+        masters = [d.master_id for d in documents]
+        existing = {row[0]: row[1:] for row in tx.execute(
+            f"SELECT master_id, id, patient_ins, sha256, status FROM documents WHERE master_id IN"
+            f" ({','.join('?' * len(masters))})", masters)}
+        outcomes: dict[int, tuple[str, bool]] = {}
+        plain: list[_Document] = []
+        for document in documents:
             try:
-                outcomes.append(one(tx)[0])
+                rules.check_can_deposit(document.actor, document.deposit.patient_ins, rules.PatientState(
+                    opted_out=document.deposit.patient_ins in closed, blocked=False))
+                doc = document.deposit.documents[0]
+                found = existing.get(document.master_id)
+                if found is not None:
+                    if found[1] != document.deposit.patient_ins or found[2] != doc.sha256 or found[3] == "deleted":
+                        raise conflict(f"masterIdentifier {doc.master_id[:80]!r} is already used by a different "
+                                       "document", "Bundle.entry[1].resource.masterIdentifier")
+                    outcomes[document.position] = (found[0], False)
+                elif doc.replaces or doc.replaces_master_id:
+                    outcomes[document.position] = registry.deposit(document.deposit, document.actor)(tx)[0]
+                else:
+                    plain.append(document)
             except ServiceError as error:
                 raise _refused(error, document.position, document.master_id) from None
-        return outcomes
+        stamp = registry.now_us()
+        for start in range(0, len(plain), _ROWS_A_STATEMENT):
+            _insert_plain(tx, plain[start:start + _ROWS_A_STATEMENT], stamp, outcomes)
+        return [outcomes[d.position] for d in documents]
 
     return write
+
+
+_ROWS_A_STATEMENT = 50  # 19 values a document row: 950 placeholders a statement
+
+
+def _values(rows: list[tuple], width: int) -> str:
+    return ",".join(["(" + ",".join("?" * width) + ")"] * len(rows))
+
+
+def _insert_plain(tx, documents: list[_Document], stamp: int, outcomes: dict[int, tuple[str, bool]]) -> None:
+    """Insert documents that replace nothing, with their search values and submission sets (see :func:`_write_all`)."""
+    rows = []
+    for document in documents:
+        deposit, doc, actor = document.deposit, document.deposit.documents[0], document.actor
+        rows.append((doc.id, doc.master_id, deposit.patient_ins, doc.type_code, doc.date_us,
+                     registry._authors_column(doc.authors), actor.rpps, actor.finess, actor.ins, doc.content_type,
+                     len(doc.data), doc.sha256, int(doc.masked), stamp, stored_resource(doc, stamp), doc.id,
+                     deposit.submission_set.id))
+    columns = registry._INSERT.split(" VALUES ")[0]
+    inserted = {row[0] for row in tx.execute(
+        f"{columns} VALUES " + ",".join(["(?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"] * len(rows))
+        + " ON CONFLICT (master_id) DO NOTHING RETURNING id", [v for row in rows for v in row])}
+    tokens, dates, sets = [], [], []
+    for document in documents:
+        deposit, doc = document.deposit, document.deposit.documents[0]
+        if doc.id not in inserted:  # another worker's deposit took this masterIdentifier since it was looked up
+            try:
+                outcomes[document.position] = registry._taken_meanwhile(tx, doc, deposit.patient_ins)
+            except ServiceError as error:
+                raise _refused(error, document.position, document.master_id) from None
+            continue
+        outcomes[document.position] = (doc.id, True)
+        tokens += [(doc.id, *token) for token in sorted(set(tokens_of(doc.resource, None)))]
+        dates += [(doc.id, *date) for date in sorted(set(dates_of(doc.resource)))]
+        found = deposit.submission_set
+        system, code = found.content_type or (None, None)
+        sets.append((found.id, found.unique_id or registry.generated_unique_id(found.id), deposit.patient_ins,
+                     found.source_id, stamp if found.submission_us is None else found.submission_us, system, code,
+                     stamp))
+    for start in range(0, len(tokens), 200):
+        part = tokens[start:start + 200]
+        tx.execute("INSERT INTO document_tokens (document_id, parameter, system, code) VALUES " + _values(part, 4),
+                   [v for row in part for v in row])
+    for start in range(0, len(dates), 200):
+        part = dates[start:start + 200]
+        tx.execute("INSERT INTO document_dates (document_id, parameter, low_us, high_us) VALUES " + _values(part, 4),
+                   [v for row in part for v in row])
+    for start in range(0, len(sets), 100):
+        part = sets[start:start + 100]
+        made = tx.execute("INSERT INTO submission_sets (id, unique_id, patient_ins, source_id, submission_us,"
+                          " content_system, content_code, created_us) VALUES " + _values(part, 8)
+                          + " ON CONFLICT DO NOTHING RETURNING id", [v for row in part for v in row])
+        if len(made) != len(part):  # fresh ids and the uniqueIds made of them: cannot happen but by a bug
+            raise ServiceError(409, "conflict", "a submission set uniqueId is already registered", "List.identifier",
+                               reason="duplicate-submission-set")
 
 
 class BulkLoad:
@@ -305,7 +397,8 @@ class BulkLoad:
         stored: dict[str, tuple[str, bool]] = {}
         if new:
             contents = {d.deposit.documents[0].sha256: d.deposit.documents[0].data for d in new}
-            outcomes = await e.store.write_with_bytes(_write_all(new), contents, e.blob_threads)
+            # run to its end even if the client goes away (the write may commit; the holds must outlast it)
+            outcomes = await e.store._shielded(self._write_with_files(_write_all(new), contents))
             stored = {d.master_id: outcome for d, outcome in zip(new, outcomes)}
             made = [d.deposit.documents[0] for d in new if stored[d.master_id][1]]
             if made:
@@ -313,3 +406,87 @@ class BulkLoad:
                 e.metrics.document_bytes.inc(sum(len(doc.data) for doc in made))
         return [stored[d.master_id] if d.master_id in stored else (existing[d.master_id][0], False)
                 for d in documents]
+
+    async def _write_with_files(self, write, contents: dict[str, bytes]):
+        """:meth:`~record_service.storage.Store.write_with_bytes` for a batch: the same holds, the same clean-up
+        of a refused request's files, and every file durable under its final name before the metadata that
+        names it commits; made durable together (:func:`put_durably`) rather than one fsync each."""
+        e = self.endpoints
+        held: list[str] = []
+        try:
+            await asyncio.get_running_loop().run_in_executor(e.blob_threads, put_durably, e.store.blobs, contents,
+                                                             held)
+        except BaseException as failure:
+            await e.store.discard(held, holding=True)
+            raise as_storage_fault(failure) from failure
+        try:
+            result = await e.store.write(write)
+        except BaseException:
+            await e.store.discard(held, holding=True)
+            raise
+        for sha in held:
+            e.store.blobs.holds.release(sha)
+        return result
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_SYNCFS = getattr(_libc, "syncfs", None)
+
+
+def _syncfs(directory: Path) -> None:
+    """Everything written to the file system holding ``directory`` made durable (data, inodes, directory
+    entries), as one call: syncfs(2), which reports write-back errors (Linux >= 5.8)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        if _SYNCFS(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"syncfs: {os.strerror(number)}")
+    finally:
+        os.close(fd)
+
+
+def put_durably(blobs: BlobStore, contents: dict[str, bytes], held: list[str]) -> None:
+    """Hold every content of ``contents`` (appended to ``held``) and store its file as
+    :meth:`BlobStore.put` does (written under a temporary name in ``.tmp``, made durable, renamed into place, the
+    rename made durable), but for all of them at once: every temporary file written, one ``syncfs``, every rename,
+    one ``syncfs``. A file under its final name is complete, as always; once this returns, every file is durable.
+    Measured on this machine (120 KB files): 16 threads each ``put`` (an fsync of the file and of its directory)
+    2 300 files/s for 713 µs of machine CPU a file (the journal's commits); batches of 256 with two syncfs 4 400
+    files/s for 267 µs. Without syncfs (not Linux): an fsync of each file and of each directory. Errors:
+    ``OSError``, with no temporary file left behind (the holds stay in ``held``: the caller discards them)."""
+    for sha256 in contents:
+        blobs.holds.hold(sha256)
+        held.append(sha256)
+    written: list[tuple[Path, Path]] = []
+    try:
+        for sha256, data in contents.items():
+            final = blobs.path(sha256)
+            if final.exists():  # complete by construction, as in BlobStore.put
+                continue
+            final.parent.mkdir(exist_ok=True)
+            temporary = blobs.temporary / f".{sha256}.{secrets.token_hex(4)}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            written.append((temporary, final))
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if _SYNCFS is None:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        if not written:
+            return
+        if _SYNCFS is not None:
+            _syncfs(blobs.temporary)
+        for temporary, final in written:
+            os.replace(temporary, final)
+        if _SYNCFS is not None:
+            _syncfs(blobs.root)
+        else:
+            for directory in {final.parent for _, final in written}:
+                fsync_directory(directory)
+    except BaseException:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        raise
