@@ -11,7 +11,7 @@ import click
 
 from load.interactions import PROTOCOLS
 
-from planner import footprint, report
+from planner import corpus, footprint, report
 from planner.plan import SearchLimits, plan
 from planner.service import Service
 from planner.steps import SLO
@@ -73,11 +73,19 @@ def _compared(protocol: str) -> str | None:
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Also search the capacity with the professionals on the other interface (fhir for dmp, dmp for "
                    "fhir; none for xds), on the same service, side by side in plan.json and the report.")
+@click.option("--corpus", "corpus_text", metavar="hot|cold|GB[,…]",
+              help="The corpus the capacity is measured against: cold (default with a service started here: every "
+                   "document older than the window is read from the disk, as in the national record, far larger "
+                   "than RAM), hot (all in the page cache: only true while the record fits in RAM; the default with "
+                   "--target), or a size in GB: a cold corpus that big really on disk, the record's history beside "
+                   "what the window reads (past the RAM: really larger than memory). Several, comma-separated, are "
+                   "each searched: plan.json's capacity_by_corpus; the verdict is about cold when it is among them, "
+                   "else the first.")
 def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms: float, max_error_rate: float,
                  max_lateness_ms: float, out: Path | None, step_seconds: float, max_steps: int, processes: int,
                  workers: int, key: Path | None, scale: float | None, headroom: float, assume: str,
                  max_disk_gb: float, outage_hours: float | None, replay_recovery: bool, protocol: str,
-                 compare: bool) -> None:
+                 compare: bool, corpus_text: str | None) -> None:
     """Find how much of a scenario's traffic the record service holds, and what breaks first.
 
     SCENARIO is a scenario file (simulated first) or a `segur simulate` result directory.
@@ -88,6 +96,8 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
     of the window (speed-up x scale), at the --assume level of the traffic's assumptions.
     Before writing anything the plan works out its disk footprint: a national scenario is sampled at
     a scale that fits (--max-disk-gb), or refused when --scale was given.
+    The capacity is measured against a cold corpus by default (--corpus): what the national record,
+    far larger than RAM, reads from its disks.
     The professionals' consultations and deposits are sent as the calls of --protocol (XDS.b by
     default, as the platform receives them), and priced per interaction and per call type; with
     --compare the other interface is searched too, side by side.
@@ -98,22 +108,30 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
       segur plan scenarios/smoke.yaml
       segur plan scenarios/plan-2026.yaml --headroom 1.3 --assume high
       segur plan scenarios/plan-2026.yaml --protocol fhir --no-compare
+      segur plan scenarios/smoke.yaml --corpus hot,cold
+      segur plan scenarios/plan-2026.yaml --corpus 30GB --max-disk-gb 45
       segur plan scenarios/peak-day-2026.yaml --db postgresql://segur@127.0.0.1:5432/segur --slo-p99-ms 300
     """
     if target and db:
         raise InputError("--target and --db exclude each other: --db starts a service here, --target uses one")
+    regimes = corpus.parse(corpus_text or ("hot" if target else "cold"))
+    corpus.refuse_remote_cold(regimes, remote=bool(target))
+    extra_corpus = max((r.bytes or 0 for r in regimes), default=0)
     name = scenario.stem if scenario.is_file() else scenario.name
     out = out or Path("results") / f"plan-{name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     slo = SLO(p99_ms=slo_p99_ms, max_error_rate=max_error_rate, max_lateness_p99_ms=max_lateness_ms)
     limits = SearchLimits(step_seconds=step_seconds, max_steps=max_steps, processes=processes)
     loaded = None
     room = footprint.budget(out, max_disk_gb)  # free disk and memory, read once
+    if extra_corpus * footprint.STORAGE_OVERHEAD > room.disk:
+        raise InputError(f"--corpus {corpus_text}: a corpus of {extra_corpus / 1e9:,.0f} GB does not fit the "
+                         f"{room.describe()}; raise --max-disk-gb (at most half the free disk)")
     if scenario.is_dir():
         if not (scenario / "summary.json").exists() or not (scenario / "schedule.parquet").exists():
             raise InputError(f"{scenario}: not a `segur simulate` result directory (no summary.json/schedule.parquet)")
     else:  # know what the plan needs before anything is written
         loaded, needs = footprint.choose(load_scenario(scenario).with_overrides(scale=scale), scale is not None,
-                                         max_steps, step_seconds, room, _log, replay_recovery)
+                                         max_steps, step_seconds, room, _log, replay_recovery, extra_corpus)
         _log(f"plan footprint: {needs.describe()}")
     with staged_directory(out) as staging:
         if loaded is None:
@@ -127,7 +145,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
             result = plan(simulation, staging, service, slo, limits, _log, headroom_required=headroom, assume=assume,
                           outage_hours=outage_hours, replay_recovery=replay_recovery,
                           disk_budget=room.disk, protocol=protocol,
-                          compare=_compared(protocol) if compare else None)
+                          compare=_compared(protocol) if compare else None, corpus=regimes)
         if service.process is not None:  # the throw-away service's documents: gigabytes nobody reads again
             shutil.rmtree(staging / "service" / "data", ignore_errors=True)
         report.write(result, staging)

@@ -48,10 +48,12 @@ class Footprint:
                 f"{self.disk_bytes / 1e9:,.1f} GB in all; window {self.window_requests:,} requests")
 
 
-def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool = True) -> Footprint:
+def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool = True,
+            extra_corpus_bytes: int = 0) -> Footprint:
     """The footprint of a plan of ``scenario`` (at its own scale) with ``steps`` steps of ``step_seconds``,
     and (``recovery``) the corpus of an outage's recovery surge, of the same order as the window's (counted
-    twice on disk). The surge's own deposits are checked when it is replayed, against what is left."""
+    twice on disk), and ``extra_corpus_bytes`` of the record's history seeded beyond what the window reads
+    (``--corpus <N>GB``). The surge's own deposits are checked when it is replayed, against what is left."""
     traffic = simulate(scenario)
     replay = scenario.replay
     window = (fixed_window(traffic, replay.start, replay.minutes) if replay.start
@@ -59,12 +61,16 @@ def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool 
     plan = build_replay(traffic, window)
     deposits = plan.rows["operation"] == OPERATIONS.index("deposit")
     mean_deposit = float(plan.rows["size"][deposits].mean()) if deposits.any() else 0.0
-    corpus_bytes = int(plan.corpus["size"].sum())
+    # the documents the window needs are seeded (the rest of the record's history only up to --corpus GB)
+    needed = plan.corpus.get("needed")
+    sizes = plan.corpus["size"] if needed is None else plan.corpus["size"][needed]
+    corpus_bytes = int(sizes.sum()) + extra_corpus_bytes
     corpora = 2 if recovery else 1
     steps_bytes = int(steps * step_seconds * DEPOSITS_PER_S_CEILING * mean_deposit)
-    return Footprint(scenario.scale, int(plan.corpus["document"].size), corpus_bytes, int(plan.rows["offset_s"].size),
-                     mean_deposit, steps_bytes, int((corpora * corpus_bytes + steps_bytes) * STORAGE_OVERHEAD),
-                     int((plan.rows["offset_s"].size + plan.corpus["document"].size) * _ROW_BYTES))
+    return Footprint(scenario.scale, int(sizes.size), corpus_bytes, int(plan.rows["offset_s"].size),
+                     mean_deposit, steps_bytes,
+                     int((corpora * int(sizes.sum()) + extra_corpus_bytes + steps_bytes) * STORAGE_OVERHEAD),
+                     int((plan.rows["offset_s"].size + sizes.size) * _ROW_BYTES))
 
 
 @dataclass(frozen=True)
@@ -96,11 +102,11 @@ def fits(footprint: Footprint, room: Budget) -> bool:
 
 
 def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: float, room: Budget,
-           log, recovery: bool = True) -> tuple[Scenario, Footprint]:
+           log, recovery: bool = True, extra_corpus_bytes: int = 0) -> tuple[Scenario, Footprint]:
     """The scenario at a scale whose plan fits in ``room``; raises InputError (exit 2) when none does or the
     given one does not."""
     limits = room.describe()
-    footprint = measure(scenario, steps, step_seconds, recovery)
+    footprint = measure(scenario, steps, step_seconds, recovery, extra_corpus_bytes)
     if fits(footprint, room):
         return scenario, footprint
     if scale_given:
@@ -109,7 +115,7 @@ def choose(scenario: Scenario, scale_given: bool, steps: int, step_seconds: floa
                          "or raise --max-disk-gb.")
     for scale in (s for s in _SCALES if s < scenario.scale):
         smaller = scenario.with_overrides(scale=scale)
-        footprint = measure(smaller, steps, step_seconds, recovery)
+        footprint = measure(smaller, steps, step_seconds, recovery, extra_corpus_bytes)
         if fits(footprint, room):
             log(f"sampling scale {scale:g} (the scenario's {scenario.scale:g} would not fit: {limits}); "
                 f"{footprint.describe()}")

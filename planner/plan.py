@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from load.seed import seed
 from planner import outage, recovery, verdict
+from planner.corpus import Regime, Seeded, main_regime, seed_regime
 from planner.queueing import Model
 from planner.service import Service
 from planner.steps import SLO, Step, cool_down, run_step
@@ -102,6 +102,9 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
     evidence = (f"service CPU {service_cores if service_cores is not None else 'unknown'} cores, "
                 f"driver CPU {step.driver_cpu_cores:.2f} cores, p99 {step.p99_ms:.0f} ms, "
                 f"lateness p99 {step.lateness_p99_ms:.0f} ms, errors {step.error_rate:.2%}")
+    if step.disk_busy_share is not None:
+        evidence += (f", disk busy {step.disk_busy_share:.0%} ({step.disk_read_iops:,.0f} reads/s, "
+                     f"{step.disk_read_mb_per_s:,.1f} MB/s)")
     if step.other_cpu_cores >= 0.5:
         evidence += (f"; WARNING: other programs used {step.other_cpu_cores:.2f} cores of this machine during "
                      "the step, so the service had less than the whole machine")
@@ -124,6 +127,11 @@ def _bottleneck(step: Step | None, service: Service, slo: SLO, limits: SearchLim
     if rejected:
         return {"kind": "service-admission", "words": f"the service sheds load (503 from its in-flight bound) "
                 f"before latency grows: {rejected} rejections. ({evidence})"}
+    if step.disk_busy_share is not None and step.disk_busy_share >= 0.85:
+        return {"kind": "disk-reads", "words": f"the disk under the service's data is the queue: busy "
+                f"{step.disk_busy_share:.0%} of the time, {step.disk_read_iops:,.0f} reads/s, "
+                f"{step.disk_read_mb_per_s:,.1f} MB/s ({step.corpus} corpus: documents older than the window are "
+                f"read from the disk). ({evidence})"}
     busiest = step.service_busiest_process_cores
     if service_cores is not None and service_cores >= 0.85 * min(service.workers, CORES):
         return {"kind": "service-cpu", "words": f"the service's CPU is saturated ({service_cores:.2f} cores busy "
@@ -175,7 +183,7 @@ def _rejections(step: Step) -> int:
 def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits,
          log: Callable[[str], None], headroom_required: float = 1.0, assume: str = "central",
          outage_hours: float | None = None, replay_recovery: bool = True, disk_budget: int | None = None,
-         protocol: str = "dmp", compare: str | None = None) -> dict:
+         protocol: str = "dmp", compare: str | None = None, corpus: list[Regime] | None = None) -> dict:
     """Run the search against a started ``service`` and return the plan (also written to out/plan.json).
 
     ``headroom_required``: the multiple of the national traffic of the window the service must
@@ -186,15 +194,17 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     recovery replay is skipped, and says so, when what is left cannot hold it); ``protocol``: the
     professionals' interface the verdict is about (load.interactions: dmp, xds, fhir); ``compare``:
     another protocol searched too, on the same service, for the side-by-side ("what does moving the
-    professionals to PDSm4DMP change?").
+    professionals to PDSm4DMP change?"); ``corpus``: the corpus regimes searched (:mod:`planner.corpus`; default
+    hot), the verdict about :func:`planner.corpus.main_regime`'s, each one's capacity in ``capacity_by_corpus``.
     """
     summary = json.loads((result_dir / "summary.json").read_text())
-    outcome, _ = seed(result_dir, service.url, service.key, log=log)
-    if outcome.failures:
-        log(f"warning: {sum(outcome.failures.values())} corpus documents were refused while seeding")
+    regimes = corpus or [Regime("hot")]
+    main = main_regime(regimes)
+    window_s = summary.get("replay_window", {}).get("minutes", 60) * 60.0
     tag = str(int(time.time()))
+    regime = seed_regime(main, result_dir, service, log)
     before_search = service.data_bytes()
-    search = _search(result_dir, out, service, slo, limits, log, protocol, tag)
+    search = _search(result_dir, out, service, slo, limits, log, protocol, tag, regime, window_s)
     search_bytes = None if before_search is None else (service.data_bytes() or 0) - before_search
     steps, predictions, model, predicted, limiting = (search["steps"], search["predictions"], search["model"],
                                                       search["predicted"], search["limiting"])
@@ -252,7 +262,8 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         result["protocols"][compare] = {"skipped": skip}
         log(f"{compare}: not searched: {skip}")
     elif compare and compare != protocol:
-        other = _search(result_dir, out / f"compare-{compare}", service, slo, limits, log, compare, f"{tag}c")
+        other = _search(result_dir, out / f"compare-{compare}", service, slo, limits, log, compare, f"{tag}c",
+                        regime, window_s)
         other_steps = [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]
         headroom = verdict.national_headroom(other["max_speedup"], summary)
         result["protocols"][compare] = {
@@ -265,6 +276,18 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         result["documents_per_year_sustained"] = round(yearly * max_speedup)
         result["storage_bytes_per_year"] = round(yearly * mean_document)
         result["storage_bytes_per_year_national"] = round(yearly * mean_document / summary["scale"])
+    result["corpus"] = regime.figures()
+    by_corpus = [_corpus_capacity(regime, search, summary, bottleneck["kind"])]
+    for other_regime in (r for r in regimes if r is not main):
+        seeded = seed_regime(other_regime, result_dir, service, log, regime)
+        other = _search(result_dir, out / f"corpus-{other_regime.name}", service, slo, limits, log, protocol,
+                        f"{tag}{other_regime.name}", seeded, window_s)
+        limit = _bottleneck(other["first_broken"], service, slo, limits, max((s.speedup for s in other["steps"]),
+                                                                             default=None))["kind"]
+        by_corpus.append({**_corpus_capacity(seeded, other, summary, limit), "steps": [
+            {**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]})
+    result["capacity_by_corpus"] = by_corpus
+    result["storage"] = _storage(summary, regime, search)
     disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
     result["disturbed_steps"] = disturbed
     result["verdict"] = _verdict(result, summary) + (
@@ -274,9 +297,11 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
 
 
 def _search(result_dir: Path, out: Path, service: Service, slo: SLO, limits: SearchLimits, log: Callable[[str], None],
-            protocol: str, tag: str) -> dict:
-    """Steps of rising speed-up until the SLO breaks, the professionals over ``protocol``: the steps, the model's
-    predictions, the highest speed-up held and the first broken step above it."""
+            protocol: str, tag: str, corpus: Seeded | None = None, window_s: float = 3600.0) -> dict:
+    """Steps of rising speed-up until the SLO breaks, the professionals over ``protocol``, against the seeded
+    ``corpus`` in its regime: the steps, the model's predictions, the highest speed-up held and the first broken
+    step above it."""
+    corpus = corpus or Seeded(Regime("hot"), 0, 0, [])
     steps: list[Step] = []
     predictions: list[dict] = []
     model: Model | None = None
@@ -285,9 +310,13 @@ def _search(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Sea
     while speedup is not None and len(steps) < limits.max_steps:
         folder = out / "steps" / f"{len(steps) + 1:02d}-{speedup:g}x"
         cool_down(service)
-        log(f"step {len(steps) + 1} ({protocol}): {speedup:g}x for {limits.step_seconds:g} s …")
+        log(f"step {len(steps) + 1} ({protocol}, {corpus.regime.name} corpus): {speedup:g}x for "
+            f"{limits.step_seconds:g} s …")
+        if not corpus.regime.evict:
+            corpus.warm()  # a hot corpus is cached, even after another regime's search evicted it
         step = run_step(service, result_dir, folder, speedup, limits.step_seconds, f"{tag}{len(steps) + 1}",
-                        limits.processes, protocol)
+                        limits.processes, protocol, cold_files=corpus.files if corpus.regime.evict else None,
+                        window_s=window_s, corpus=corpus.regime.name)
         step.judge(slo)
         step.rejections = _rejections(step)
         steps.append(step)
@@ -312,6 +341,63 @@ def _search(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Sea
                        default=None)
     return {"steps": steps, "predictions": predictions, "model": model, "predicted": predicted, "limiting": limiting,
             "max_speedup": max_speedup, "first_broken": first_broken}
+
+
+_RETRIEVES = ("ITI-43", "ITI-68", "retrieve")
+
+
+def _retrieve_calls(step: Step) -> dict[str, dict]:
+    return {name: call for name, call in step.calls.items() if any(word in name for word in _RETRIEVES)}
+
+
+def _measured_step(search: dict) -> Step | None:
+    """The highest step held, else the lowest tried: where a search's figures are read."""
+    held = [s for s in search["steps"] if s.holds and s.speedup == search["max_speedup"]]
+    return held[0] if held else min(search["steps"], key=lambda s: s.speedup, default=None)
+
+
+def _corpus_capacity(corpus: Seeded, search: dict, summary: dict, bottleneck: str) -> dict:
+    """One entry of ``capacity_by_corpus``: the regime, its corpus, the capacity found, and at the step that
+    measured it the retrieves' p99 (ms) and the disk's reads (IOPS, MB/s, busy share)."""
+    step = _measured_step(search)
+    retrieves = _retrieve_calls(step) if step else {}
+    return {"regime": corpus.regime.name, "documents": corpus.documents, "bytes": corpus.bytes,
+            "max_sustainable_speedup": search["max_speedup"],
+            "national_headroom": verdict.national_headroom(search["max_speedup"], summary)["central"],
+            "measured_at_speedup": step.speedup if step else None,
+            "retrieve_p99_ms": max((c.get("p99_ms", 0.0) for c in retrieves.values()), default=None),
+            "retrieves_per_second": round(sum(c.get("count", 0) for c in retrieves.values()) / step.wall_s, 2)
+            if step else None,
+            "disk_read_iops": step.disk_read_iops if step else None,
+            "disk_read_mb_per_s": step.disk_read_mb_per_s if step else None,
+            "disk_busy_share": step.disk_busy_share if step else None,
+            "service_read_mb_per_s": step.service_read_mb_per_s if step else None,
+            "bottleneck": bottleneck}
+
+
+def _storage(summary: dict, corpus: Seeded, search: dict) -> dict:
+    """Storage for planners: the national record at the end of each year (the simulator's history, cumulative
+    by sector), and the disk reads the national window needs in ``corpus``'s regime: the reads per retrieve
+    measured at the step that held most (the disk's counters, the service's share of them / retrieves) times the
+    national retrieves per second."""
+    window = summary.get("replay_window", {})
+    national_retrieves = (window.get("by_operation", {}).get("retrieve", 0) / max(window.get("minutes", 60) * 60, 1)
+                          / summary["scale"])
+    step = _measured_step(search)
+    rate = sum(c.get("count", 0) for c in _retrieve_calls(step).values()) / step.wall_s if step else 0.0
+    need = {"regime": corpus.regime.name, "national_retrieves_per_second": round(national_retrieves, 1),
+            "disk_reads_per_retrieve": None, "disk_mb_per_retrieve": None,
+            "national_disk_read_iops": None, "national_disk_read_mb_per_s": None}
+    if step is not None and rate > 0 and step.disk_read_iops is not None:
+        # the device's reads include other programs': the service's share of the bytes read apportions them
+        share = 1.0
+        if step.service_read_mb_per_s is not None and step.disk_read_mb_per_s:
+            share = min(step.service_read_mb_per_s / step.disk_read_mb_per_s, 1.0)
+        per_read, per_mb = step.disk_read_iops * share / rate, step.disk_read_mb_per_s * share / rate
+        need.update(disk_reads_per_retrieve=round(per_read, 2), disk_mb_per_retrieve=round(per_mb, 4),
+                    national_disk_read_iops=round(per_read * national_retrieves),
+                    national_disk_read_mb_per_s=round(per_mb * national_retrieves, 1))
+    return {"by_year": summary.get("storage_by_year", []), "window_disk_reads": need}
 
 
 def _priced(steps: list[Step], max_speedup: float) -> dict:
@@ -440,7 +526,10 @@ def _verdict(plan_: dict, summary: dict) -> str:
         return (f"{head} Even {where} at its own rate ({sample}) breaks the SLO. "
                 f"First limit: {plan_['bottleneck_explained']}")
     shown = f"{speedup:,.0f}" if speedup >= 100 else f"{speedup:.3g}"
-    return (f"{head} Measured: the service holds {shown}x {where} ({sample}), "
+    corpus = plan_.get("corpus")
+    against = (f" against a {corpus['regime']} corpus ({corpus['documents']:,} documents, {corpus['bytes'] / 1e9:,.2f} GB)"
+               if corpus else "")
+    return (f"{head} Measured: the service holds {shown}x {where} ({sample}){against}, "
             f"{plan_['national_equivalent_speedup']:.3g}x its national traffic. "
             f"First limit beyond that: {plan_['bottleneck_explained']}")
 

@@ -31,6 +31,7 @@ class ProcessTree:
     def __init__(self, pid: int):
         self.root = psutil.Process(pid)
         self._seen: dict[int, tuple[psutil.Process, float]] = {}
+        self._read: dict[int, int] = {}
 
     def cpu_seconds(self) -> float:
         try:
@@ -44,6 +45,20 @@ class ProcessTree:
             except psutil.NoSuchProcess:
                 continue
         return sum(seconds for _, seconds in self._seen.values())
+
+    def read_bytes(self) -> int:
+        """Bytes the processes seen (alive now, or their last reading) had the kernel fetch from storage
+        (``/proc/<pid>/io`` read_bytes: page-cache misses, not reads the cache served)."""
+        try:
+            processes = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            processes = []
+        for process in processes:
+            try:
+                self._read[process.pid] = process.io_counters().read_bytes
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return sum(self._read.values())
 
     def per_process(self) -> dict[int, float]:
         """CPU seconds of each process seen (call after :meth:`cpu_seconds`)."""
@@ -133,6 +148,12 @@ class Service:
         if self.tree is None:
             return None
         return self.tree.cpu_seconds() + (self.database.cpu_seconds() if self.database else 0.0)
+
+    def read_bytes(self) -> int | None:
+        """Bytes the service (and a local database) read from storage so far; None for a --target service."""
+        if self.tree is None:
+            return None
+        return self.tree.read_bytes() + (self.database.read_bytes() if self.database else 0)
 
     def cpu_by_process(self) -> dict[int, float]:
         if self.tree is None:

@@ -6,6 +6,7 @@ is measured apart from the service's: a step tells how busy each side was.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -21,6 +22,8 @@ from load.command import locust_command
 from load.service_metrics import cpu_per_call_us
 import psutil
 
+from planner import disk
+from planner.corpus import ColdKeeper
 from planner.service import ProcessTree, Service
 
 
@@ -65,6 +68,14 @@ class Step:
     # per interaction (consultation (xds) first visit…): count, failures, p50/p99 ms, the calls it is made of, and
     # the service's CPU per interaction (µs: its calls' CPU per call times how many it makes)
     interactions: dict[str, dict] = field(default_factory=dict)
+    # the disk under the service's data directory over the step's busiest stretch (planner.disk): reads per
+    # second, MB/s, share of the time busy; None when unknown (a --target service, no local block device)
+    disk_read_iops: float | None = None
+    disk_read_mb_per_s: float | None = None
+    disk_busy_share: float | None = None
+    service_read_mb_per_s: float | None = None  # what the service's processes had read from storage (cache misses)
+    corpus: str = "hot"                 # the corpus regime the step ran in (planner.corpus)
+    evictions: int = 0                  # passes of the cold keeper over the seeded corpus during the step
 
     def judge(self, slo: SLO) -> None:
         """Set ``holds`` and ``broken`` (the reasons, in words). A step with any wrong answer does not
@@ -147,9 +158,12 @@ def _per_call(report: dict, service_cpu: dict[str, dict]) -> tuple[dict, dict]:
 
 
 def run_step(service: Service, schedule: Path, folder: Path, speedup: float, seconds: float, run_tag: str,
-             processes: int = 1, protocol: str = "dmp") -> Step:
+             processes: int = 1, protocol: str = "dmp", cold_files: list[str] | None = None,
+             window_s: float | None = None, corpus: str = "hot") -> Step:
     """Replay ``seconds`` of wall-clock time at ``speedup`` (the window looped if it is shorter), the
-    professionals' interactions over ``protocol``'s calls (load.interactions)."""
+    professionals' interactions over ``protocol``'s calls (load.interactions). With ``cold_files`` (the seeded
+    corpus's files) those are evicted from the page cache at the start and after each pass over the window
+    (``window_s`` seconds of scenario time, :class:`planner.corpus.ColdKeeper`)."""
     folder.mkdir(parents=True, exist_ok=True)
     command = locust_command(schedule, service.url, folder, speedup=speedup, key=service.key, processes=processes,
                              extra=("--replay-seconds", f"{seconds:g}", "--run-tag", run_tag,
@@ -159,12 +173,19 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
     process_samples: list[tuple[float, dict[int, float]]] = []
     machine_samples: list[tuple[float, float]] = []
     driver_samples: list[tuple[float, float]] = []
+    disk_samples: list[disk.DiskSample] = []
+    service_reads: list[tuple[float, float]] = []
+    device = disk.device_of(service.folder / "data") if service.process is not None else None
+    keeper = ColdKeeper(cold_files, (window_s or seconds) / speedup) if cold_files else None
     started = time.perf_counter()
-    with (folder / "locust.log").open("wb") as log:
+    with (folder / "locust.log").open("wb") as log, keeper or contextlib.nullcontext():
         driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         tree = ProcessTree(driver.pid)
         while driver.poll() is None:
             now = time.perf_counter()
+            if (read := disk.sample(device)) is not None:
+                disk_samples.append(read)
+                service_reads.append((now, (service.read_bytes() or 0) / 1e6))
             driver_samples.append((now, tree.cpu_seconds()))  # sampled often: workers exit before the master
             machine_samples.append((now, _machine_busy_seconds()))
             service_cpu = service.cpu_seconds()
@@ -217,7 +238,18 @@ def run_step(service: Service, schedule: Path, folder: Path, speedup: float, sec
         service_busiest_process_cores=_busiest_process(process_samples, wall_s) if process_samples else None,
         other_cpu_cores=_other_cores(machine_samples, service_samples, driver_samples, wall_s),
         driver_cpu_cores=_busiest_cores(driver_samples, wall_s), by_operation=by_operation, folder=str(folder),
-        protocol=protocol, calls=step_calls, interactions=step_interactions)
+        protocol=protocol, calls=step_calls, interactions=step_interactions, corpus=corpus,
+        evictions=keeper.evictions if keeper else 0, **_disk_figures(disk_samples, wall_s),
+        service_read_mb_per_s=round(_busiest_cores(service_reads, wall_s), 2) if len(service_reads) > 1 else None)
+
+
+def _disk_figures(samples: list[disk.DiskSample], span_s: float) -> dict:
+    """The disk's reads per second, MB/s and busy share over the step's busiest stretch of reads."""
+    if len(samples) < 2:
+        return dict(disk.UNKNOWN)
+    return {"disk_read_iops": round(_busiest_cores([(s.at, s.reads) for s in samples], span_s), 1),
+            "disk_read_mb_per_s": round(_busiest_cores([(s.at, s.read_bytes / 1e6) for s in samples], span_s), 2),
+            "disk_busy_share": round(min(_busiest_cores([(s.at, s.busy_ms / 1000) for s in samples], span_s), 1.0), 3)}
 
 
 _SAMPLE_S = 0.25

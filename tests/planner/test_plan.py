@@ -145,3 +145,31 @@ def test_a_side_by_side_search_skipped_for_disk_is_said_not_crashed():
         "fhir": {"skipped": "its steps may deposit 9 GB and 1 GB of the disk budget is left"}}})
     assert "not searched: its steps may deposit 9 GB" in table and "10×" in table
     assert _compared("dmp") == "fhir" and _compared("fhir") == "dmp" and _compared("xds") is None
+
+
+def test_the_plan_is_measured_against_a_cold_corpus_by_default(planned):
+    """By default the corpus is cold: its files are evicted before each step and after each pass over the window,
+    so the retrieves of older documents read the disk; plan.json says what was measured against, and the disk's
+    reads per step."""
+    out, _, plan = planned
+    corpus = plan["corpus"]
+    assert corpus["regime"] == "cold" and corpus["documents"] > 0 and corpus["bytes"] > 0
+    assert corpus["ram_bytes"] > corpus["bytes"] and corpus["larger_than_ram"] is False
+    [entry] = plan["capacity_by_corpus"]
+    assert entry["regime"] == "cold" and entry["max_sustainable_speedup"] == plan["max_sustainable_speedup"]
+    assert entry["documents"] == corpus["documents"]
+    for step in plan["steps"]:
+        assert step["corpus"] == "cold" and step["evictions"] >= 1
+        assert step["disk_read_iops"] is not None and step["disk_read_mb_per_s"] >= 0
+        assert 0 <= step["disk_busy_share"] <= 1
+    # a step at more than one pass over the window evicts again after each pass
+    window_s = plan["window"]["minutes"] * 60
+    for step in plan["steps"]:
+        passes = step["wall_s"] * step["speedup"] / window_s
+        if passes >= 3:
+            assert step["evictions"] >= passes / 2, step
+    years = plan["storage"]["by_year"]
+    assert years and all(b["documents"] >= a["documents"] for a, b in zip(years, years[1:]))   # cumulative
+    assert "against a cold corpus" in plan["verdict"]
+    assert "The corpus</h2>" in (out / "report.html").read_text()
+    assert (out / "capacity_by_corpus.png").is_file()
