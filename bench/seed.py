@@ -44,8 +44,9 @@ TARGET = 2000
 SECTORS = ("hospital", "town_doctor", "lab", "imaging", "pharmacy")
 
 
-def make_corpus(path: Path, documents: int, size: int, rng: random.Random) -> None:
-    """A corpus.parquet of ``documents`` rows of ``size`` bytes: 1 000 patients, 200 authors."""
+def make_corpus(path: Path, documents: int, size: int, rng: random.Random, prefix: str = "urn:oid:1.2.250.1.999") -> None:
+    """A corpus.parquet of ``documents`` rows of ``size`` bytes (masterIdentifiers ``<prefix>.<n>``): 1 000 patients,
+    200 authors."""
     def ins() -> str:
         body = (rng.choice("12") + f"{rng.randint(0, 99):02d}{rng.randint(1, 12):02d}{rng.randint(1, 95):02d}"
                 f"{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}")
@@ -58,7 +59,7 @@ def make_corpus(path: Path, documents: int, size: int, rng: random.Random) -> No
     start = datetime(2021, 1, 1)
     chosen = [rng.choice(authors) for _ in range(documents)]
     pq.write_table(pa.table({
-        "document_id": [f"urn:oid:1.2.250.1.999.{i}" for i in range(documents)],
+        "document_id": [f"{prefix}.{i}" for i in range(documents)],
         "patient_ins": [rng.choice(patients) for _ in range(documents)],
         "type_code": ["11502-2"] * documents,
         "size_bytes": pa.array([size] * documents, pa.int64()),
