@@ -288,10 +288,10 @@ class BlobStore:
         :meth:`get`, on a thread): never waits for the disk, so it may run on the event loop.
 
         ``cachestat(2)`` first counts the file's cached pages (reading nothing): fewer than its size needs is
-        None at once. Then ``preadv(..., RWF_NOWAIT)`` copies what the page cache holds and answers EAGAIN
-        rather than wait for a disk read (a page evicted in between; without cachestat, on kernels before 6.5,
-        it is the only check, and a miss starts the read-ahead from the caller's thread, which may wait for a
-        slot in a busy disk's queue); a partly cached file (a short read) is None too. The open itself may look up a directory
+        None at once, all of them is a plain ``pread``. Without cachestat (kernels before 6.5),
+        ``preadv(..., RWF_NOWAIT)`` copies what the page cache holds and answers EAGAIN rather than wait for a
+        disk read, but a miss starts the read-ahead from the caller's thread, which may wait there for a slot
+        in a busy disk's queue; a partly cached file (a short read) is None too. The open itself may look up a directory
         entry and an inode that are not cached (a few metadata blocks): the price of a page-cache hit
         without a thread hop. Errors: ``FileNotFoundError`` (no file), ``OSError``.
         """
@@ -306,8 +306,14 @@ class BlobStore:
             buffer = self._buffers.buffer = bytearray(_REUSED_BUFFER)
         fd = os.open(f"{self._root}/{sha256[:2]}/{sha256}", os.O_RDONLY)
         try:
-            if self.cached_pages is not None and self.cached_pages(fd) != (size + _PAGE - 1) // _PAGE:
-                return None  # not all cached (or not that size): read on a thread, no I/O started here
+            if self.cached_pages is not None:
+                if self.cached_pages(fd) != (size + _PAGE - 1) // _PAGE:
+                    return None  # not all cached (or not that size): read on a thread, no I/O started here
+                # all cached: one copy, from the page cache straight into the answer's bytes (a preadv into the
+                # reused buffer, then bytes() of it, cost 12 µs for 110 KB against 5 µs; a page evicted in the
+                # microseconds between the two calls would be read here: the price of the copy saved)
+                data = os.pread(fd, size + 1, 0)
+                return data if len(data) == size else None
             try:
                 read = os.preadv(fd, [memoryview(buffer)[:size + 1]], 0, _NOWAIT)
             except BlockingIOError:

@@ -37,6 +37,12 @@ from record_service import schema
 from record_service.outcomes import as_storage_fault
 from record_service.storage import Store
 
+# The server settings of the throw-away clusters the tests, the benches and the planner start (``postgres -o``),
+# for a record of millions of rows on this 24 GB machine: shared_buffers measured by bench/db_settings.py (see
+# the README); effective_cache_size, the page cache the planner may count on (half the RAM: the documents'
+# files want the rest); work_mem for a find's sort of a patient's rows (a few hundred at most: the default 4 MB
+# is ample, kept explicit)
+CLUSTER_OPTIONS = "-c shared_buffers=512MB -c effective_cache_size=12GB -c work_mem=4MB"
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
 _INDEXER_LOCK = 0x5E6E0002  # advisory lock: one audit-journal indexer at a time
 _POOL_SIZE = 8  # read connections per worker process

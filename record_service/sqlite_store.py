@@ -44,6 +44,10 @@ from record_service.outcomes import as_storage_fault
 from record_service.storage import Store
 
 _BUSY_TIMEOUT_MS = 10_000
+# Each connection's own page cache (KiB) and memory map (bytes) of its database file: measured by
+# bench/db_settings.py on a record of millions of rows (see the README)
+CACHE_KIB = 65536
+MMAP_BYTES = 268435456
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -52,8 +56,8 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
-    connection.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache per connection
-    connection.execute("PRAGMA mmap_size = 268435456")
+    connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     return connection
 
 
