@@ -47,7 +47,8 @@ def simulate(scenario: Path, start: dt.date | None, end: dt.date | None, scale: 
     """Simulate national document traffic from a SCENARIO file.
 
     Writes monthly.csv, summary.json, counts.parquet, schedule.parquet (the replay window,
-    one row per request), corpus.parquet (the documents its reads need) and PNG plots, then
+    one row per request), corpus.parquet (the record's history at the window's start, the
+    documents the window needs marked and first) and PNG plots, then
     prints the result directory. summary.json holds the calibration table (published figure,
     model, difference, tolerance, source), the assumptions and the peak hour's range across
     them (sensitivity.png: which assumption moves it most). Exit code 2 on bad input, with
@@ -107,5 +108,11 @@ def simulate(scenario: Path, start: dt.date | None, end: dt.date | None, scale: 
     if "replay_window" in summary:
         window = summary["replay_window"]
         click.echo(f"  replay window {window['start']} ({window['minutes']} min): {window['operations']:,} requests, "
-                   f"corpus {window['corpus_documents']:,} documents", err=True)
+                   f"{window['corpus_documents']:,} documents of the corpus needed", err=True)
+    if "corpus" in summary:
+        corpus, national = summary["corpus"], summary["storage_by_year"][-1] if summary["storage_by_year"] else None
+        click.echo(f"  corpus since {corpus['history_start']}: {corpus['documents']:,} documents, "
+                   f"{corpus['bytes'] / 1e9:,.1f} GB at the scale ({corpus['rows']} rows written)"
+                   + (f"; the nation's record at {national['until']}: {national['documents'] / 1e6:,.0f} M documents, "
+                      f"{national['bytes'] / 1e12:,.0f} TB" if national else ""), err=True)
     click.echo(str(result.directory))
