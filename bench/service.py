@@ -81,10 +81,12 @@ hot and cold, on each back end in turn (``--backends``), in one bounded run (abo
   the disk's own ceiling (``raw_disk``): the evicted files read whole at random, each once, by a plain pool
   of as many threads as the bench has connections; then the server stack's own ceiling for an answer of that
   size with no storage at all (``bare``: the same Granian server and workers answering a constant 100 KiB body
-  to the same client, ``bare_document_vs_raw_disk``); then cold retrieves, cold finds, and the two cases of
-  finds beside retrieves below; then deposits with the corpus present. A cold phase must not read a file twice
-  (the second read would be hot): it lasts --seconds, or fewer whole seconds when retrieves at the faster of
-  the raw and the hot retrieve rates would read 80 % of the corpus sooner;
+  to the same client, ``bare_document_vs_raw_disk``); the raw reads again at the service's own read
+  concurrency (``raw_disk_service_threads``: workers x Settings.blob_read_threads threads); then cold
+  retrieves, cold finds, and the two cases of finds beside retrieves below; then deposits with the corpus
+  present. A cold phase must not read a file twice (the second read would be hot): it lasts --seconds, or
+  fewer whole seconds when retrieves at the faster of the raw and the hot retrieve rates would read 80 % of
+  the corpus sooner;
   ``cold_retrieves_read_a_file_twice`` says whether it happened anyway;
 - finds beside retrieves, what ``finds_p99_beside_cold_vs_alone`` means: whether a retrieve that waits for the
   disk stalls the other requests of its worker (a read on the event loop), measured in an open model, well
@@ -1461,6 +1463,10 @@ def bench_corpus_backend(name: str, db_url: str | None, work: Path, load: Load, 
         # same workers) answering a constant 100 KB body to the same client and connections. When even that is
         # below 0.8 of the raw cold-read rate, cold retrieves cannot reach 0.8 of it on this machine
         figures["bare"] = measure_bare(work, load, workers)
+        # the disk at the service's own concurrency: as many threads as its workers have read threads
+        corpus.evict()
+        figures["raw_disk_service_threads"] = raw_cold_reads(corpus, workers * settings.blob_read_threads,
+                                                             load.seconds)
         cold_load = Load(load.client, load.connections, cold_seconds, load.work)
         cold_load.database = load.database
 
@@ -1579,6 +1585,8 @@ def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
          "open_rates": f["open_rates"],
          "raw_disk_files_per_s": f["raw_disk"]["files_per_s"], "raw_disk_mb_per_s": f["raw_disk"]["mb_per_s"],
          "raw_disk_p99_ms": f["raw_disk"]["p99_ms"], "raw_disk_threads": f["raw_disk"]["threads"],
+         "raw_disk_service_threads": {k: f["raw_disk_service_threads"][k] for k in
+                                      ("files_per_s", "mb_per_s", "threads", "p50_ms", "p99_ms", "exhausted")},
          "cold_seconds": f["cold_seconds"], "cold_vs_hot": f["cold_vs_hot"]}
     for regime in ("hot", "cold"):
         for kind in CORPUS_PHASES:
@@ -1620,7 +1628,9 @@ def corpus_summary(name: str, f: dict, find_connections: int) -> dict:
           f"raw cold reads {s['raw_disk_files_per_s']:.0f} files/s ({s['raw_disk_mb_per_s']} MB/s, "
           f"{s['raw_disk_threads']} threads): cold_retrieves_vs_raw_disk {s['cold_retrieves_vs_raw_disk']} (hot "
           f"retrieves over the same: {s['hot_retrieves_vs_raw_disk']}; the bare server's constant 100 KB answer, no "
-          f"storage: {s['bare_document_per_s']:.0f}/s, {s['bare_document_vs_raw_disk']})", flush=True)
+          f"storage: {s['bare_document_per_s']:.0f}/s, {s['bare_document_vs_raw_disk']}; raw reads with the service's "
+          f"{s['raw_disk_service_threads']['threads']} read threads: {s['raw_disk_service_threads']['files_per_s']:.0f}"
+          f" files/s)", flush=True)
     print(f"{name:10s} saturating (closed loops): finds ({s['finds_connections']} connections) alone "
           f"{s['finds_alone']['per_s']:.0f}/s p99 {s['finds_alone']['p99_ms']} ms; beside cold retrieves "
           f"({s['cold_retrieves_beside_finds']['per_s']:.0f}/s) {s['finds_beside_cold_retrieves']['per_s']:.0f}/s p99 "
