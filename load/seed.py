@@ -329,6 +329,9 @@ def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: 
             bar.update(row["size_bytes"])
 
     rows = _selected_rows(corpus, selection)
+    if bulk and not _has_bulk_load(connections, key_file):
+        log(f"{target} has no bulk load (POST /$bulk-load): seeding one deposit each")
+        bulk = False
     try:
         if bulk:
             sender = _Bulk(connections, key_file, documents, record)
@@ -371,6 +374,19 @@ def seed(result_dir: str | Path, target: str, key_file: str | Path, *, threads: 
     if (folder / "schedule.parquet").is_file():  # the replay's VIHF assertions, so that signing never paces it
         vihf_ahead.sign_schedule(folder, key_file, log=log, progress=show)
     return outcome, path
+
+
+def _has_bulk_load(connections: _Connections, key_file: str | Path) -> bool:
+    """Whether the service has the operator's bulk load: a request of no document is refused as such (400 naming
+    the bulk load), where a service without it answers something else (404, 405...). A service that cannot be
+    reached: True (the seed then fails fast, saying so)."""
+    try:
+        status, answer = connections.post("/$bulk-load", MAGIC, {
+            "Authorization": f"Bearer {issue_operator_token(load_or_create_key(key_file))}",
+            "Content-Type": MEDIA_TYPE})
+    except OSError:
+        return True
+    return status == 400 and b"bulk load" in answer
 
 
 def _run(workers: int, jobs: Iterator[Callable[[], None]]) -> None:

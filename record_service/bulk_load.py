@@ -31,13 +31,17 @@ is no actor anywhere else (the service's token verifier refuses it: it names no 
 Guarantees, against an acknowledged ITI-65 deposit:
 
 - Kept: every check of a deposit's DocumentReference (same parser), the deposit rules (a closed record
-  refuses deposits; a patient depositor deposits only into their own record); the same rows through the same
-  write (:func:`~record_service.registry.deposit`: the document row, its search values, one submission set per
-  document as its own deposit would register); the bytes through the BlobStore as a deposit's, each file
-  written, fsynced and renamed into place (directory fsynced) before the metadata that names it commits, held
-  while in flight and removed if the request is refused (:meth:`~record_service.storage.Store.write_with_bytes`);
-  the database committed durably (SQLite ``synchronous=FULL``, PostgreSQL's commit) before the answer. One
-  transaction per request: a request is all there or absent, never some of its documents; a 2xx means durable.
+  refuses deposits; a patient depositor deposits only into their own record), checked again inside the
+  transaction; the same rows as :func:`~record_service.registry.deposit` writes (its INSERT, the stored JSON of
+  :func:`~record_service.bundles.stored_resource`, the search values of :mod:`~record_service.search_index`, one
+  submission set per document as its own deposit would register), in statements of many documents (a
+  replacement, relatesTo, goes through :func:`~record_service.registry.deposit` itself); the bytes in the
+  BlobStore's files, as a deposit's: written under a temporary name, durable, renamed into place, the rename
+  durable, all before the metadata that names them commits (:func:`put_durably`: one ``syncfs`` for the batch
+  where a deposit fsyncs each file and its directory), held while in flight and removed if the request is
+  refused (the holds and clean-up of :meth:`~record_service.storage.Store.write_with_bytes`); the database
+  committed durably (SQLite ``synchronous=FULL``, PostgreSQL's commit) before the answer. One transaction per
+  request: a request is all there or absent, never some of its documents; a 2xx means durable.
 - Relaxed, for a pre-load only: (1) the depositor does not authenticate: the operator vouches for each
   document's depositor, whose identity is only checked for form; (2) a deposit's per-document answer (an ITI-65
   transaction-response per submission set) becomes one compact answer per request; (3) the request-level
