@@ -18,6 +18,7 @@ from segur.errors import InputError
 from simulator.calendar import Calendar
 from simulator.engine import OPERATIONS, simulate
 from simulator.history import AgeLaw, History
+from simulator.outputs import write_corpus
 from simulator.patients import expected_activity
 from simulator.production import deposits_per_day, volume
 from simulator.run import run
@@ -165,7 +166,6 @@ def test_a_history_larger_than_max_rows_is_sampled_and_needed_only_writes_the_ne
     for name, current in (("sample", scenario), ("needed", _scenario(smoke, rows="needed"))):
         traffic = simulate(current)
         plan = build_replay(traffic, fixed_window(traffic, WINDOW, 10))
-        from simulator.outputs import write_corpus
         plan_rows[name] = write_corpus(plan, tmp_path / f"{name}.parquet")
         metadata = pq.ParquetFile(tmp_path / f"{name}.parquet").metadata.metadata
         assert metadata[b"rows"].decode() == name and int(metadata[b"history_documents"]) == plan.history.documents
