@@ -12,9 +12,14 @@ regime it measures (``segur plan --corpus``):
   record far larger than RAM; what the window deposits stays cached (recent documents are the hot set).
   The database's own files are not evicted: its index is taken as held in memory (see the README's DB
   settings);
-- ``<N>`` or ``<N>GB``: the needed documents and then the rest of the record's history
-  (``corpus.parquet``'s other rows) up to N GB, left to the kernel's page cache: past the RAM it is really
-  larger than memory, which is how the ``cold`` regime is validated (README).
+- ``<N>`` or ``<N>GB``: a cold corpus of N GB really on disk: the needed documents and then the rest of the
+  record's history (``corpus.parquet``'s other rows, never read by the window) up to N GB, the documents the
+  window reads kept cold as above. Past the RAM it is really larger than memory (the file system's metadata,
+  the database and the disk's layout at that size included): the ``cold`` regime is validated against it
+  (README). The history is seeded once; a larger size adds to it.
+
+The window is looped when a step outlasts it: without the keeper, a second pass would find in the page cache
+what the first read, which a national record, whose hour reads other documents than the last, never does.
 
 A list (``--corpus hot,cold``) searches each regime on the same service, the smaller corpora first;
 ``plan.json``'s ``capacity_by_corpus`` holds each one's capacity, retrieve p99 and disk reads.
@@ -61,7 +66,7 @@ def parse(text: str, option: str = "--corpus") -> list[Regime]:
             regime = Regime(part.lower(), None, part.lower() == "cold")
         elif (match := _GB.match(part)) and float(match.group(1)) > 0:
             gb = float(match.group(1))
-            regime = Regime(f"{gb:g}GB", int(gb * 1e9), False)
+            regime = Regime(f"{gb:g}GB", int(gb * 1e9), True)
         else:
             raise InputError(f"{option} {text!r}: {part!r} is not hot, cold or a size in GB (e.g. 4 or 30GB)")
         if regime.name in (r.name for r in regimes):
@@ -76,8 +81,8 @@ def refuse_remote_cold(regimes: list[Regime], remote: bool) -> None:
     """Raises InputError when a cold regime is asked of a service not started here (``remote``): its files
     cannot be evicted from this machine's page cache."""
     if remote and any(r.evict for r in regimes):
-        raise InputError("--corpus cold needs the service started here (its files are evicted from this machine's "
-                         "page cache); with --target use --corpus hot or a size in GB")
+        raise InputError("--corpus cold or a size needs the service started here (its files are evicted from this "
+                         "machine's page cache); with --target use --corpus hot")
 
 
 def main_regime(regimes: list[Regime]) -> Regime:
@@ -130,8 +135,8 @@ class ColdKeeper:
 @dataclass
 class Seeded:
     """A regime's corpus once seeded: its ``documents`` and ``bytes`` (the document files under the service's
-    data directory; for a --target service, what the seed deposited) and those ``files`` (empty when the
-    service is not on this machine)."""
+    data directory; for a --target service, what the seed deposited) and the ``files`` the window reads (the
+    documents it needs: kept cold or warmed; empty when the service is not on this machine)."""
 
     regime: Regime
     documents: int
@@ -167,11 +172,15 @@ def seed_regime(regime: Regime, result_dir: Path, service: Service, log, previou
     if service.process is None:
         return Seeded(regime, outcome.stored, outcome.bytes, [])
     after = corpus_files(data)
-    files = after if previous is None else previous.files + sorted(set(after) - before)
-    size = sum(os.path.getsize(path) for path in files)
-    log(f"corpus ({regime.name}): {len(files):,} document files, {size / 1e9:,.2f} GB "
+    if previous is None:
+        documents, size, read = len(after), sum(os.path.getsize(path) for path in after), after
+    else:  # the window reads what the first seeding stored; the rest of the history is never read
+        new = set(after) - before
+        documents, size = previous.documents + len(new), previous.bytes + sum(os.path.getsize(p) for p in new)
+        read = previous.files
+    log(f"corpus ({regime.name}): {documents:,} document files, {size / 1e9:,.2f} GB "
         f"({size / ram_bytes():.1%} of this machine's RAM)")
-    return Seeded(regime, len(files), size, files)
+    return Seeded(regime, documents, size, read)
 
 
 def ram_bytes() -> int:

@@ -15,9 +15,9 @@ from segur.errors import InputError
 def test_regimes_are_parsed_and_ordered_smaller_corpus_first():
     regimes = corpus.parse("4GB, cold,hot")
     assert [r.name for r in regimes] == ["hot", "cold", "4GB"]
-    assert [r.evict for r in regimes] == [False, True, False]
+    assert [r.evict for r in regimes] == [False, True, True]
     assert regimes[2].bytes == 4_000_000_000
-    assert corpus.parse("0.5")[0] == Regime("0.5GB", 500_000_000, False)
+    assert corpus.parse("0.5")[0] == Regime("0.5GB", 500_000_000, True)
     assert corpus.main_regime(regimes).name == "cold"          # the national regime carries the verdict
     assert corpus.main_regime(corpus.parse("hot,2")).name == "hot"
 
@@ -31,7 +31,9 @@ def test_a_bad_corpus_names_the_option_and_the_part(text):
 def test_cold_is_refused_for_a_service_not_started_here():
     with pytest.raises(InputError, match="started here"):
         corpus.refuse_remote_cold(corpus.parse("hot,cold"), remote=True)
-    corpus.refuse_remote_cold(corpus.parse("hot,4"), remote=True)   # no error
+    with pytest.raises(InputError, match="started here"):
+        corpus.refuse_remote_cold(corpus.parse("4"), remote=True)
+    corpus.refuse_remote_cold(corpus.parse("hot"), remote=True)   # no error
     corpus.refuse_remote_cold(corpus.parse("cold"), remote=False)
 
 
