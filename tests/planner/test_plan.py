@@ -70,8 +70,9 @@ def test_steps_agree_with_locust_statistics(planned):
 def test_report_is_self_contained_with_plots(planned):
     out, _, plan = planned
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and plan["verdict"].split(":")[0][:40] in html
-    for name in ("latency_knee.png", "latency_by_operation.png", "throughput.png", "errors_lateness.png"):
+    assert html.count("data:image/png;base64,") == 5 and plan["verdict"].split(":")[0][:40] in html
+    for name in ("latency_knee.png", "latency_by_operation.png", "throughput.png", "errors_lateness.png",
+                 "capacity_by_corpus.png"):
         assert (out / name).stat().st_size > 10_000
     assert all((out / s["folder"] / "locust.html").exists() for s in plan["steps"])
 
