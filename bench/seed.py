@@ -131,7 +131,8 @@ def components(folder: Path, documents: int, size: int) -> dict:
 
     from load import requests
     from load import seed as seeding
-    from record_service.bulk_load import MAGIC, _write_all, encode_document, parse_frame, put_durably
+    from record_service.bulk_load import _write_all, parse_frame, put_durably
+    from segur.bulk_frame import MAGIC, encode_document
     from record_service.settings import Settings, default_sqlite_url
     from record_service.storage import open_store, prepare
 

@@ -36,6 +36,22 @@ def issue_token(key: bytes, actor: Actor, expires_in: int, now: float | None = N
     return jwt.encode(claims, key, algorithm=_ALGORITHM)
 
 
+OPERATOR_SUBJECT = "operator:bulk-load"   # the subject of the operator's token: the bulk load's alone
+
+
+def issue_operator_token(key: bytes, expires_in: int = 24 * 3600, now: float | None = None) -> str:
+    """A bulk-load operator token signed with the service's key, valid ``expires_in`` seconds (it names no
+    RPPS and no INS: :class:`TokenVerifier` refuses it as an actor)."""
+    issued = int(now if now is not None else time.time())
+    return jwt.encode({"iss": _ISSUER, "sub": OPERATOR_SUBJECT, "iat": issued, "exp": issued + expires_in},
+                      key, algorithm=_ALGORITHM)
+
+
+def operator_claims(key: bytes, token: str) -> dict:
+    """The verified claims of an operator token (issuer, expiry, signature); raises ``jwt.InvalidTokenError``."""
+    return jwt.decode(token, key, algorithms=[_ALGORITHM], issuer=_ISSUER, options={"require": ["exp", "iat", "sub"]})
+
+
 class TokenVerifier:
     """Turns an ``Authorization`` header into an :class:`Actor`, or raises :class:`Unauthenticated`."""
 

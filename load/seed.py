@@ -41,8 +41,9 @@ from tqdm import tqdm
 from load import requests, vihf_ahead
 from load.checks import DepositAnswer, Deposited, WrongAnswer, check_deposit
 from load.client import Locations, Tokens
-from record_service.auth import load_or_create_key
-from record_service.bulk_load import MAGIC, MEDIA_TYPE, encode_document, issue_operator_token
+from identity.keys import load_or_create_key
+from identity.tokens import issue_operator_token
+from segur.bulk_frame import MAGIC, MEDIA_TYPE, encode_document
 from segur.errors import InputError
 from segur.identifiers import INS_NIR_SYSTEM
 

@@ -1,8 +1,9 @@
 """The operator's bulk load: many documents per request, for pre-loading a record (``segur seed``).
 
 ``POST /$bulk-load`` with ``Content-Type: application/x-segur-bulk`` and an operator token (below). The body
-is a compact binary framing, chosen by measurement over base64 JSON (which costs a third more bytes and an
-encode and a decode of every document): the magic line ``SEGURBULK1\\n``, then per document
+is a compact binary framing (:mod:`segur.bulk_frame`, shared with ``segur seed``), chosen by measurement over
+base64 JSON (which costs a third more bytes and an encode and a decode of every document): the magic line
+``SEGURBULK1\\n``, then per document
 
     4 bytes, big-endian: the length H of its header
     H bytes: a JSON object {"size": N, "sha256": "<hex>", "depositor": {...}, "resource": {DocumentReference}}
@@ -25,7 +26,7 @@ patient is a 409 for the whole request.
 
 Who may call it: the operator, with a token signed by the service's own key (the key file ``segur serve
 --key`` reads, which ``segur seed`` and the planner hold) whose subject is ``operator:bulk-load``
-(:func:`issue_operator_token`). A professional's or a patient's token is refused (403), and an operator token
+(:func:`identity.tokens.issue_operator_token`). A professional's or a patient's token is refused (403), and an operator token
 is no actor anywhere else (the service's token verifier refuses it: it names no RPPS and no INS).
 
 Guarantees, against an acknowledged ITI-65 deposit:
@@ -64,7 +65,6 @@ import ctypes
 import hashlib
 import os
 import secrets
-import struct
 import time
 from pathlib import Path
 
@@ -74,6 +74,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from identity.actors import Actor, check_actor
+from identity.tokens import OPERATOR_SUBJECT, operator_claims
 from record_service import registry, rules
 from record_service.auth import load_or_create_key
 from record_service.bundles import Deposit, _check_size_and_hash, parse_deposit, stored_resource
@@ -82,31 +83,10 @@ from record_service.blobs import BlobStore, fsync_directory
 from record_service.endpoints import Endpoints, read_body
 from record_service.outcomes import ServiceError, as_storage_fault, conflict, forbidden, invalid, unauthenticated
 from record_service.search_index import dates_of, tokens_of
+from segur.bulk_frame import LENGTH, MAGIC, MAX_HEADER, MEDIA_TYPE
 
-MEDIA_TYPE = "application/x-segur-bulk"
-MAGIC = b"SEGURBULK1\n"
-OPERATOR_SUBJECT = "operator:bulk-load"
-_ISSUER = "segur-record-service"
-_ALGORITHM = "HS256"
-_LENGTH = struct.Struct(">I")
-_MAX_HEADER = 256 * 1024  # a DocumentReference's JSON: far more than any real one
 _PLACEHOLDER = "AA=="  # stands for the frame's bytes while the deposit parser checks the resource
 _SUBMISSION_SET_CODE = {"coding": [{"system": SUBMISSION_SET_SYSTEM, "code": "submissionset"}]}
-
-
-# --- the client's side (segur seed) ----------------------------------------------------------------
-
-def issue_operator_token(key: bytes, expires_in: int = 24 * 3600, now: float | None = None) -> str:
-    """A bulk-load operator token signed with the service's key."""
-    issued = int(now if now is not None else time.time())
-    return jwt.encode({"iss": _ISSUER, "sub": OPERATOR_SUBJECT, "iat": issued, "exp": issued + expires_in},
-                      key, algorithm=_ALGORITHM)
-
-
-def encode_document(resource: dict, depositor: dict, data: bytes, sha256: str) -> list[bytes]:
-    """One document's frame (its parts, to be joined after :data:`MAGIC` with the others)."""
-    header = orjson.dumps({"size": len(data), "sha256": sha256, "depositor": depositor, "resource": resource})
-    return [_LENGTH.pack(len(header)), header, data]
 
 
 # --- the service's side ----------------------------------------------------------------------------
@@ -209,13 +189,13 @@ def parse_frame(body: bytes, max_document_bytes: int, max_documents: int) -> lis
         if position >= max_documents:
             raise ServiceError(413, "too-costly", f"a bulk load carries at most {max_documents} documents a request",
                                "body", reason="too-many-documents")
-        if end - at < _LENGTH.size:
+        if end - at < LENGTH.size:
             raise invalid(f"document {position}: the frame ends inside its header length", f"document[{position}]",
                           reason="malformed-frame")
-        (length,) = _LENGTH.unpack_from(body, at)
-        at += _LENGTH.size
-        if length > _MAX_HEADER or length > end - at:
-            raise invalid(f"document {position}: a header of {length} bytes (at most {_MAX_HEADER}, and within the "
+        (length,) = LENGTH.unpack_from(body, at)
+        at += LENGTH.size
+        if length > MAX_HEADER or length > end - at:
+            raise invalid(f"document {position}: a header of {length} bytes (at most {MAX_HEADER}, and within the "
                           "body)", f"document[{position}]", reason="malformed-frame")
         try:
             header = orjson.loads(body[at:at + length])
@@ -353,8 +333,7 @@ class BulkLoad:
         if scheme.lower() != "bearer" or not token:
             raise unauthenticated("the bulk load needs the operator's token: Authorization: Bearer <token>")
         try:
-            claims = jwt.decode(token, self._key, algorithms=[_ALGORITHM], issuer=_ISSUER,
-                                options={"require": ["exp", "iat", "sub"]})
+            claims = operator_claims(self._key, token)
         except jwt.InvalidTokenError as error:
             raise unauthenticated(f"invalid token: {error}") from None
         if claims.get("sub") != OPERATOR_SUBJECT:

@@ -139,3 +139,15 @@ def test_an_unreachable_service_refuses_every_row_quickly(tmp_path):
                       log=lambda line: None)
     assert outcome.stored == 0 and sum(outcome.failures.values()) == 600
     assert (datetime.now() - started).total_seconds() < 30
+
+
+def test_the_load_driver_imports_nothing_of_the_record_service():
+    """The driver speaks to the service over HTTP only: the bulk framing and the operator token come from the
+    shared packages (segur.bulk_frame, identity.tokens), not from record_service."""
+    import subprocess
+    import sys
+    code = ("import sys, load.seed, load.client, load.locustfile, load.command; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'record_service'); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

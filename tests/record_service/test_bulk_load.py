@@ -12,7 +12,8 @@ import uuid
 import orjson
 import pytest
 
-from record_service.bulk_load import MAGIC, MEDIA_TYPE, encode_document, issue_operator_token
+from identity.tokens import issue_operator_token
+from segur.bulk_frame import MAGIC, MEDIA_TYPE, encode_document
 from tests.record_service.record_documents import document_reference, make_ins, patient, professional
 
 
