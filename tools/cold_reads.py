@@ -2,8 +2,9 @@
 
 Seeds a corpus of documents (one professional, many patients), then runs with wrk, for each regime:
 retrieves alone (uniform over the corpus), finds alone, and finds beside retrieves. The cold regime evicts
-every document file from the page cache (fsync, then ``posix_fadvise(DONTNEED)``) before the run and again
-in a loop during it, so nearly every retrieve misses the cache. Prints one JSON object.
+every document file from the page cache (segur.page_cache.evict: sync, then ``posix_fadvise(DONTNEED)``)
+before the run and again in a loop during it, so nearly every retrieve misses the cache. Prints one JSON
+object.
 
     uv run python tools/cold_reads.py [--documents 3000] [--workers 2] [--seconds 8] [--db postgresql://…]
 
