@@ -37,12 +37,15 @@ from record_service import schema
 from record_service.outcomes import as_storage_fault
 from record_service.storage import Store
 
-# The server settings of the throw-away clusters the tests, the benches and the planner start (``postgres -o``),
-# for a record of millions of rows on this 24 GB machine: shared_buffers measured by bench/db_settings.py (see
-# the README); effective_cache_size, the page cache the planner may count on (half the RAM: the documents'
-# files want the rest); work_mem for a find's sort of a patient's rows (a few hundred at most: the default 4 MB
-# is ample, kept explicit)
-CLUSTER_OPTIONS = "-c shared_buffers=512MB -c effective_cache_size=12GB -c work_mem=4MB"
+# The server settings for the throw-away clusters the tests, the benches and the planner start (``postgres -o``),
+# for a record of millions of rows on this 24 GB machine. shared_buffers measured by bench/db_settings.py on
+# 1 M rows (3.7 GB): with the database in the OS page cache 128 MB, 512 MB and 2 GB answer alike (a lookup's
+# round trip dominates), but once the OS cache has lost the database (the documents' files push it out in the
+# cold regime), 2 GB kept the lookups at 216-231 µs and finds at 286-301 µs against 350-421 and 987-1 102
+# with 128-512 MB (see the README). effective_cache_size: the page cache the query planner may count on (half
+# the RAM: the documents' files want the rest); work_mem: a find sorts one patient's rows (a few hundred at
+# most), the default 4 MB is ample, kept explicit. Not measured: the last two.
+CLUSTER_OPTIONS = "-c shared_buffers=2GB -c effective_cache_size=12GB -c work_mem=4MB"
 _SCHEMA_LOCK = 0x5E6E0001  # advisory lock: several workers may start at once
 _INDEXER_LOCK = 0x5E6E0002  # advisory lock: one audit-journal indexer at a time
 _POOL_SIZE = 8  # read connections per worker process
