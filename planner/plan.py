@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from planner import outage, recovery, verdict
-from planner.corpus import Regime, Seeded, main_regime, seed_regime
+from planner.corpus import Regime, Seeded, corpus_files, main_regime, seed_regime
 from planner.queueing import Model
 from planner.service import Service
 from planner.steps import SLO, Step, cool_down, run_step
@@ -288,6 +288,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
             {**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]})
     result["capacity_by_corpus"] = by_corpus
     result["storage"] = _storage(summary, regime, search)
+    result["storage"]["database"] = _database_size(service, result["storage"]["by_year"])
     disturbed = [s.speedup for s in steps if s.other_cpu_cores >= 0.5]
     result["disturbed_steps"] = disturbed
     result["verdict"] = _verdict(result, summary) + (
@@ -398,6 +399,18 @@ def _storage(summary: dict, corpus: Seeded, search: dict) -> dict:
                     national_disk_read_iops=round(per_read * national_retrieves),
                     national_disk_read_mb_per_s=round(per_mb * national_retrieves, 1))
     return {"by_year": summary.get("storage_by_year", []), "window_disk_reads": need}
+
+
+def _database_size(service: Service, by_year: list[dict]) -> dict | None:
+    """The database's bytes per document stored (its size over the document files, after every step's
+    deposits) and, at that rate, the national record's database at the end of each year: what must stay in
+    memory for its index to stay hot (the cold regime evicts documents, not the database)."""
+    size, files = service.database_bytes(), corpus_files(service.folder / "data") if service.process else []
+    if not size or not files:
+        return None
+    per_document = size / len(files)
+    return {"bytes": size, "documents": len(files), "bytes_per_document": round(per_document),
+            "national_bytes_by_year": {str(y["year"]): round(per_document * y["documents"]) for y in by_year}}
 
 
 def _priced(steps: list[Step], max_speedup: float) -> dict:

@@ -263,12 +263,18 @@ def _corpus(plan: dict) -> str:
     if years:
         sectors = sorted({name for year in years for name in year.get("by_sector", {})})
         head = "".join(f"<th>{html.escape(name)} TB</th>" for name in sectors)
+        database = storage.get("database") or {}
+        national = database.get("national_bytes_by_year", {})
         body = "".join(
             f"<tr><td>{y['year']}</td><td>{y['documents']:,}</td><td>{y['bytes'] / 1e12:,.1f}</td>"
             + "".join(f"<td>{y.get('by_sector', {}).get(name, {}).get('bytes', 0) / 1e12:,.1f}</td>" for name in sectors)
-            + "</tr>" for y in years)
+            + f"<td>{national.get(str(y['year']), 0) / 1e12:,.2f}</td></tr>" for y in years)
         parts.append("<h3>Storage for planners: the national record at the end of each year (cumulative)</h3>"
-                     f"<table><tr><th>year</th><th>documents</th><th>TB</th>{head}</tr>{body}</table>")
+                     f"<table><tr><th>year</th><th>documents</th><th>TB</th>{head}<th>database TB</th></tr>{body}"
+                     "</table>" + (f"<p>Database: {database['bytes_per_document']:,} bytes per document measured "
+                                   f"here ({database['documents']:,} documents, {database['bytes'] / 1e6:,.0f} MB); the "
+                                   "cold regime evicts documents, not the database, whose index is taken as held in "
+                                   "memory: the database column is what that needs.</p>" if database else ""))
     return "".join(parts)
 
 

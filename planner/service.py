@@ -144,6 +144,20 @@ class Service:
             return None
         return sum(path.stat().st_size for path in (self.folder / "data").rglob("*") if path.is_file())
 
+    def database_bytes(self) -> int | None:
+        """The database's size on disk, bytes: the files of the data directory beside ``blobs/`` (SQLite and its
+        WAL) or ``pg_database_size``; None for a --target service or an unreadable database."""
+        if self.process is None:
+            return None
+        if self.kind == "postgresql":
+            try:
+                with psycopg.connect(self.db, connect_timeout=10) as connection:
+                    return int(connection.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+            except psycopg.Error:
+                return None
+        data = self.folder / "data"
+        return sum(path.stat().st_size for path in data.iterdir() if path.is_file()) if data.is_dir() else None
+
     def cpu_seconds(self) -> float | None:
         if self.tree is None:
             return None

@@ -117,10 +117,13 @@ def test_the_report_plots_capacity_by_corpus_and_tells_the_storage(tmp_path):
                                      "by_sector": {"hospital": {"documents": 5 * 10**8, "bytes": 6 * 10**13}}}],
                         "window_disk_reads": {"regime": "cold", "national_retrieves_per_second": 500.0,
                                               "disk_reads_per_retrieve": 2.0, "disk_mb_per_retrieve": 0.12,
-                                              "national_disk_read_iops": 1000, "national_disk_read_mb_per_s": 60.0}}}
+                                              "national_disk_read_iops": 1000, "national_disk_read_mb_per_s": 60.0},
+                        "database": {"bytes": 8_000_000, "documents": 2000, "bytes_per_document": 4000,
+                                     "national_bytes_by_year": {"2025": 4 * 10**12}}}}
     report.capacity_by_corpus(plan, tmp_path / "capacity.png")
     assert (tmp_path / "capacity.png").stat().st_size > 10_000
     words = report._corpus(plan)
     assert "cold</b> corpus of 10 documents" in words and "disk-reads" in words
     assert "1,000 reads/s and 60 MB/s" in words and "<td>2025</td>" in words and "hospital TB" in words
+    assert "<td>4.00</td>" in words and "4,000 bytes per document" in words
     assert "capacity_by_corpus.png" in report._plots(plan) and "capacity_by_corpus.png" not in report._plots({})

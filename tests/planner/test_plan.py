@@ -171,6 +171,9 @@ def test_the_plan_is_measured_against_a_cold_corpus_by_default(planned):
             assert step["evictions"] >= passes / 2, step
     years = plan["storage"]["by_year"]
     assert years and all(b["documents"] >= a["documents"] for a, b in zip(years, years[1:]))   # cumulative
+    database = plan["storage"]["database"]   # what the national index needs in memory, at the bytes a document
+    assert database["bytes_per_document"] > 0 and database["documents"] >= corpus["documents"]
+    assert set(database["national_bytes_by_year"]) == {str(y["year"]) for y in years}
     assert "against a cold corpus" in plan["verdict"]
     assert "The corpus</h2>" in (out / "report.html").read_text()
     assert (out / "capacity_by_corpus.png").is_file()
