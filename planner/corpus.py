@@ -53,9 +53,6 @@ class Regime:
     bytes: int | None = None
     evict: bool = False
 
-    def as_dict(self) -> dict:
-        return {"regime": self.name, "corpus_bytes_asked": self.bytes, "evicted": self.evict}
-
 
 def parse(text: str, option: str = "--corpus") -> list[Regime]:
     """``hot``, ``cold``, ``<N>`` or ``<N>GB``, comma-separated; ordered for seeding (smaller corpora first,

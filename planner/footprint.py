@@ -41,9 +41,12 @@ class Footprint:
     steps_bytes: int
     disk_bytes: int
     memory_bytes: int
+    history_bytes: int = 0             # the record's history seeded beside the window's corpus (--corpus <N>GB)
 
     def describe(self) -> str:
-        return (f"scale {self.scale:g}: corpus {self.corpus_documents:,} documents ({self.corpus_bytes / 1e9:,.1f} GB), "
+        history = f" and {self.history_bytes / 1e9:,.1f} GB of the record's history" if self.history_bytes else ""
+        return (f"scale {self.scale:g}: corpus {self.corpus_documents:,} documents ({self.corpus_bytes / 1e9:,.1f} GB)"
+                f"{history}, "
                 f"up to {self.steps_bytes / 1e9:,.1f} GB of deposits during the steps, "
                 f"{self.disk_bytes / 1e9:,.1f} GB in all; window {self.window_requests:,} requests")
 
@@ -64,13 +67,13 @@ def measure(scenario: Scenario, steps: int, step_seconds: float, recovery: bool 
     # the documents the window needs are seeded (the rest of the record's history only up to --corpus GB)
     needed = plan.corpus.get("needed")
     sizes = plan.corpus["size"] if needed is None else plan.corpus["size"][needed]
-    corpus_bytes = int(sizes.sum()) + extra_corpus_bytes
+    corpus_bytes = int(sizes.sum())
     corpora = 2 if recovery else 1
     steps_bytes = int(steps * step_seconds * DEPOSITS_PER_S_CEILING * mean_deposit)
     return Footprint(scenario.scale, int(sizes.size), corpus_bytes, int(plan.rows["offset_s"].size),
                      mean_deposit, steps_bytes,
-                     int((corpora * int(sizes.sum()) + extra_corpus_bytes + steps_bytes) * STORAGE_OVERHEAD),
-                     int((plan.rows["offset_s"].size + sizes.size) * _ROW_BYTES))
+                     int((corpora * corpus_bytes + extra_corpus_bytes + steps_bytes) * STORAGE_OVERHEAD),
+                     int((plan.rows["offset_s"].size + sizes.size) * _ROW_BYTES), extra_corpus_bytes)
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,31 @@ def test_the_report_plots_capacity_by_corpus_and_tells_the_storage(tmp_path):
     assert "1,000 reads/s and 60 MB/s" in words and "<td>2025</td>" in words and "hospital TB" in words
     assert "<td>4.00</td>" in words and "4,000 bytes per document" in words
     assert "capacity_by_corpus.png" in report._plots(plan) and "capacity_by_corpus.png" not in report._plots({})
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--corpus", "warm"], "'warm' is not hot, cold or a size in GB"),
+    (["--corpus", "500GB", "--max-disk-gb", "1"], "a corpus of 500 GB does not fit"),
+    (["--corpus", "hot,cold", "--target", "http://127.0.0.1:9"], "needs the service started here"),
+])
+def test_a_plan_refuses_a_corpus_it_cannot_measure_before_writing_anything(tmp_path, arguments, words):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "plan"
+    proc = subprocess.run([sys.executable, "-m", "segur.cli", "plan", str(root / "scenarios" / "smoke.yaml"),
+                           "--out", str(out), *arguments], capture_output=True, text=True, timeout=120, cwd=root)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-800:]
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_the_footprint_counts_the_history_a_sized_corpus_adds():
+    from planner import footprint
+    from simulator.scenario import load_scenario
+    from pathlib import Path
+    scenario = load_scenario(Path(__file__).resolve().parents[2] / "scenarios" / "smoke.yaml")
+    alone = footprint.measure(scenario, 3, 4.0)
+    sized = footprint.measure(scenario, 3, 4.0, extra_corpus_bytes=5_000_000_000)
+    assert sized.disk_bytes - alone.disk_bytes == pytest.approx(5e9 * footprint.STORAGE_OVERHEAD, rel=1e-6)
+    assert sized.corpus_bytes == alone.corpus_bytes and "5.0 GB of the record's history" in sized.describe()
