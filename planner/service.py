@@ -33,12 +33,14 @@ class ProcessTree:
         self._seen: dict[int, tuple[psutil.Process, float]] = {}
         self._read: dict[int, int] = {}
 
-    def cpu_seconds(self) -> float:
+    def _processes(self) -> list[psutil.Process]:
         try:
-            processes = [self.root, *self.root.children(recursive=True)]
+            return [self.root, *self.root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            processes = []
-        for process in processes:
+            return []
+
+    def cpu_seconds(self) -> float:
+        for process in self._processes():
             try:
                 times = process.cpu_times()
                 self._seen[process.pid] = (process, times.user + times.system)
@@ -49,11 +51,7 @@ class ProcessTree:
     def read_bytes(self) -> int:
         """Bytes the processes seen (alive now, or their last reading) had the kernel fetch from storage
         (``/proc/<pid>/io`` read_bytes: page-cache misses, not reads the cache served)."""
-        try:
-            processes = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            processes = []
-        for process in processes:
+        for process in self._processes():
             try:
                 self._read[process.pid] = process.io_counters().read_bytes
             except (psutil.NoSuchProcess, psutil.AccessDenied):

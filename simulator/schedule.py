@@ -127,6 +127,24 @@ class _Columns:
                 for name, chunks in self._chunks.items()}
 
 
+def _documents_of(sectors: np.ndarray, types: _TypeTable, population: Population, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Type indexes, sizes (bytes), authors and producers of documents deposited by ``sectors`` (one per
+    document; shape (n,) each): a professional's drawn from the sector's producers, -1 for a patient's upload."""
+    n = sectors.size
+    kinds, sizes = np.zeros(n, np.int16), np.zeros(n, np.int64)
+    authors, producers = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    for index, name in enumerate(SECTORS):
+        mine = np.flatnonzero(sectors == index)
+        if mine.size == 0:
+            continue
+        kinds[mine], sizes[mine] = types.draw(rng, name, mine.size)
+        if index != PATIENT:
+            producers[mine] = population.draw_producers(rng, name, mine.size)
+            authors[mine] = population.draw_authors(rng, name, producers[mine])
+    return kinds, sizes, authors, producers
+
+
 @dataclass
 class ReplayPlan:
     """The schedule and the corpus as numpy columns (see :mod:`simulator.outputs` for the files).
@@ -165,16 +183,7 @@ class ReplayPlan:
             n = chunk.size
             days, sectors = chunk // len(SECTORS), (chunk % len(SECTORS)).astype(np.int8)
             moments = history.moments(days, sectors)
-            kinds, sizes = np.zeros(n, np.int16), np.zeros(n, np.int64)
-            authors, producers = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-            for index, name in enumerate(SECTORS):
-                mine = np.flatnonzero(sectors == index)
-                if mine.size == 0:
-                    continue
-                kinds[mine], sizes[mine] = types.draw(rng, name, mine.size)
-                if index != PATIENT:
-                    producers[mine] = population.draw_producers(rng, name, mine.size)
-                    authors[mine] = population.draw_authors(rng, name, producers[mine])
+            kinds, sizes, authors, producers = _documents_of(sectors, types, population, rng)
             yield {"document": np.arange(serial, serial + n, dtype=np.int64),
                    "patient": population.draw_patients(rng, n), "type": kinds, "size": sizes, "age_s": -moments,
                    "author": authors, "sector": sectors, "producer": producers}
@@ -234,16 +243,7 @@ class _Builder:
         n = patients.size
         sectors, created = self.history.take(np.asarray(created_s, dtype=np.float64), pool, days)
         serial = self.serials(n)
-        types, sizes = np.zeros(n, np.int16), np.zeros(n, np.int64)
-        authors, producers = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-        for index, name in enumerate(SECTORS):
-            mine = np.flatnonzero(sectors == index)
-            if mine.size == 0:
-                continue
-            types[mine], sizes[mine] = self.types.draw(self.rng, name, mine.size)
-            if index != PATIENT:
-                producers[mine] = self.population.draw_producers(self.rng, name, mine.size)
-                authors[mine] = self.population.draw_authors(self.rng, name, producers[mine])
+        types, sizes, authors, producers = _documents_of(sectors, self.types, self.population, self.rng)
         self.corpus.add(n, document=serial, patient=patients, type=types, size=sizes, age_s=-created,
                         author=authors, sector=sectors.astype(np.int8), producer=producers)
         return serial, types, sizes, authors
