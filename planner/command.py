@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ from simulator.scenario import LEVELS, load_scenario
 
 def _log(line: str) -> None:
     click.echo(line, err=True)
+
+
+def _terminated(signum: int, frame) -> None:
+    """SIGTERM (a scheduler's stop, `kill`) unwinds as Ctrl-C does: the service started here is stopped and the
+    half-written plan directory, gigabytes of documents with it, is removed. Exit 128 + the signal."""
+    raise SystemExit(128 + signum)
 
 
 def _compared(protocol: str) -> str | None:
@@ -112,6 +119,7 @@ def plan_command(scenario: Path, target: str | None, db: str | None, slo_p99_ms:
       segur plan scenarios/plan-2026.yaml --corpus 30GB --max-disk-gb 45
       segur plan scenarios/peak-day-2026.yaml --db postgresql://segur@127.0.0.1:5432/segur --slo-p99-ms 300
     """
+    signal.signal(signal.SIGTERM, _terminated)
     if target and db:
         raise InputError("--target and --db exclude each other: --db starts a service here, --target uses one")
     regimes = corpus.parse(corpus_text or ("hot" if target else "cold"))

@@ -155,3 +155,32 @@ def test_the_footprint_counts_the_history_a_sized_corpus_adds():
     sized = footprint.measure(scenario, 3, 4.0, extra_corpus_bytes=5_000_000_000)
     assert sized.disk_bytes - alone.disk_bytes == pytest.approx(5e9 * footprint.STORAGE_OVERHEAD, rel=1e-6)
     assert sized.corpus_bytes == alone.corpus_bytes and "5.0 GB of the record's history" in sized.describe()
+
+
+def test_a_plan_stopped_by_sigterm_stops_its_service_and_leaves_nothing(tmp_path):
+    """A plan killed half-way (SIGTERM) stops the service it started and removes its half-written directory."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "plan"
+    proc = subprocess.Popen([sys.executable, "-m", "segur.cli", "plan", str(root / "scenarios" / "smoke.yaml"),
+                             "--out", str(out), "--no-compare"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    served = []
+    while time.monotonic() < deadline and not served:   # wait until the plan's service runs
+        time.sleep(0.5)
+        served = [p for p in psutil.Process(proc.pid).children(recursive=True) if "serve" in " ".join(p.cmdline())]
+    assert served, "the plan started no service within 120 s"
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-800:]
+    assert "Traceback" not in stderr
+    assert not out.exists() and not list(tmp_path.glob(".plan*"))   # nothing half-written remains
+    psutil.wait_procs(served, timeout=30)
+    assert not [p for p in served if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
