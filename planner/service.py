@@ -80,7 +80,11 @@ class Service:
             if self.db and self.db.startswith("postgresql"):
                 self.db = self._fresh_database(self.db)
             self._start()
-        self._wait_healthy(60 if self.process else 10)
+        try:
+            self._wait_healthy(60 if self.process else 10)
+        except BaseException:  # a failed start, or SIGTERM meanwhile: stop what was started, drop the database
+            self.__exit__()
+            raise
         return self
 
     def _fresh_database(self, url: str) -> str:
