@@ -222,7 +222,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
         "service": {"kind": service.kind, "url": service.url, "workers": service.workers if service.process else None},
         "machine_cores": CORES,
         "slo": asdict(slo),
-        "steps": [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in steps],
+        "steps": _step_rows(steps, out),
         "max_sustainable_speedup": max_speedup,
         "documents_per_year_sustained": round(deposits_per_year * max_speedup),
         "national_equivalent_speedup": round(max_speedup * summary["scale"], 4),
@@ -264,7 +264,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
     elif compare and compare != protocol:
         other = _search(result_dir, out / f"compare-{compare}", service, slo, limits, log, compare, f"{tag}c",
                         regime, window_s)
-        other_steps = [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]
+        other_steps = _step_rows(other["steps"], out)
         headroom = verdict.national_headroom(other["max_speedup"], summary)
         result["protocols"][compare] = {
             "max_sustainable_speedup": other["max_speedup"], "national_headroom": headroom,
@@ -284,8 +284,7 @@ def plan(result_dir: Path, out: Path, service: Service, slo: SLO, limits: Search
                         f"{tag}{other_regime.name}", seeded, window_s)
         limit = _bottleneck(other["first_broken"], service, slo, limits, max((s.speedup for s in other["steps"]),
                                                                              default=None))["kind"]
-        by_corpus.append({**_corpus_capacity(seeded, other, summary, limit), "steps": [
-            {**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in other["steps"]]})
+        by_corpus.append({**_corpus_capacity(seeded, other, summary, limit), "steps": _step_rows(other["steps"], out)})
     result["capacity_by_corpus"] = by_corpus
     result["storage"] = _storage(summary, regime, search)
     result["storage"]["database"] = _database_size(service, result["storage"]["by_year"])
@@ -351,24 +350,32 @@ def _retrieve_calls(step: Step) -> dict[str, dict]:
     return {name: call for name, call in step.calls.items() if any(word in name for word in _RETRIEVES)}
 
 
-def _measured_step(search: dict) -> Step | None:
+def _step_rows(steps: list[Step], out: Path) -> list[dict]:
+    """plan.json's rows of ``steps``, their folders relative to the plan directory."""
+    return [{**s.as_dict(), "folder": str(Path(s.folder).relative_to(out))} for s in steps]
+
+
+def _measured_step(steps: list[Step], max_speedup: float) -> Step | None:
     """The highest step held, else the lowest tried: where a search's figures are read."""
-    held = [s for s in search["steps"] if s.holds and s.speedup == search["max_speedup"]]
-    return held[0] if held else min(search["steps"], key=lambda s: s.speedup, default=None)
+    held = [s for s in steps if s.holds and s.speedup == max_speedup]
+    return held[0] if held else min(steps, key=lambda s: s.speedup, default=None)
+
+
+def _retrieves_per_second(step: Step) -> float:
+    return sum(c.get("count", 0) for c in _retrieve_calls(step).values()) / step.wall_s
 
 
 def _corpus_capacity(corpus: Seeded, search: dict, summary: dict, bottleneck: str) -> dict:
     """One entry of ``capacity_by_corpus``: the regime, its corpus, the capacity found, and at the step that
     measured it the retrieves' p99 (ms) and the disk's reads (IOPS, MB/s, busy share)."""
-    step = _measured_step(search)
+    step = _measured_step(search["steps"], search["max_speedup"])
     retrieves = _retrieve_calls(step) if step else {}
     return {"regime": corpus.regime.name, "documents": corpus.documents, "bytes": corpus.bytes,
             "max_sustainable_speedup": search["max_speedup"],
             "national_headroom": verdict.national_headroom(search["max_speedup"], summary)["central"],
             "measured_at_speedup": step.speedup if step else None,
             "retrieve_p99_ms": max((c.get("p99_ms", 0.0) for c in retrieves.values()), default=None),
-            "retrieves_per_second": round(sum(c.get("count", 0) for c in retrieves.values()) / step.wall_s, 2)
-            if step else None,
+            "retrieves_per_second": round(_retrieves_per_second(step), 2) if step else None,
             "disk_read_iops": step.disk_read_iops if step else None,
             "disk_read_mb_per_s": step.disk_read_mb_per_s if step else None,
             "disk_busy_share": step.disk_busy_share if step else None,
@@ -384,8 +391,8 @@ def _storage(summary: dict, corpus: Seeded, search: dict) -> dict:
     window = summary.get("replay_window", {})
     national_retrieves = (window.get("by_operation", {}).get("retrieve", 0) / max(window.get("minutes", 60) * 60, 1)
                           / summary["scale"])
-    step = _measured_step(search)
-    rate = sum(c.get("count", 0) for c in _retrieve_calls(step).values()) / step.wall_s if step else 0.0
+    step = _measured_step(search["steps"], search["max_speedup"])
+    rate = _retrieves_per_second(step) if step else 0.0
     need = {"regime": corpus.regime.name, "national_retrieves_per_second": round(national_retrieves, 1),
             "disk_reads_per_retrieve": None, "disk_mb_per_retrieve": None,
             "national_disk_read_iops": None, "national_disk_read_mb_per_s": None}
@@ -416,8 +423,7 @@ def _database_size(service: Service, by_year: list[dict]) -> dict | None:
 def _priced(steps: list[Step], max_speedup: float) -> dict:
     """Per interaction and per call type, from the highest step held (else the lowest tried): rate (/s), latency
     p50/p99 (ms), failures, and the service's and the driver's CPU per call (µs)."""
-    held = [s for s in steps if s.holds and s.speedup == max_speedup]
-    step = held[0] if held else min(steps, key=lambda s: s.speedup, default=None)
+    step = _measured_step(steps, max_speedup)
     if step is None:
         return {"measured_at_speedup": None, "interactions": {}, "calls": {}}
 
